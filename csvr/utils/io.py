@@ -1,0 +1,105 @@
+"""Atomic writes and safe paths.
+
+Every file csvr writes that another job reads (manifests, caches, checkpoints, reports) goes
+through :func:`atomic_write` or :func:`atomic_save_torch`: the data is written to a temporary
+file in the same directory, flushed and fsync'ed, then renamed over the target with
+``os.replace`` (atomic on POSIX). A killed process therefore leaves either the old file or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from csvr.errors import CsvrError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success rename it over ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    binary = "b" in mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=indent, sort_keys=False)
+        f.write("\n")
+
+
+def atomic_save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file + rename (see module docstring)."""
+    import torch
+
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> None:
+    """``np.savez_compressed`` through a temporary file + rename. Arrays only, no pickles."""
+    import numpy as np
+
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike, *, allow_outside: bool = False,
+                   what: str = "path") -> Path:
+    """Join ``relative`` to ``root`` and refuse a result that escapes ``root``.
+
+    Paths read from manifests, split files and CSVs are untrusted: ``../../etc/passwd`` or an
+    absolute path must not make csvr read or write outside the dataset. ``allow_outside=True``
+    (the user's explicit choice, e.g. ``--allow-outside-root``) lifts the check.
+    """
+    root = Path(root).resolve()
+    rel = Path(relative)
+    full = (root / rel).resolve() if not rel.is_absolute() else rel.resolve()
+    if not allow_outside and full != root and root not in full.parents:
+        raise CsvrError(
+            f"{what} {str(relative)!r} points outside the dataset root {str(root)!r} "
+            "(pass --allow-outside-root if that is intended)"
+        )
+    return full
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
