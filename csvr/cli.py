@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and a pointer to --help, not a usage dump."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> Parser:
