@@ -1,0 +1,499 @@
+"""The CSVR model (paper Sec. III): three branches, the integration layer and the joint loss (Eq. 9).
+
+Modules (attribute names; ``parameter_groups()`` returns them by group):
+
+* ``v_network`` - the 3D-CNN backbone (C3D / R3D-18 / R(2+1)D-18 / S3D) on the clip;
+  ``context_head_v`` = g^V; ``f_s = g^V(pool(v_network(clip)))`` (III-C).
+* ``i_network`` - R2D-10 on every I-frame; ``context_head_i`` = g^I (III-C).
+* ``pose_generator`` - G_p (encoder-decoder 1D CNN); ``pose_critic`` - D_p (III-B).
+* ``motion_head`` - conv + MLP from encoder layer ``pose.fd_layer`` of G_p to f_d (III-B).
+* ``integration`` - Eq. 3-5 (AdaIN) or Table I's Concat, f_i from (f_s, f_d) (III-D).
+* ``reconstructor`` / ``reconstructor_critic`` (G_v^r / D_v^r) and ``predictor`` /
+  ``predictor_critic`` (G_v^p / D_v^p): conditional TGANv2-style video GANs (III-D).
+
+``compute_losses(batch)`` returns ``LossOutput(total, terms, metrics)`` with
+``total = sigma_p L_pose + sigma_c L_context + L_video`` (Eq. 9), ``L_video = mean(L_r, L_p)``
+(Eq. 8). All GAN terms use the OSGAN one-stage update, so *one* ``total.backward()`` gives every
+critic its own (descent) gradient and every generator - including the feature extractors
+upstream of f_i, when not detached - the generator's gradient. ``total``'s *value* is therefore
+a surrogate (critic losses + generators' non-adversarial terms), not one player's objective;
+read the per-term values in ``terms``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Optional
+
+import torch
+from torch import Tensor, nn
+
+from csvr.losses import (
+    context_top1,
+    gradient_penalty,
+    info_nce_single,
+    l2_single,
+    mi_infonce,
+    one_stage_adversarial_loss,
+    sample_negatives,
+    weighted_mean,
+)
+from csvr.models.backbones import backbone_kind, create_backbone
+from csvr.models.heads import ContextHead, MotionHead, global_average_pool
+from csvr.models.integration import IntegrationLayer
+from csvr.models.pose_gan import (
+    PoseCritic,
+    PoseGANConfig,
+    PoseGenerator,
+    generator_input,
+    pose_l2_loss,
+    pose_mse,
+    poses_to_sequence,
+)
+from csvr.models.video_gan import (
+    VideoCritic,
+    VideoGANConfig,
+    VideoGenerator,
+    pixel_l2_loss,
+    video_mse,
+    video_target_from_clip,
+)
+
+BRANCHES = ("pose", "context", "video")
+FEATURES = ("fi", "fs", "fd", "backbone")
+FeatureName = Literal["fi", "fs", "fd", "backbone"]
+
+# The clip normalisation of the data layer (csvr.data.transforms.MEAN / STD, pytorchvideo's
+# Kinetics values); only used to turn a normalised clip back into a [-1, 1] pixel target.
+INPUT_MEAN = (0.45, 0.45, 0.45)
+INPUT_STD = (0.225, 0.225, 0.225)
+
+
+@dataclass
+class BackboneConfig:
+    """A registered backbone by name plus its size knobs (``options``: extra keywords, e.g.
+    ``{gating: false}`` for s3d or ``{batch_norm: false}`` for c3d)."""
+
+    name: str = "r3d_18"
+    width: int = 64
+    layers: Optional[list[int]] = None   # blocks per stage (ResNets); None = the network's default
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        backbone_kind(self.name)  # ConfigError naming the bad name and the valid ones
+        if self.width < 1:
+            raise ValueError(f"backbone width must be >= 1, got {self.width}")
+        if self.layers is not None and (len(self.layers) != 4 or min(self.layers) < 1):
+            raise ValueError(f"backbone layers must be 4 positive block counts, got {self.layers}")
+
+    def build(self) -> nn.Module:
+        kwargs = dict(self.options)
+        kwargs["width"] = self.width
+        if self.layers is not None:
+            kwargs["layers"] = tuple(self.layers)
+        return create_backbone(self.name, **kwargs)
+
+
+@dataclass
+class CSVRModelConfig:
+    """Everything that defines a CSVR model. Defaults are the paper's full-size setting."""
+
+    feature_dim: int = 128          # C, the common width of f_s, f_d, f_i (paper silent; 128 as in SimCLR/MoCo heads)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)                 # V-network
+    i_network: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="r2d_10"))
+    head_hidden_dim: Optional[int] = None   # hidden width of g^V / g^I; None = the backbone's channels
+    pose: PoseGANConfig = field(default_factory=PoseGANConfig)
+    video: VideoGANConfig = field(default_factory=VideoGANConfig)
+    context_loss: Literal["mi_infonce", "infonce", "l2"] = "mi_infonce"   # Table IV
+    tau: float = 0.07               # temperature of Eq. 2 / 10 (paper silent; MoCo / CoCLR value)
+    context_negatives: Optional[int] = None   # None: all other clips' I-frames; 3: paper IV-B sampling
+    sigma_p: float = 0.75           # Eq. 9
+    sigma_c: float = 0.75           # Eq. 9
+    use_pose: bool = True
+    use_context: bool = True
+    use_video: bool = True
+    video_targets: Literal["both", "reconstruct", "predict"] = "both"        # Table V
+    fusion: Literal["adain", "concat"] = "adain"                              # Table I
+    adversarial_loss: Literal["nonsaturating", "minimax", "wgan"] = "nonsaturating"
+    input_mean: tuple[float, float, float] = INPUT_MEAN   # clip normalisation (must match the data layer's),
+    input_std: tuple[float, float, float] = INPUT_STD     # to rebuild pixel targets from clips
+
+    def __post_init__(self) -> None:
+        if self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+        if backbone_kind(self.backbone.name) != "video":
+            raise ValueError(f"backbone.name must be a video backbone, got image backbone {self.backbone.name!r}")
+        if backbone_kind(self.i_network.name) != "image":
+            raise ValueError(f"i_network.name must be an image backbone, got video backbone {self.i_network.name!r}")
+        if self.tau <= 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}")
+        if self.context_negatives is not None and self.context_negatives < 1:
+            raise ValueError(f"context_negatives must be >= 1 or null, got {self.context_negatives}")
+        if self.sigma_p < 0 or self.sigma_c < 0:
+            raise ValueError(f"sigma_p and sigma_c must be >= 0, got {self.sigma_p}, {self.sigma_c}")
+        if self.head_hidden_dim is not None and self.head_hidden_dim < 1:
+            raise ValueError(f"head_hidden_dim must be >= 1 or null, got {self.head_hidden_dim}")
+        if min(self.input_std) <= 0:
+            raise ValueError(f"input_std must be positive, got {self.input_std}")
+
+
+@dataclass
+class CSVRBatch:
+    """One pretraining batch (what the engine builds from the data loader).
+
+    ``clip`` (B, 3, T, H, W) and ``future`` (B, 3, T', H, W) normalised like the backbone's input;
+    ``iframes`` (B, K, 3, H, W) with ``iframe_mask`` (B, K) bool (>= 1 true per row; false =
+    padding); ``poses`` (B, T, 18, 2) and ``future_poses`` (B, T', 18, 2) normalised (same
+    parameters), ``pose_conf`` (B, T, 18) / ``future_pose_conf`` (B, T', 18) in [0, 1];
+    ``pose_valid`` (B,) bool (false: no person, the sample is left out of the pose losses);
+    optional ``video_target`` / ``future_target`` (B, 3, frames, size, size) in [-1, 1], else
+    derived from ``clip`` / ``future`` (see :func:`csvr.models.video_gan.video_target_from_clip`).
+    Fields a branch does not use may be None.
+    """
+
+    clip: Tensor
+    future: Optional[Tensor] = None
+    iframes: Optional[Tensor] = None
+    iframe_mask: Optional[Tensor] = None
+    poses: Optional[Tensor] = None
+    future_poses: Optional[Tensor] = None
+    pose_conf: Optional[Tensor] = None
+    future_pose_conf: Optional[Tensor] = None
+    pose_valid: Optional[Tensor] = None
+    video_target: Optional[Tensor] = None
+    future_target: Optional[Tensor] = None
+
+    @classmethod
+    def from_any(cls, batch: "CSVRBatch | Mapping[str, Any]") -> "CSVRBatch":
+        if isinstance(batch, cls):
+            return batch
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(batch) - names)
+        if unknown:
+            raise KeyError(f"unknown batch key(s) {unknown}; valid keys: {', '.join(sorted(names))}")
+        return cls(**dict(batch))
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "CSVRBatch":
+        return CSVRBatch(**{f.name: (None if (v := getattr(self, f.name)) is None else v.to(device, non_blocking=non_blocking))
+                            for f in dataclasses.fields(self)})
+
+    def require(self, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"the batch lacks {', '.join(missing)}, needed by the active branches")
+
+    def check(self) -> None:
+        """Full consistency check (shapes, >= 1 I-frame per clip). Synchronises; for debugging/first batch."""
+        b = self.clip.shape[0]
+        if self.clip.dim() != 5 or self.clip.shape[1] != 3:
+            raise ValueError(f"clip must be (B, 3, T, H, W), got {tuple(self.clip.shape)}")
+        for name in dataclasses.fields(self):
+            v = getattr(self, name.name)
+            if v is not None and v.shape[0] != b:
+                raise ValueError(f"{name.name} has batch size {v.shape[0]}, clip has {b}")
+        if self.iframe_mask is not None:
+            if self.iframes is None or self.iframes.shape[:2] != self.iframe_mask.shape:
+                raise ValueError("iframes must be (B, K, 3, H, W) with iframe_mask (B, K)")
+            empty = (~self.iframe_mask.bool().any(dim=1)).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"clip(s) {empty} have no I-frame in iframe_mask (need at least one)")
+        if self.poses is not None and (self.poses.dim() != 4 or self.poses.shape[-1] != 2):
+            raise ValueError(f"poses must be (B, T, N, 2), got {tuple(self.poses.shape)}")
+
+
+@dataclass
+class LossOutput:
+    """``total``: the scalar to call ``backward()`` on once. ``terms``: detached per-term values
+    (``pose_adv_d``, ``pose_adv_g``, ``pose_l2``, ``pose_gp``, ``pose``, ``context``,
+    ``video_r_adv_d``, ``video_r_adv_g``, ``video_r_l2``, ``video_r``, ``video_p_*``, ``video``,
+    ``total``). A branch's value (``pose``, ``video_r``, ...) is what it contributes to ``total``
+    before its sigma: critic loss + weighted reconstruction (+ penalty) terms; the generators'
+    adversarial values are ``*_adv_g``. ``metrics``: detached pretext metrics (``context_top1``,
+    ``pose_mse``, ``video_r_mse``, ``video_p_mse``, critics' mean logits ``*_d_real``/``*_d_fake``)."""
+
+    total: Tensor
+    terms: dict[str, Tensor]
+    metrics: dict[str, Tensor]
+
+
+class CSVREncoder(nn.Module):
+    """Standalone downstream encoder: ``forward(clip, poses=None, pose_conf=None) -> (B, out_dim)``.
+
+    ``feature``: ``"fi"`` (integrated, the paper's choice for finetuning), ``"fs"`` (g^V output),
+    ``"fd"`` (motion feature, poses only), ``"backbone"`` (pooled V-network map, before g^V).
+    Holds (deep copies of, with ``copy=True``) only the modules that feature needs, so its
+    ``state_dict`` is small. Train/eval mode is the caller's business (``.eval()`` for retrieval:
+    the integration layer's BatchNorm then uses its running statistics).
+    """
+
+    def __init__(self, model: "CSVRModel", feature: FeatureName = "fi", copy_modules: bool = True) -> None:
+        super().__init__()
+        if feature not in FEATURES:
+            raise ValueError(f"unknown feature {feature!r}; valid: {', '.join(FEATURES)}")
+        self.feature = feature
+        self.pose_cfg = model.cfg.pose
+        take = copy.deepcopy if copy_modules else (lambda m: m)
+        if feature in ("fi", "fs", "backbone"):
+            self.v_network = take(model.v_network)
+        if feature in ("fi", "fs"):
+            self.context_head_v = take(model.context_head_v)
+        if feature in ("fi", "fd"):
+            upto = model.cfg.pose.fd_layer_index
+            self.pose_encoder = take(nn.ModuleList(list(model.pose_generator.encoder[:upto])))
+            self.motion_head = take(model.motion_head)
+        if feature == "fi":
+            self.integration = take(model.integration)
+        self.out_dim = model.v_network.out_channels if feature == "backbone" else model.cfg.feature_dim
+
+    def static_feature(self, clip: Tensor) -> Tensor:
+        return self.context_head_v(global_average_pool(self.v_network(clip)))
+
+    def motion_feature(self, poses: Tensor | None, pose_conf: Tensor | None) -> Tensor:
+        if poses is None:
+            raise ValueError(f"feature {self.feature!r} needs poses")
+        h = generator_input(poses, pose_conf, self.pose_cfg)
+        for layer in self.pose_encoder:
+            h = layer(h)
+        return self.motion_head(h)
+
+    def forward(self, clip: Tensor | None = None, poses: Tensor | None = None,
+                pose_conf: Tensor | None = None) -> Tensor:
+        if self.feature != "fd" and clip is None:
+            raise ValueError(f"feature {self.feature!r} needs the clip")
+        if self.feature == "backbone":
+            return global_average_pool(self.v_network(clip))
+        if self.feature == "fs":
+            return self.static_feature(clip)
+        if self.feature == "fd":
+            return self.motion_feature(poses, pose_conf)
+        return self.integration(self.static_feature(clip), self.motion_feature(poses, pose_conf))
+
+
+def _fill_padding(iframes: Tensor, mask: Tensor) -> Tensor:
+    """Replace each padding I-frame (mask false) by its clip's first real I-frame.
+
+    The padding slots are masked out of the loss, but the I-network's BatchNorm (train mode)
+    would still see them; copies of real frames keep its statistics on real images, without the
+    host synchronisation that dropping them (boolean indexing) would cost.
+    """
+    first = mask.to(torch.uint8).argmax(dim=1)                                   # (B,)
+    src = torch.where(mask, torch.arange(mask.shape[1], device=mask.device)[None, :], first[:, None])
+    idx = src.view(*src.shape, 1, 1, 1).expand_as(iframes)
+    return iframes.gather(1, idx)
+
+
+class CSVRModel(nn.Module):
+    """CSVR: see the module docstring. ``CSVRModel(cfg)``; modules of switched-off branches are not built."""
+
+    def __init__(self, cfg: CSVRModelConfig | None = None) -> None:
+        super().__init__()
+        cfg = CSVRModelConfig() if cfg is None else cfg
+        self.cfg = cfg
+        c = cfg.feature_dim
+        self.v_network = cfg.backbone.build()
+        self.context_head_v = ContextHead(self.v_network.out_channels, c, cfg.head_hidden_dim)
+        self.pose_generator = PoseGenerator(cfg.pose)
+        self.motion_head = MotionHead(self.pose_generator.encoder_channels[cfg.pose.fd_layer_index - 1], c)
+        self.integration = IntegrationLayer(c, cfg.fusion)
+        self.pose_critic = PoseCritic(cfg.pose) if cfg.use_pose else None
+        if cfg.use_context:
+            self.i_network = cfg.i_network.build()
+            self.context_head_i = ContextHead(self.i_network.out_channels, c, cfg.head_hidden_dim)
+        else:
+            self.i_network = self.context_head_i = None
+        want_r = cfg.use_video and cfg.video_targets in ("both", "reconstruct")
+        want_p = cfg.use_video and cfg.video_targets in ("both", "predict")
+        self.reconstructor = VideoGenerator(cfg.video, c) if want_r else None
+        self.reconstructor_critic = VideoCritic(cfg.video) if want_r else None
+        self.predictor = VideoGenerator(cfg.video, c) if want_p else None
+        self.predictor_critic = VideoCritic(cfg.video) if want_p else None
+        # Device-resident copies (not saved): no host-to-device copy per step.
+        self.register_buffer("pixel_mean", torch.tensor(cfg.input_mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg.input_std, dtype=torch.float32), persistent=False)
+
+    # ------------------------------------------------------------------ parameters
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by group (every parameter in exactly one; groups of absent modules are empty).
+
+        ``pose_generator`` (G_p), ``pose_critic`` (D_p), ``v_network``, ``i_network``, ``heads``
+        (g^V, g^I and the f_d motion head), ``integration``, ``video_generators`` (G_v^r, G_v^p),
+        ``video_critics`` (D_v^r, D_v^p).
+        """
+
+        def params(*mods: nn.Module | None) -> list[nn.Parameter]:
+            return [p for m in mods if m is not None for p in m.parameters()]
+
+        return {
+            "pose_generator": params(self.pose_generator),
+            "pose_critic": params(self.pose_critic),
+            "v_network": params(self.v_network),
+            "i_network": params(self.i_network),
+            "heads": params(self.context_head_v, self.context_head_i, self.motion_head),
+            "integration": params(self.integration),
+            "video_generators": params(self.reconstructor, self.predictor),
+            "video_critics": params(self.reconstructor_critic, self.predictor_critic),
+        }
+
+    # ------------------------------------------------------------------ features
+    def encoder(self, feature: FeatureName = "fi", copy_modules: bool = True) -> CSVREncoder:
+        """A standalone :class:`CSVREncoder` for downstream finetuning / retrieval."""
+        return CSVREncoder(self, feature, copy_modules)
+
+    def encode(self, clip: Tensor | None = None, poses: Tensor | None = None, pose_conf: Tensor | None = None,
+               feature: FeatureName = "fi") -> Tensor:
+        """(B, C) feature ``"fi"`` | ``"fs"`` | ``"fd"`` (or ``"backbone"``: pooled V-network map)."""
+        return CSVREncoder(self, feature, copy_modules=False)(clip, poses, pose_conf)
+
+    # ------------------------------------------------------------------ losses
+    def active_branches(self, branches: Iterable[str] | None = None) -> tuple[str, ...]:
+        enabled = {"pose": self.cfg.use_pose, "context": self.cfg.use_context, "video": self.cfg.use_video}
+        if branches is None:
+            wanted = set(BRANCHES)
+        else:
+            wanted = set(branches)
+            bad = sorted(wanted - set(BRANCHES))
+            if bad:
+                raise ValueError(f"unknown branch(es) {bad}; valid: {', '.join(BRANCHES)}")
+        return tuple(b for b in BRANCHES if b in wanted and enabled[b])
+
+    def compute_losses(self, batch: CSVRBatch | Mapping[str, Any], branches: Iterable[str] | None = None,
+                       detach_features: bool = False, generator: torch.Generator | None = None) -> LossOutput:
+        """Eq. 9: ``total = sigma_p L_pose + sigma_c L_context + L_video`` over the active branches.
+
+        ``branches`` restricts the branches (default: all that the config enables).
+        ``detach_features=True`` feeds the video branch detached f_s / f_d (schedule stage 3: only
+        the integration layer and the video GANs learn from L_video). ``generator`` (on the
+        model's device) drives every random draw (noise, interpolates, I-frame choice).
+        """
+        b = CSVRBatch.from_any(batch)
+        active = self.active_branches(branches)
+        terms: dict[str, Tensor] = {}
+        metrics: dict[str, Tensor] = {}
+        total = b.clip.new_zeros((), dtype=torch.float32)
+        if not active:
+            raise ValueError("no active branch: enable one in the config or pass branches")
+
+        f_s = None
+        if "context" in active or "video" in active:
+            f_s = self.context_head_v(global_average_pool(self.v_network(b.clip)))
+
+        feats: list[Tensor] = []
+        p_in = None
+        if "pose" in active or "video" in active:
+            b.require("poses")
+            p_in = generator_input(b.poses, b.pose_conf, self.cfg.pose)
+            upto = None if "pose" in active else self.cfg.pose.fd_layer_index
+            feats = self.pose_generator.encode(p_in, upto)
+
+        if "pose" in active:
+            loss = self._pose_branch(b, p_in, feats, terms, metrics, generator)
+            total = total + self.cfg.sigma_p * loss
+        if "context" in active:
+            loss = self._context_branch(b, f_s, terms, metrics, generator)
+            total = total + self.cfg.sigma_c * loss
+        if "video" in active:
+            f_d = self.motion_head(feats[self.cfg.pose.fd_layer_index - 1])
+            loss = self._video_branch(b, f_s, f_d, detach_features, terms, metrics, generator)
+            total = total + loss
+        terms["total"] = total.detach()
+        return LossOutput(total=total, terms=terms, metrics=metrics)
+
+    def _pose_branch(self, b: CSVRBatch, p_in: Tensor, feats: list[Tensor], terms: dict, metrics: dict,
+                     generator: torch.Generator | None) -> Tensor:
+        """L_pose, Eq. 1: adversarial (OSGAN) + (1/T') sum_t ||p_t - p'_t||^2 + WGAN-GP, on valid samples."""
+        cfg = self.cfg.pose
+        b.require("future_poses")
+        n = p_in.shape[0]
+        real = poses_to_sequence(b.future_poses)
+        cond = p_in[:, : 2 * cfg.num_joints]
+        weight = None if b.pose_valid is None else b.pose_valid.to(torch.float32)
+        z = torch.randn(n, cfg.noise_dim, generator=generator, device=p_in.device)
+        fake = self.pose_generator.decode(feats[-1], z, real.shape[2], cond[:, :, -1:])
+        adv = one_stage_adversarial_loss(self.pose_critic, real, fake, self.cfg.adversarial_loss, cond=cond,
+                                         weight=weight, generator_weight=cfg.adv_weight)
+        l2 = pose_l2_loss(fake, real, b.future_pose_conf, weight)
+        loss = adv.loss + cfg.l2_weight * l2
+        terms["pose_adv_d"], terms["pose_adv_g"], terms["pose_l2"] = adv.critic, adv.generator, l2.detach()
+        if cfg.gp_weight > 0:
+            gp = gradient_penalty(self.pose_critic, real, fake, cond=cond, weight=weight, generator=generator)
+            loss = loss + cfg.gp_weight * gp
+            terms["pose_gp"] = gp.detach()
+        terms["pose"] = loss.detach()
+        metrics["pose_mse"] = pose_mse(fake, real, b.future_pose_conf, weight)
+        metrics["pose_d_real"] = weighted_mean(adv.real_logits, weight)
+        metrics["pose_d_fake"] = weighted_mean(adv.fake_logits, weight)
+        return loss
+
+    def _context_branch(self, b: CSVRBatch, f_s: Tensor, terms: dict, metrics: dict,
+                        generator: torch.Generator | None) -> Tensor:
+        """L_context: Eq. 2 (MI-InfoNCE), or Eq. 10 (InfoNCE, one random I-frame) / L2 (Table IV)."""
+        b.require("iframes", "iframe_mask")
+        n, k = b.iframe_mask.shape
+        mask = b.iframe_mask.to(torch.bool)
+        z = self.context_head_i(global_average_pool(self.i_network(_fill_padding(b.iframes, mask).flatten(0, 1))))
+        valid = mask.flatten()                                                           # (n*k,)
+        owner = torch.eye(n, dtype=torch.bool, device=valid.device).repeat_interleave(k, dim=1)
+        positive = owner & valid[None, :]                                                # (n, n*k)
+        cand: Tensor = valid
+        if self.cfg.context_negatives is not None:
+            cand = sample_negatives(positive, valid, self.cfg.context_negatives, generator)
+        kind = self.cfg.context_loss
+        if kind == "mi_infonce":
+            loss = mi_infonce(f_s, z, positive, self.cfg.tau, candidates=cand, validate=False)
+        elif kind == "infonce":
+            loss = info_nce_single(f_s, z, positive, self.cfg.tau, generator)
+        else:
+            loss = l2_single(f_s, z, positive, generator)
+        terms["context"] = loss.detach()
+        metrics["context_top1"] = context_top1(f_s, z, positive, valid)
+        return loss
+
+    def _video_branch(self, b: CSVRBatch, f_s: Tensor, f_d: Tensor, detach: bool, terms: dict, metrics: dict,
+                      generator: torch.Generator | None) -> Tensor:
+        """L_video = (L_r + L_p) / 2, Eq. 6-8 (the mean over the targets of Table V's setting)."""
+        cfg, vcfg = self.cfg, self.cfg.video
+        if detach:
+            f_s, f_d = f_s.detach(), f_d.detach()
+        f_i = self.integration(f_s, f_d)
+        jobs = []
+        if self.reconstructor is not None:
+            target = b.video_target
+            if target is None:
+                target = video_target_from_clip(b.clip, vcfg, self.pixel_mean, self.pixel_std)
+            jobs.append(("r", self.reconstructor, self.reconstructor_critic, target))
+        if self.predictor is not None:
+            target = b.future_target
+            if target is None:
+                b.require("future")
+                target = video_target_from_clip(b.future, vcfg, self.pixel_mean, self.pixel_std)
+            jobs.append(("p", self.predictor, self.predictor_critic, target))
+        losses = []
+        for tag, gen, critic, target in jobs:
+            z = torch.randn(f_i.shape[0], vcfg.noise_dim, generator=generator, device=f_i.device)
+            fake = gen(z, f_i)
+            if fake.shape != target.shape:
+                raise ValueError(f"video target for G_v^{tag} is {tuple(target.shape)}, generator gives {tuple(fake.shape)}")
+            adv = one_stage_adversarial_loss(critic, target, fake, cfg.adversarial_loss,
+                                             generator_weight=vcfg.adv_weight)
+            l2 = pixel_l2_loss(fake, target)
+            loss = adv.loss + vcfg.l2_weight * l2
+            terms[f"video_{tag}_adv_d"], terms[f"video_{tag}_adv_g"] = adv.critic, adv.generator
+            terms[f"video_{tag}_l2"] = l2.detach()
+            if vcfg.gp_weight > 0:
+                gp = gradient_penalty(critic, target, fake, generator=generator)
+                loss = loss + vcfg.gp_weight * gp
+                terms[f"video_{tag}_gp"] = gp.detach()
+            terms[f"video_{tag}"] = loss.detach()
+            metrics[f"video_{tag}_mse"] = video_mse(fake, target)
+            metrics[f"video_{tag}_d_real"] = adv.real_logits.mean()
+            metrics[f"video_{tag}_d_fake"] = adv.fake_logits.mean()
+            losses.append(loss)
+        loss = torch.stack(losses).mean()
+        terms["video"] = loss.detach()
+        return loss
+
+
+__all__ = ["BRANCHES", "FEATURES", "BackboneConfig", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",
+           "INPUT_MEAN", "INPUT_STD", "LossOutput"]
