@@ -1,0 +1,419 @@
+"""Pose extraction / import for one video (:func:`extract`) and for a dataset (:func:`run_pose_job`).
+
+The job (``csvr prepare poses``):
+
+- takes a list of :class:`PoseJobItem` (video id, video path, and optionally the frame count and
+  size the manifest already knows; :func:`items_from_manifest` builds it from a manifest);
+- keeps its shard (``shard=(i, n)``: items ``i, i+n, ...`` of the list in manifest order;
+  ``None`` uses torchrun's ``RANK`` / ``WORLD_SIZE``), so n machines or processes split a
+  dataset without talking to each other, each video exactly once;
+- skips videos whose cache entry is complete (a finished video or a "no person" marker of the
+  current format version) unless ``force``;
+- runs the rest in ``workers`` spawned processes (MediaPipe is started once per process), with a
+  progress bar and ETA; each worker writes its videos' cache files itself, atomically;
+- never stops on a bad video: a failure (unreadable video, missing OpenPose files, a video not in
+  the mmaction2 pickle...) is reported with the path and reason, counted, and retried on the next
+  run; a video without any person is written as a "no person" marker and reported;
+- ends with a :class:`JobSummary` (done, skipped, no person, failed, time, frames per second),
+  also written to ``<cache_dir>/_reports/poses-<source>-shard-<i>-of-<n>.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from csvr.errors import CsvrError, VideoError
+from csvr.pose.base import NoPersonError, PoseError, PoseRecord, RawPoses
+from csvr.pose.cache import entry_status, write_no_person, write_record
+from csvr.pose.clean import CleanSettings, clean
+from csvr.pose.sources import SOURCES
+from csvr.pose.track import TrackSettings
+from csvr.utils.io import atomic_write_json
+from csvr.utils.parallel import imap_progress, parse_shard, shard as take_shard
+
+log = logging.getLogger(__name__)
+
+MEDIAPIPE_OPTIONS = ("model_complexity", "min_detection_confidence", "min_tracking_confidence", "smooth_landmarks")
+
+
+@dataclass(frozen=True)
+class PoseJobItem:
+    """One video of a pose job. ``path`` may be None for importers when the size is known."""
+
+    video_id: str
+    path: str | None
+    num_frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+def items_from_manifest(manifest: Any) -> list[PoseJobItem]:
+    """Job items of a :class:`csvr.data.index.Manifest`'s good videos, in manifest order."""
+    out = []
+    for r in manifest.records:
+        out.append(PoseJobItem(video_id=r.id, path=str(manifest.video_path(r)),
+                               num_frames=int(r.num_frames) or None, width=int(r.width) or None,
+                               height=int(r.height) or None))
+    return out
+
+
+def as_items(items: Iterable[PoseJobItem | tuple[str, Any]]) -> list[PoseJobItem]:
+    """Accept :class:`PoseJobItem` objects or ``(video_id, path)`` pairs."""
+    out = []
+    for it in items:
+        if isinstance(it, PoseJobItem):
+            out.append(it)
+        else:
+            vid, path = it
+            out.append(PoseJobItem(video_id=str(vid), path=None if path is None else str(path)))
+    return out
+
+
+# ------------------------------------------------------------------------------ one video
+@dataclass
+class _Config:
+    """Everything a worker needs (pickled to spawned processes)."""
+
+    source: str
+    cache_dir: str | None
+    clean: CleanSettings
+    mediapipe: dict = field(default_factory=dict)
+    json_dir: str | None = None
+    track: TrackSettings = field(default_factory=TrackSettings)
+
+
+_STATE: dict[str, Any] = {}  # per process: the config and the MediaPipe extractor
+
+
+def _init_worker(config: _Config) -> None:
+    """Start a worker process: keep the config, start MediaPipe once (not once per video)."""
+    _close_worker()
+    _STATE["config"] = config
+    if config.source == "mediapipe":
+        from csvr.pose.sources.mediapipe import MediaPipeExtractor
+
+        try:
+            _STATE["extractor"] = MediaPipeExtractor(**config.mediapipe)
+        except CsvrError as e:  # reported per video (a dead pool would only say "BrokenProcessPool")
+            _STATE["init_error"] = str(e)
+
+
+def _close_worker() -> None:
+    ext = _STATE.pop("extractor", None)
+    if ext is not None:
+        ext.close()
+    _STATE.pop("config", None)
+    _STATE.pop("init_error", None)
+
+
+def _video_geometry(item: PoseJobItem) -> tuple[int | None, tuple[int, int] | None]:
+    """(num_frames, (w, h)) from the item, probing the video for what it lacks."""
+    n, size = item.num_frames, (item.width, item.height) if item.width and item.height else None
+    if (n is None or size is None) and item.path:
+        from csvr.data.video import VideoReader
+
+        with VideoReader(item.path) as r:
+            n = n if n is not None else r.num_frames
+            size = size or (r.width, r.height)
+    return n, size
+
+
+def _raw_poses(config: _Config, item: PoseJobItem, payload: Any = None) -> RawPoses:
+    if config.source == "mediapipe":
+        if not item.path:
+            raise PoseError(f"{item.video_id}: the mediapipe source needs the video file")
+        ext = _STATE.get("extractor")
+        if ext is None:
+            raise RuntimeError("MediaPipe worker not initialised")
+        return ext.process_video(item.path)
+    if config.source == "openpose-json":
+        from csvr.pose.sources.openpose import find_openpose_files, read_openpose_video
+
+        if not config.json_dir:
+            raise PoseError("the openpose-json source needs --json-dir (the folder of *_keypoints.json files)")
+        files = find_openpose_files(config.json_dir, item.video_id)
+        if not files:
+            raise PoseError(f"no OpenPose *_keypoints.json files for {item.video_id!r} under {config.json_dir}")
+        n, size = _video_geometry(item)
+        if size is None:
+            raise PoseError(f"{item.video_id}: frame size unknown (no manifest size and no video file)")
+        return read_openpose_video(files, n, size, track=config.track, what=item.video_id)
+    if config.source == "mmaction-pkl":
+        from csvr.pose.sources.mmaction import read_mmaction_annotation
+
+        if payload is None:
+            raise PoseError(f"{item.video_id}: not in the mmaction2 skeleton file")
+        return read_mmaction_annotation(payload, num_frames=item.num_frames, track=config.track,
+                                        what=item.video_id)
+    raise PoseError(f"unknown pose source {config.source!r} (choose from {', '.join(SOURCES)})")
+
+
+def _process(task: tuple[PoseJobItem, Any]) -> dict:
+    """Worker function: one video -> one cache file. Returns a result dict, never raises."""
+    item, payload = task
+    config: _Config = _STATE["config"]
+    t0 = time.perf_counter()
+    ext = _STATE.get("extractor")
+    inf0 = ext.inference_seconds if ext is not None else 0.0
+    res: dict[str, Any] = {"video_id": item.video_id, "path": item.path, "frames": 0}
+    try:
+        if "init_error" in _STATE:
+            raise PoseError(_STATE["init_error"])
+        raw = _raw_poses(config, item, payload)
+        res["frames"] = raw.num_frames
+        extra = {"source": config.source, "extractor": raw.settings, "source_info": raw.info,
+                 "clean": config.clean.to_dict()}
+        if item.num_frames is not None and item.num_frames != raw.num_frames:
+            extra["manifest_num_frames"] = int(item.num_frames)
+        try:
+            rec = clean(raw, config.clean, what=item.video_id)
+        except NoPersonError:
+            write_no_person(config.cache_dir, item.video_id, raw.num_frames, raw.frame_size, extra)
+            res["status"] = "no_person"
+        else:
+            write_record(config.cache_dir, item.video_id, rec, extra)
+            res["status"] = "done"
+    except VideoError as e:
+        res.update(status="failed", reason=e.reason)
+    except CsvrError as e:
+        res.update(status="failed", reason=str(e))
+    except Exception as e:  # a bug or an unexpected library error: report it, keep going
+        res.update(status="failed", reason=f"{type(e).__name__}: {e}",
+                   traceback=traceback.format_exc(limit=6))
+    res["seconds"] = time.perf_counter() - t0
+    if ext is not None:
+        res["inference_seconds"] = ext.inference_seconds - inf0
+    return res
+
+
+def extract_record(video_path: str | os.PathLike | None, source: str = "mediapipe", *,
+                   video_id: str | None = None, json_dir: str | os.PathLike | None = None,
+                   pkl: Any = None, num_frames: int | None = None, frame_size: tuple[int, int] | None = None,
+                   conf_threshold: float | None = None, max_gap: int | None = None,
+                   interp_conf_scale: float | None = None, track: TrackSettings | None = None,
+                   **mediapipe_options: Any) -> PoseRecord:
+    """Like :func:`extract` but returns the whole :class:`PoseRecord` (masks and metadata)."""
+    if source not in SOURCES:
+        raise PoseError(f"unknown pose source {source!r} (choose from {', '.join(SOURCES)})")
+    bad = set(mediapipe_options) - set(MEDIAPIPE_OPTIONS)
+    if bad:
+        raise PoseError(f"unknown option(s) for extract: {', '.join(sorted(bad))}")
+    if video_id is None:
+        if video_path is None:
+            raise PoseError("extract needs a video path or a video_id")
+        video_id = Path(video_path).stem
+    settings = CleanSettings.for_source(source, conf_threshold, max_gap, interp_conf_scale)
+    config = _Config(source=source, cache_dir=None, clean=settings, mediapipe=dict(mediapipe_options),
+                     json_dir=None if json_dir is None else str(json_dir), track=track or TrackSettings())
+    item = PoseJobItem(video_id=video_id, path=None if video_path is None else str(video_path),
+                       num_frames=num_frames, width=frame_size[0] if frame_size else None,
+                       height=frame_size[1] if frame_size else None)
+    payload = None
+    if source == "mmaction-pkl":
+        from csvr.pose.sources.mmaction import load_mmaction_annotations, match_annotation
+
+        if pkl is None:
+            raise PoseError("the mmaction-pkl source needs pkl= (the skeleton file or its loaded annotations)")
+        by_name = isinstance(pkl, dict) and bool(pkl) and all(
+            isinstance(v, dict) and "keypoint" in v for v in pkl.values())  # already {frame_dir: annotation}
+        anns = pkl if by_name else load_mmaction_annotations(pkl)
+        payload = match_annotation(anns, video_id)
+    saved = dict(_STATE)
+    try:
+        if source == "mediapipe":
+            from csvr.pose.sources.mediapipe import MediaPipeExtractor
+
+            _STATE["extractor"] = MediaPipeExtractor(**mediapipe_options)
+        _STATE["config"] = config
+        raw = _raw_poses(config, item, payload)
+        what = str(video_path) if video_path is not None else video_id
+        rec = clean(raw, settings, what=what)
+        rec.meta.update({"source": source, "extractor": raw.settings, "source_info": raw.info})
+        return rec
+    finally:
+        ext = _STATE.get("extractor")
+        if ext is not None and ext is not saved.get("extractor"):
+            ext.close()
+        _STATE.clear()
+        _STATE.update(saved)
+
+
+def extract(video_path: str | os.PathLike | None, source: str = "mediapipe", **opts: Any) -> np.ndarray:
+    """Cleaned ``(T, 18, 3)`` float32 poses of one video (x, y in [0, 1], confidence in [0, 1]).
+
+    Args:
+        video_path: the video (for ``mediapipe`` it is decoded; for the importers it gives the
+            frame count and size when they are not passed, and the default ``video_id``).
+        source: ``"mediapipe"`` (BlazePose), ``"openpose-json"`` or ``"mmaction-pkl"``.
+        **opts:
+            ``conf_threshold``, ``max_gap``, ``interp_conf_scale``: cleaning
+            (:class:`csvr.pose.clean.CleanSettings`; the threshold defaults per source);
+            ``model_complexity`` (1), ``min_detection_confidence``, ``min_tracking_confidence``,
+            ``smooth_landmarks``: MediaPipe;
+            ``json_dir``: the OpenPose JSON folder; ``pkl``: the mmaction2 skeleton file (a
+            path, its bytes, or its loaded annotations); ``video_id``: the name to look up in
+            them (default: the video's file name without suffix); ``num_frames``,
+            ``frame_size=(w, h)``: override the video's; ``track``: a
+            :class:`csvr.pose.track.TrackSettings`.
+
+    Raises:
+        NoPersonError: nobody was detected in any frame.
+        VideoError: the video cannot be read.
+        PoseError: bad options or unusable pose files.
+    """
+    return extract_record(video_path, source, **opts).poses
+
+
+# ------------------------------------------------------------------------------ the job
+@dataclass
+class JobSummary:
+    source: str
+    shard: tuple[int, int]
+    total: int = 0  # videos in this shard
+    done: int = 0
+    skipped: int = 0  # already cached (finished, or a "no person" marker)
+    no_person: int = 0
+    failed: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    inference_seconds: float = 0.0
+    failures: list[dict] = field(default_factory=list)  # {"video_id", "path", "reason"}
+    no_person_ids: list[str] = field(default_factory=list)
+    report_path: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self, max_failures: int = 20) -> list[str]:
+        i, n = self.shard
+        out = [f"poses ({self.source}, shard {i}/{n}): {self.total} videos: {self.done} done, "
+               f"{self.skipped} skipped (already cached), {self.no_person} no person, {self.failed} failed; "
+               f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s)"]
+        for vid in self.no_person_ids[:max_failures]:
+            out.append(f"  no person: {vid}")
+        for f in self.failures[:max_failures]:
+            out.append(f"  failed: {f['video_id']} ({f.get('path')}): {f['reason']}")
+        more = len(self.failures) - max_failures
+        if more > 0:
+            out.append(f"  ... and {more} more failures (see {self.report_path})")
+        return out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 3)
+        return d
+
+
+def remove_stale_temp_files(cache_dir: str | os.PathLike, max_age_s: float = 3600.0) -> int:
+    """Delete ``.<name>.npz.<random>.tmp`` files older than ``max_age_s`` left by killed jobs.
+
+    Younger ones may belong to a job (another shard) still running and are left alone; readers
+    ignore temporary files in any case. Returns how many were removed.
+    """
+    root = Path(cache_dir)
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp") and ".npz." in name:
+                p = Path(dirpath) / name
+                try:
+                    if now - p.stat().st_mtime > max_age_s:
+                        p.unlink()
+                        removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def run_pose_job(items: Sequence[PoseJobItem | tuple[str, Any]], cache_dir: str | os.PathLike,
+                 source: str = "mediapipe", *, workers: int = 1, shard: tuple[int, int] | str | None = None,
+                 force: bool = False, json_dir: str | os.PathLike | None = None, pkl: Any = None,
+                 conf_threshold: float | None = None, max_gap: int | None = None,
+                 interp_conf_scale: float | None = None, mediapipe_options: dict | None = None,
+                 track: TrackSettings | None = None, write_report: bool = True) -> JobSummary:
+    """Extract or import the poses of ``items`` into ``cache_dir`` (see the module docstring).
+
+    ``items`` are :class:`PoseJobItem` or ``(video_id, video_path)`` pairs; ``shard`` is
+    ``(i, n)``, ``"i/n"`` or None (torchrun's RANK / WORLD_SIZE, else the whole list).
+    """
+    if source not in SOURCES:
+        raise PoseError(f"unknown pose source {source!r} (choose from {', '.join(SOURCES)})")
+    i, n = shard if isinstance(shard, tuple) else parse_shard(shard)
+    mine = take_shard(as_items(items), i, n)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    settings = CleanSettings.for_source(source, conf_threshold, max_gap, interp_conf_scale)
+    mp_opts = dict(mediapipe_options or {})
+    bad = set(mp_opts) - set(MEDIAPIPE_OPTIONS)
+    if bad:
+        raise PoseError(f"unknown MediaPipe option(s): {', '.join(sorted(bad))}")
+    if source == "openpose-json" and (json_dir is None or not Path(json_dir).is_dir()):
+        raise PoseError(f"--json-dir {json_dir}: not a folder (the openpose-json source reads "
+                        "<json-dir>/<video id>_<frame>_keypoints.json)")
+    config = _Config(source=source, cache_dir=str(cache_dir), clean=settings, mediapipe=mp_opts,
+                     json_dir=None if json_dir is None else str(json_dir), track=track or TrackSettings())
+    summary = JobSummary(source=source, shard=(i, n), total=len(mine))
+    t_start = time.perf_counter()
+    removed = remove_stale_temp_files(cache_dir)
+    if removed:
+        log.info("removed %d stale temporary files left by an interrupted run", removed)
+
+    todo: list[PoseJobItem] = []
+    for it in mine:
+        if not force and entry_status(cache_dir, it.video_id) in ("ok", "no_person"):
+            summary.skipped += 1
+        else:
+            todo.append(it)
+
+    payloads: dict[str, Any] = {}
+    if source == "mmaction-pkl" and todo:
+        from csvr.pose.sources.mmaction import load_mmaction_annotations, match_annotation
+
+        if pkl is None:
+            raise PoseError("the mmaction-pkl source needs --pkl (mmaction2's ucf101_2d.pkl / hmdb51_2d.pkl)")
+        log.info("reading %s", pkl)
+        anns = load_mmaction_annotations(pkl)
+        payloads = {it.video_id: match_annotation(anns, it.video_id) for it in todo}
+        del anns
+
+    tasks = [(it, payloads.get(it.video_id)) for it in todo]
+    eff_workers = min(max(1, workers), max(1, len(tasks)))
+    results = imap_progress(_process, tasks, workers=eff_workers, desc=f"poses ({source})", unit="video",
+                            initializer=_init_worker, initargs=(config,)) if tasks else iter(())
+    try:
+        for _task, res in results:
+            st = res["status"]
+            summary.frames += int(res.get("frames", 0)) if st != "failed" else 0
+            summary.inference_seconds += float(res.get("inference_seconds", 0.0))
+            if st == "done":
+                summary.done += 1
+            elif st == "no_person":
+                summary.no_person += 1
+                summary.no_person_ids.append(res["video_id"])
+                log.warning("no person: %s (%s)", res["video_id"], res.get("path"))
+            else:
+                summary.failed += 1
+                summary.failures.append({k: res.get(k) for k in ("video_id", "path", "reason")})
+                log.warning("failed: %s (%s): %s", res["video_id"], res.get("path"), res.get("reason"))
+                if res.get("traceback"):
+                    log.debug(res["traceback"])
+    finally:
+        if eff_workers <= 1:
+            _close_worker()
+    summary.seconds = time.perf_counter() - t_start
+    if write_report:
+        report = cache_dir / "_reports" / f"poses-{source}-shard-{i}-of-{n}.json"
+        summary.report_path = str(report)
+        atomic_write_json(report, summary.to_dict())
+    return summary
