@@ -24,6 +24,9 @@ from csvr.errors import CsvrError
 
 COMMAND_MODULES: list[str] = [
     "csvr.data.commands",
+    "csvr.data.synth.commands",
+    "csvr.pose.commands",
+    "csvr.engine.commands",
 ]
 
 GROUPS = {
@@ -78,7 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        # key=value config overrides may appear anywhere after the sub-command (argparse alone
+        # would only take them before the first option)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            if hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+                args.overrides = list(args.overrides) + extra
+            else:
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{parser.prog} "
+                                 f"{args.command or ''} --help')".replace("  --help", " --help"))
         args.debug = debug
         if not getattr(args, "func", None):
             parser.print_help()

@@ -87,3 +87,20 @@ def reference_decode():
         return frames, iframes
 
     return decode
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> dict[str, Path]:
+    """A tiny built-in dataset, indexed, with its ground-truth poses imported into a pose cache
+    through the real OpenPose-JSON path (shared by the engine and evaluation tests)."""
+    from csvr.cli import main
+    from csvr.data.index import build_index
+    from csvr.data.synth import generate
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    generate(root, classes=4, videos_per_class=4, seconds=2.0, size="64x48", seed=0, workers=1)
+    build_index(root, root / "manifest.jsonl", workers=1)
+    rc = main(["prepare", "poses", "--manifest", str(root / "manifest.jsonl"), "--out", str(root / "poses_cache"),
+               "--source", "openpose-json", "--json-dir", str(root / "poses" / "openpose"), "--workers", "1"])
+    assert rc == 0
+    return {"root": root, "manifest": root / "manifest.jsonl", "poses": root / "poses_cache"}

@@ -1,0 +1,1 @@
+"""The training engine (Lightning Fabric): configs, checkpoints, the pretraining loop."""

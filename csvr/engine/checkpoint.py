@@ -1,0 +1,111 @@
+"""Checkpoints that survive anything.
+
+A checkpoint is one ``torch.save`` file holding plain containers of tensors, numbers and strings
+only, so it loads with ``torch.load(..., weights_only=True)`` (no pickled code runs):
+
+    {"format": "csvr-checkpoint", "version": 1, "kind": "pretrain", "method": "csvr",
+     "config": {...}, "stage": "joint", "stage_index": 3, "epoch": 12, "step_in_epoch": 40,
+     "global_step": 5040, "stage_step": 1320, "model": state_dict, "optimizer": ...,
+     "scheduler": ..., "scaler": ..., "rng": {...}, "history": ...}
+
+Files are ``<run>/checkpoints/step-000005040.pt``, written through a temporary file and renamed
+(atomic), then older ones beyond the last ``keep_last`` are deleted. :func:`latest_checkpoint`
+returns the newest file that actually loads, so even a file damaged outside csvr's control
+(disk full, a copy cut short) falls back to the previous one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from csvr.errors import CsvrError
+from csvr.utils.io import atomic_save_torch
+
+log = logging.getLogger(__name__)
+
+FORMAT = "csvr-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG's state as tensors and lists (weights_only-loadable)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": _py_state_to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _py_state_to_lists(s):
+    return [s[0], list(s[1]), s[2]]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    d = checkpoint_dir(run_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: str | Path, step: int, keep_last: int) -> Path:
+    path = checkpoint_dir(run_dir) / f"step-{step:09d}.pt"
+    state = {"format": FORMAT, "version": VERSION, **state}
+    atomic_save_torch(state, path)
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a csvr checkpoint safely (``weights_only=True``) and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CsvrError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+        raise CsvrError(f"{path} is not a loadable checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CsvrError(f"{path} is not a csvr checkpoint")
+    if int(state.get("version", 0)) > VERSION:
+        raise CsvrError(f"{path} was written by a newer csvr (checkpoint version {state['version']})")
+    return state
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of a run that loads (damaged newer files are skipped with a warning)."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CsvrError as e:
+            log.warning("csvr: skipping unloadable checkpoint %s (%s)", path, e)
+    return None

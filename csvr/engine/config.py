@@ -1,0 +1,107 @@
+"""Typed configs of the pretraining job (``csvr pretrain --config FILE key=value ...``).
+
+Learning-rate scaling rule (documented in the README): the paper sets ``lr = 0.0005 x B`` for a
+batch of B = 16 on its machine. csvr keeps that linear rule for any set-up:
+``lr = optim.lr_per_sample x global batch``, where the global batch is
+``train.batch_size (per device) x devices x nodes x train.accumulate``. Doubling the GPUs or
+the accumulation therefore doubles the learning rate, as in Goyal et al.'s linear scaling
+rule; set ``optim.lr`` to fix it instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+from csvr.data.datasets import ClipConfig
+from csvr.data.transforms import ColorAugmentConfig
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""
+    root: Optional[str] = None  # override the manifest's root
+    split: str = "1"
+    subset: Literal["train", "test", "all"] = "train"
+    pose_cache: Optional[str] = None
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    color: ColorAugmentConfig = field(default_factory=ColorAugmentConfig)
+    workers: int = 4
+    max_videos: Optional[int] = None  # use only the first N videos (debugging)
+    label_fraction: float = 1.0  # stratified fraction of the training labels (finetuning, semi-supervised)
+    allow_outside_root: bool = False
+
+    def __post_init__(self):
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ValueError("label_fraction must be in (0, 1]")
+
+
+@dataclass
+class StageConfig:
+    """One stage of the schedule: ``epochs`` passes over the data, at most ``max_steps`` steps."""
+
+    name: str = "main"
+    epochs: int = 1
+    max_steps: Optional[int] = None
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("a stage needs epochs >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1 or null")
+
+
+@dataclass
+class OptimConfig:
+    """SGD (paper IV-B: momentum 0.9, weight decay 0.005, lr 0.0005 x B) with a cosine schedule."""
+
+    lr_per_sample: float = 0.0005
+    lr: Optional[float] = None  # absolute learning rate; overrides lr_per_sample x global batch
+    momentum: float = 0.9
+    weight_decay: float = 0.005
+    nesterov: bool = False
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = 0
+    grad_clip: Optional[float] = None
+
+    def __post_init__(self):
+        if self.lr_per_sample <= 0 or (self.lr is not None and self.lr <= 0):
+            raise ValueError("learning rates must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 16  # per device
+    accumulate: int = 1
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    seed: int = 0
+    stages: list[StageConfig] = field(default_factory=list)  # empty: the method's default stages, 1 epoch each
+    ckpt_every_steps: int = 200
+    keep_last: int = 3
+    log_every_steps: int = 10
+    max_nonfinite: int = 5  # stop after this many consecutive non-finite losses
+    threads: Optional[int] = None  # torch intra-op threads in the main process (CPU)
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.accumulate < 1:
+            raise ValueError("batch_size and accumulate must be >= 1")
+        if self.keep_last < 1 or self.ckpt_every_steps < 1 or self.log_every_steps < 1:
+            raise ValueError("keep_last, ckpt_every_steps and log_every_steps must be >= 1")
+        if self.max_nonfinite < 1:
+            raise ValueError("max_nonfinite must be >= 1")
+
+
+@dataclass
+class PretrainConfig:
+    method: str = "csvr"
+    out: str = "runs/pretrain"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=dict)  # the method's own config (see its config_class)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,2 @@
+"""Evaluation: finetuning and linear probing (through the training engine), kNN retrieval,
+metrics, plots, reports and export."""

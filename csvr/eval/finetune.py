@@ -1,0 +1,165 @@
+"""``csvr finetune`` and ``csvr linear-probe``: train a classifier on a pretrained encoder with the
+training engine (checkpoints, resume, DDP, mixed precision as in pretraining), then evaluate it
+on the test split: clip-level and video-level top-1 (the mean of the class scores of N
+uniformly spaced clips), per-class accuracy and the confusion matrix (``results.json``).
+
+Protocol (paper IV-B): init from the pretraining checkpoint except the last FC layer, dropout
+0.3 before the classifier, SGD with a cosine schedule, UCF101 ``lr = 0.0001 x B``, weight decay
+0.003; HMDB51 ``lr = 0.0002 x B``, weight decay 0.002; batch 32, 100 epochs; the pretraining
+augmentation. ``configs/finetune/{ucf101,hmdb51}.yaml`` hold those settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from csvr.config import from_dict, to_dict
+from csvr.data.datasets import ClipDataset
+from csvr.data.index import load_manifest
+from csvr.engine.checkpoint import load_checkpoint
+from csvr.engine.config import PretrainConfig
+from csvr.errors import CsvrError
+from csvr.eval.features import encoder_inputs, needs_poses
+from csvr.eval.metrics import classification_report
+from csvr.utils.io import atomic_write_json
+from csvr.utils.progress import progress
+
+
+@dataclass
+class EvalConfig:
+    clips: int = 10  # uniformly spaced clips per test video (video-level accuracy)
+    batch_size: int = 8  # videos per batch
+    subset: Literal["test", "train", "all"] = "test"
+    split: Optional[str] = None  # default: data.split
+
+    def __post_init__(self):
+        if self.clips < 1 or self.batch_size < 1:
+            raise ValueError("clips and batch_size must be >= 1")
+
+
+@dataclass
+class FinetuneConfig(PretrainConfig):
+    method: str = "supervised"
+    out: str = "runs/finetune"
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def class_groups(manifest) -> dict[str, str]:
+    """Fig. 4 groups (motion / context / both) of the built-in dataset's classes, when known."""
+    from csvr.data.synth import CLASSES
+
+    groups = {c.name: c.group for c in CLASSES}
+    if not all(c in groups for c in manifest.classes):
+        return {}  # not the built-in dataset: groups unknown
+    return {c: groups[c] for c in manifest.classes}
+
+
+def load_classifier(path: str | os.PathLike, map_location="cpu"):
+    """(``Classifier`` with the checkpoint's weights, checkpoint dict) from a finetune /
+    linear-probe checkpoint. The architecture comes from the checkpoint's own config."""
+    from csvr.methods.supervised import Supervised, SupervisedConfig
+
+    state = load_checkpoint(path, map_location)
+    if state.get("kind") not in ("finetune", "linear_probe"):
+        raise CsvrError(f"{path} is a {state.get('kind')!r} checkpoint, not a finetuned classifier")
+    cfg = from_dict(FinetuneConfig, state["config"])
+    mcfg = from_dict(SupervisedConfig, cfg.model, where="model")
+    method = Supervised(mcfg, load_weights=False)
+    method.load_state_dict(state["model"])
+    return method.classifier.eval(), state
+
+
+@torch.no_grad()
+def predict(classifier, dataset: ClipDataset, batch_size: int = 8, workers: int = 0,
+            device: torch.device | str = "cpu", desc: str = "evaluating") -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``(V, N, C)`` and labels ``(V,)`` of an eval-mode dataset."""
+    classifier = classifier.to(device).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=str(device).startswith("cuda"))
+    out, labels = [], []
+    for batch in progress(loader, total=len(loader), desc=desc, unit="batch"):
+        x, poses, conf = encoder_inputs(batch, device)
+        logits = classifier(x, poses, conf)
+        out.append(logits.float().view(batch["clip"].shape[0], -1, logits.shape[-1]).cpu())
+        labels.append(batch["label"])
+    return torch.cat(out).numpy(), torch.cat(labels).numpy()
+
+
+def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10, pose_cache: str | None = None,
+                        batch_size: int = 8, workers: int = 0, device=None) -> dict:
+    """Clip/video top-1, per-class accuracy and confusion on ``records`` (paper IV-B protocol)."""
+    if list(classifier.classes) != list(manifest.classes):
+        raise CsvrError(f"the classifier's classes ({len(classifier.classes)}: {', '.join(classifier.classes[:5])}...) "
+                        f"differ from the manifest's ({len(manifest.classes)}: {', '.join(manifest.classes[:5])}...)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    use_poses = needs_poses(classifier.encoder)
+    if use_poses and pose_cache is None:
+        raise CsvrError(f"feature {classifier.feature!r} needs poses: give a pose cache")
+    ds = ClipDataset(manifest, records, clip_cfg, mode="eval", num_clips=clips, pose_cache=pose_cache if use_poses else None)
+    logits, labels = predict(classifier, ds, batch_size, workers, device)
+    report = classification_report(logits, labels, list(manifest.classes))
+    report["video_ids"] = [r.id for r in records]
+    return report
+
+
+def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False) -> dict:
+    """Train (engine) then evaluate; writes ``results.json`` in the run folder and returns it."""
+    from csvr.engine.pretrain import pretrain, print_summary
+
+    if not cfg.data.manifest:
+        raise CsvrError("data.manifest is required")
+    manifest = load_manifest(cfg.data.manifest, root=cfg.data.root, allow_outside_root=cfg.data.allow_outside_root)
+    if manifest.num_classes < 2:
+        raise CsvrError(f"{cfg.data.manifest} has {manifest.num_classes} classes: finetuning needs labels")
+    model = dict(cfg.model)
+    given = model.get("classes")
+    if given and list(given) != list(manifest.classes):
+        raise CsvrError("model.classes differ from the manifest's classes")
+    model["classes"], model["num_classes"] = list(manifest.classes), manifest.num_classes
+    model["freeze_encoder"] = bool(linear or model.get("freeze_encoder", False))
+    if model["freeze_encoder"]:
+        model["dropout"] = 0.0
+    if model.get("pretrained"):
+        ckpt = load_checkpoint(model["pretrained"])
+        if ckpt.get("kind") != "pretrain":
+            raise CsvrError(f"{model['pretrained']} is a {ckpt.get('kind')!r} checkpoint, not a pretraining one")
+        model["arch_method"], model["arch"] = ckpt["method"], ckpt["config"]["model"]
+        del ckpt
+    cfg.model = model
+    cfg.method = "supervised"
+    summary = pretrain(cfg, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return summary
+    print_summary(summary)
+    classifier, state = load_classifier(summary["checkpoint"])
+    split = cfg.eval.split or cfg.data.split
+    records = manifest.select(split, cfg.eval.subset)
+    report = evaluate_classifier(classifier, manifest, records, cfg.data.clip, cfg.eval.clips,
+                                 cfg.data.pose_cache, cfg.eval.batch_size, cfg.data.workers)
+    results = {
+        "kind": state["kind"], "feature": model.get("feature", "fi"), "init": model.get("init", "pretrained"),
+        "pretrained": model.get("pretrained"), "checkpoint": summary["checkpoint"], "classes": manifest.classes,
+        "label_fraction": cfg.data.label_fraction, "eval_clips": cfg.eval.clips, "split": split,
+        "class_groups": class_groups(manifest), "train_seconds": summary["seconds"], **report,
+        "config": to_dict(cfg),
+    }
+    atomic_write_json(os.path.join(cfg.out, "results.json"), results)
+    return results
+
+
+def print_results(r: dict) -> None:
+    print(f"{r['kind']} ({r['feature']}, {r['init']}): clip top-1 {100 * r['clip_top1']:.1f}%, "
+          f"video top-1 {100 * r['video_top1']:.1f}% on {r['num_videos']} {r['split']}-split test videos "
+          f"({r['eval_clips']} clips each)")
+    groups = r.get("class_groups") or {}
+    if groups:
+        for g in ("motion", "context", "both"):
+            accs = [a for c, a in r["per_class"].items() if groups.get(c) == g and a is not None]
+            if accs:
+                print(f"  {g:8s} classes: {100 * float(np.mean(accs)):.1f}% (mean per-class accuracy)")

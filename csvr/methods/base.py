@@ -1,0 +1,117 @@
+"""The method interface: what the training engine needs from a self-supervised method.
+
+A method is an ``nn.Module`` holding every network it trains. The engine calls
+``method(batch, stage)`` (so DDP sees a forward), backpropagates ``LossOutput.total`` once, and
+steps one optimiser over ``stage_parameters(stage)``. Methods own their data sampling
+(``train_dataset``) and the device-side part of their augmentation, and say how to build the
+downstream encoder (``encoder(feature)``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from csvr.data.transforms import ColorAugment, ColorAugmentConfig, normalize, to_float_clip
+from csvr.models.csvr_model import LossOutput
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register_method(name: str):
+    def deco(cls):
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+class Method(nn.Module, metaclass=abc.ABCMeta):
+    """Base class. Subclasses set ``config_class`` (a dataclass: the ``model:`` config section),
+    ``stages`` (names of the training stages it supports, in order) and ``needs_poses``."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    stages: ClassVar[tuple[str, ...]] = ("main",)
+    default_stages: ClassVar[tuple[str, ...]] = ("main",)
+    features: ClassVar[tuple[str, ...]] = ("backbone",)
+    needs_poses: ClassVar[bool] = False
+
+    def __init__(self, cfg: Any, color: ColorAugmentConfig | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.color = ColorAugment(color)
+
+    # -------------------------------------------------------------- engine hooks
+    @abc.abstractmethod
+    def train_dataset(self, manifest, records, clip_cfg, seed: int, pose_cache: str | None):
+        """The pretraining dataset (a :mod:`csvr.data.datasets` object with ``set_epoch``)."""
+
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """Parameters the optimiser updates in ``stage`` (default: all)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @abc.abstractmethod
+    def training_step(self, batch: dict[str, Tensor], stage: str) -> LossOutput:
+        """Losses of one batch (already on the device) in ``stage``."""
+
+    def forward(self, batch: dict[str, Tensor], stage: str) -> LossOutput:  # called by the engine
+        return self.training_step(batch, stage)
+
+    @abc.abstractmethod
+    def encoder(self, feature: str | None = None) -> nn.Module:
+        """A standalone downstream encoder ``forward(clip, poses=None, pose_conf=None) -> (B, D)``
+        with attribute ``out_dim`` (weights copied from this method)."""
+
+    # -------------------------------------------------------------- helpers
+    def augment_clip(self, clip_u8: Tensor, params=None) -> tuple[Tensor, Any]:
+        """uint8 (B, T, H, W, 3) -> normalised float (B, 3, T, H, W) with batched colour augmentation."""
+        x = to_float_clip(clip_u8)
+        if params is None:
+            params = self.color.sample(x.shape[0], x.device)
+        return normalize(self.color.apply(x, params)), params
+
+
+class BackboneEncoder(nn.Module):
+    """A video backbone + global average pooling: the downstream encoder of the contrastive baselines."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.v_network = backbone
+        self.out_dim = backbone.out_channels
+        self.feature = "backbone"
+
+    def forward(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
+        return self.v_network(clip).mean(dim=(2, 3, 4))
+
+
+def projection_head(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
+    """MLP projection head (SimCLR/CVRL): ``layers`` linear layers, BN + ReLU between them."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers - 1):
+        mods += [nn.Linear(d, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+def pair_top1(a: Tensor, b: Tensor) -> Tensor:
+    """Pretext accuracy of two-view methods: fraction of ``a_i`` whose most similar ``b`` is ``b_i``."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        sim = F.normalize(a.float(), dim=1) @ F.normalize(b.float(), dim=1).T
+        return (sim.argmax(dim=1) == torch.arange(sim.shape[0], device=sim.device)).float().mean()
+
+
+def detach_terms(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach() for k, v in values.items()}
+
+
+__all__ = ["METHODS", "BackboneEncoder", "LossOutput", "Method", "detach_terms", "pair_top1", "projection_head",
+           "register_method"]

@@ -1,0 +1,152 @@
+"""Supervised training of a classifier on a pretrained (or random) encoder: the engine side of
+``csvr finetune`` and ``csvr linear-probe``.
+
+Finetuning (paper IV-B): the encoder is initialised from a pretraining checkpoint, all but the
+last FC layer, and the chosen feature (``fi`` — the paper's choice —, ``fs``, ``fd``, or
+``backbone``) feeds dropout (0.3) and a new linear classifier; everything is trained with SGD and
+a cosine schedule, with the pretraining augmentation. ``pretrained: null`` or
+``init: scratch`` trains the same architecture from random weights (Table I's first row).
+Linear probing freezes the encoder (eval mode, no gradients) and trains only the linear layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from csvr.config import from_dict
+from csvr.data.datasets import ClipDataset
+from csvr.errors import ConfigError
+from csvr.eval.features import needs_poses
+from csvr.methods.base import LossOutput, Method, register_method
+
+
+@dataclass
+class SupervisedConfig:
+    pretrained: Optional[str] = None  # a pretraining checkpoint (its architecture, and its weights unless init=scratch)
+    init: Literal["pretrained", "scratch"] = "pretrained"
+    feature: Literal["fi", "fs", "fd", "backbone"] = "fi"
+    arch_method: str = "csvr"  # architecture when there is no checkpoint: a method name ...
+    arch: dict[str, Any] = field(default_factory=dict)  # ... and its model config
+    num_classes: int = 0  # filled in from the manifest by the job
+    classes: list[str] = field(default_factory=list)
+    dropout: float = 0.3
+    freeze_encoder: bool = False
+
+    def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+
+def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[nn.Module, str]:
+    """The encoder for ``cfg`` and a description of where its weights come from.
+
+    The architecture is ``arch_method`` + ``arch`` (the finetuning job copies them from the
+    pretraining checkpoint's config, so a finetuned checkpoint rebuilds without the pretraining
+    file); the weights come from ``pretrained`` when ``init == "pretrained"`` and ``load_weights``.
+    """
+    from csvr.engine.pretrain import load_pretrained
+    from csvr.methods import get_method
+
+    if cfg.pretrained and cfg.init == "pretrained" and load_weights:
+        method, state = load_pretrained(cfg.pretrained)
+        if cfg.feature not in method.features:
+            raise ConfigError(f"feature {cfg.feature!r} does not exist for a {method.name} checkpoint "
+                              f"(it has {', '.join(method.features)})")
+        return method.encoder(cfg.feature), f"{cfg.pretrained} (step {state.get('global_step')})"
+    method_cls = get_method(cfg.arch_method)
+    method = method_cls(from_dict(method_cls.config_class, cfg.arch, where="model.arch"))
+    if cfg.feature not in method.features:
+        raise ConfigError(f"feature {cfg.feature!r} does not exist for method {cfg.arch_method!r} "
+                          f"(it has {', '.join(method.features)})")
+    origin = f"architecture of {cfg.pretrained}" if cfg.pretrained else f"{cfg.arch_method} architecture"
+    return method.encoder(cfg.feature), f"random init ({origin})"
+
+
+class Classifier(nn.Module):
+    """encoder -> dropout -> linear: ``forward(clip, poses=None, pose_conf=None) -> logits``."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, classes: list[str] | None = None, dropout: float = 0.3):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+        self.classes = list(classes or [str(i) for i in range(num_classes)])
+
+    @property
+    def feature(self) -> str:
+        return getattr(self.encoder, "feature", "backbone")
+
+    def features(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
+        if needs_poses(self.encoder):
+            return self.encoder(clip, poses, pose_conf)
+        return self.encoder(clip)
+
+    def forward(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
+        return self.head(self.dropout(self.features(clip, poses, pose_conf)))
+
+
+@register_method("supervised")
+class Supervised(Method):
+    """Not a pretext task: the engine runs it for ``csvr finetune`` / ``csvr linear-probe``."""
+
+    config_class = SupervisedConfig
+    pretext = False
+
+    def __init__(self, cfg: SupervisedConfig, color=None, load_weights: bool = True):
+        super().__init__(cfg, color)
+        if cfg.num_classes < 2:
+            raise ConfigError("the classifier needs at least 2 classes (model.num_classes)")
+        encoder, self.source = build_encoder(cfg, load_weights)
+        self.classifier = Classifier(encoder, cfg.num_classes, cfg.classes, 0.0 if cfg.freeze_encoder else cfg.dropout)
+        self.job_kind = "linear_probe" if cfg.freeze_encoder else "finetune"
+        if cfg.freeze_encoder:
+            for p in self.classifier.encoder.parameters():
+                p.requires_grad_(False)
+        self.train()
+
+    @property
+    def features(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.cfg.feature,)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.cfg.freeze_encoder:
+            self.classifier.encoder.eval()  # frozen features: BatchNorm keeps its pretrained statistics
+        return self
+
+    def train_dataset(self, manifest, records, clip_cfg, seed, pose_cache=None):
+        if needs_poses(self.classifier.encoder) and pose_cache is None:
+            raise ConfigError(f"feature {self.cfg.feature!r} needs poses: set data.pose_cache")
+        return ClipDataset(manifest, records, clip_cfg, mode="train", num_clips=1, seed=seed,
+                           pose_cache=pose_cache if needs_poses(self.classifier.encoder) else None)
+
+    def stage_parameters(self, stage: str):
+        if self.cfg.freeze_encoder:
+            return list(self.classifier.head.parameters())
+        return list(self.classifier.parameters())
+
+    def training_step(self, batch: dict[str, Tensor], stage: str) -> LossOutput:
+        clip, _ = self.augment_clip(batch["clip"])
+        poses = conf = None
+        if "poses" in batch:
+            poses, conf = batch["poses"][..., :2].float(), batch["poses"][..., 2].float()
+        if self.cfg.freeze_encoder:
+            with torch.no_grad():
+                f = self.classifier.features(clip, poses, conf)
+            logits = self.classifier.head(f)
+        else:
+            logits = self.classifier(clip, poses, conf)
+        loss = F.cross_entropy(logits, batch["label"])
+        top1 = (logits.detach().argmax(dim=1) == batch["label"]).float().mean()
+        return LossOutput(total=loss, terms={"ce": loss.detach(), "total": loss.detach()},
+                          metrics={"train_top1": top1})
+
+    def encoder(self, feature: str | None = None) -> nn.Module:
+        import copy
+
+        return copy.deepcopy(self.classifier.encoder)
