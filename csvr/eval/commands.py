@@ -1,0 +1,420 @@
+"""CLI: ``csvr retrieve``, ``csvr report``, ``csvr export``; and :func:`load_model`, which turns
+any evaluation input checkpoint (pretraining, finetuning, linear probe) into the encoder those
+commands run on."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from csvr.errors import CsvrError
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+@dataclass
+class LoadedModel:
+    """What a checkpoint gives an evaluation command.
+
+    ``kind``: ``"pretrain"``, ``"finetune"`` or ``"linear_probe"``; ``encoder``: a standalone
+    encoder (``forward(clip, poses=None, pose_conf=None) -> (B, D)``, attribute ``feature``);
+    ``classifier``/``classes``: the finetuned classifier and its class names (None for a
+    pretraining checkpoint); ``backbone``: the V-network (None for a pose-only ``fd`` model);
+    ``config``: the job config stored in the checkpoint.
+    """
+
+    path: str
+    kind: str
+    method: str
+    feature: str
+    encoder: nn.Module
+    config: dict
+    classifier: nn.Module | None = None
+    classes: list[str] | None = None
+    backbone: nn.Module | None = None
+
+    @property
+    def clip_settings(self) -> dict:
+        data = self.config.get("data") if isinstance(self.config, dict) else None
+        clip = data.get("clip") if isinstance(data, dict) else None
+        return dict(clip) if isinstance(clip, dict) else {}
+
+
+def _method_features(method) -> tuple[str, ...]:
+    return tuple(getattr(type(method), "features", ("backbone",)))
+
+
+def from_pretrained_method(method, state: dict, path: str, feature: str | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` from a pretraining method instance (``load_pretrained``)."""
+    name = getattr(method, "name", type(method).__name__)
+    feats = _method_features(method)
+    feature = feature or feats[0]
+    if feature not in feats:
+        raise CsvrError(f"{path} is a {name!r} pretraining checkpoint; its encoder features are "
+                        f"{', '.join(feats)}, not {feature!r}")
+    encoder = method.encoder(feature)
+    core = getattr(method, "model", method)
+    return LoadedModel(path=str(path), kind="pretrain", method=name, feature=feature, encoder=encoder,
+                       config=dict(state.get("config") or {}), backbone=getattr(core, "v_network", None))
+
+
+def from_classifier(classifier: nn.Module, state: dict, path: str, feature: str | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` from a finetuned / linear-probe classifier (``load_classifier``):
+    an ``nn.Module`` with ``encoder``, ``head`` (nn.Linear), ``classes``."""
+    encoder = classifier.encoder
+    have = getattr(encoder, "feature", "backbone")
+    if feature is not None and feature != have:
+        raise CsvrError(f"{path} was finetuned on feature {have!r}; --feature {feature} does not match it (leave "
+                        "--feature out, or use the pretraining checkpoint for other features)")
+    cfg = dict(state.get("config") or {})
+    method = state.get("method") or cfg.get("method") or "?"
+    if method == "supervised":  # the finetuning job: name the architecture's method instead
+        method = (cfg.get("model") or {}).get("arch_method") or method
+    return LoadedModel(path=str(path), kind=str(state.get("kind")), method=str(method), feature=have,
+                       encoder=encoder, config=cfg, classifier=classifier, classes=list(classifier.classes),
+                       backbone=getattr(encoder, "v_network", None))
+
+
+def load_model(path: str | Path, feature: str | None = None, random_init: bool = False, seed: int = 0
+               ) -> LoadedModel:
+    """Load a pretraining checkpoint (encoder of ``feature``; default: the method's first, ``fi``
+    for CSVR) or a finetuning / linear-probe checkpoint (its classifier; ``feature`` must then be
+    the one it was trained on). Clear :class:`CsvrError` for anything else.
+
+    ``random_init``: the pretraining checkpoint's architecture with fresh random weights (seeded
+    by ``seed``) - the "no pretraining" baseline of the same network.
+    """
+    from csvr.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    kind = state.get("kind")
+    if kind == "pretrain":
+        from csvr.engine.pretrain import load_pretrained
+
+        if random_init:
+            import torch
+
+            from csvr.config import from_dict
+            from csvr.engine.config import PretrainConfig
+            from csvr.methods import get_method
+
+            cfg = from_dict(PretrainConfig, state["config"])
+            method_cls = get_method(cfg.method)
+            torch.manual_seed(seed)
+            method = method_cls(from_dict(method_cls.config_class, cfg.model, where="model"), cfg.data.color)
+            loaded = from_pretrained_method(method, {"config": state["config"]}, str(path), feature)
+            loaded.kind = "random_init"
+            return loaded
+        del state
+        method, state = load_pretrained(path)
+        return from_pretrained_method(method, state, str(path), feature)
+    if random_init:
+        raise CsvrError(f"--random-init needs a pretraining checkpoint (its architecture); {path} is a {kind!r} one")
+    if kind in ("finetune", "linear_probe"):
+        try:
+            from csvr.eval.finetune import load_classifier
+        except ImportError as e:
+            raise CsvrError(f"{path} is a {kind} checkpoint, but this csvr cannot load those ({e})") from None
+        del state
+        classifier, state = load_classifier(path)
+        return from_classifier(classifier, state, str(path), feature)
+    raise CsvrError(f"{path} is a {kind!r} checkpoint; expected a pretraining ('csvr pretrain') or a finetuning / "
+                    "linear-probe checkpoint")
+
+
+def check_classes(model: LoadedModel, manifest) -> None:
+    """A finetuned classifier's head must name the manifest's classes, in order."""
+    if model.classes is None:
+        return
+    have, want = list(model.classes), list(manifest.classes)
+    if have == want:
+        return
+    extra = [c for c in have if c not in want]
+    missing = [c for c in want if c not in have]
+    if not extra and not missing:
+        detail = "the same classes in another order (labels would be permuted)"
+    else:
+        detail = (f"head only: {', '.join(extra[:8]) or '-'}{' ...' if len(extra) > 8 else ''}; "
+                  f"dataset only: {', '.join(missing[:8]) or '-'}{' ...' if len(missing) > 8 else ''}")
+    raise CsvrError(f"the classes of {model.path} ({len(have)}) differ from those of {manifest.path} ({len(want)}): "
+                    f"{detail}")
+
+
+def clip_config(model: LoadedModel, frames: int | None = None, stride: int | None = None, size: int | None = None):
+    """The checkpoint's clip settings (``data.clip`` of its config) with command-line overrides."""
+    from csvr.config import from_dict
+    from csvr.data.datasets import ClipConfig
+
+    try:
+        cfg = from_dict(ClipConfig, model.clip_settings, where="data.clip")
+        over = {k: v for k, v in (("frames", frames), ("stride", stride), ("size", size)) if v is not None}
+        return dataclasses.replace(cfg, **over)
+    except (ValueError, TypeError) as e:
+        raise CsvrError(f"clip settings: {e}") from None
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CsvrError(f"--device {name}: no CUDA device here")
+    return name
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CsvrError(f"--ks must be comma-separated positive integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise CsvrError(f"--ks must be comma-separated positive integers, got {text!r}")
+    return sorted(set(ks))
+
+
+def _check_pose_cache(pose_cache: str | None, feature: str, manifest, records) -> None:
+    if feature not in ("fi", "fd"):
+        return
+    if not pose_cache:
+        raise CsvrError(f"feature {feature!r} needs poses: pass --pose-cache (a cache made by 'csvr prepare poses'), "
+                        "or use --feature fs / backbone")
+    if not Path(pose_cache).is_dir():
+        raise CsvrError(f"pose cache not found: {pose_cache}")
+    from csvr.pose import PoseCache
+
+    store = PoseCache(pose_cache, memory_items=0)
+    missing = [r.id for r in records if not store.has(r.id)]
+    if len(missing) == len(records):
+        raise CsvrError(f"the pose cache {pose_cache} holds poses for none of the {len(records)} videos of "
+                        f"{manifest.path}")
+    if missing:
+        log.warning("csvr: %d of %d videos have no poses in %s (no person, or not cached), e.g. %s; their f_d comes "
+                    "from zero poses", len(missing), len(records), pose_cache, missing[0])
+
+
+# ----------------------------------------------------------------------------- retrieve
+def _run_retrieve(args) -> int:
+    import numpy as np
+
+    from csvr.data.index import load_manifest
+    from csvr.eval.retrieval import format_recall_table, retrieve_videos
+    from csvr.utils.io import atomic_save_npz, atomic_write_json
+
+    ks = _ks(args.ks)
+    model = load_model(args.checkpoint, args.feature, random_init=args.random_init, seed=args.seed)
+    manifest = load_manifest(args.manifest, root=args.root)
+    if not args.any_classes:
+        check_classes(model, manifest)
+    records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
+    _check_pose_cache(args.pose_cache, model.feature, manifest, records)
+    clip = clip_config(model, args.frames, args.stride, args.size)
+    if args.clips < 1:
+        raise CsvrError(f"--clips must be >= 1, got {args.clips}")
+    result, q, g = retrieve_videos(model.encoder, manifest, args.split, clip, num_clips=args.clips,
+                                   pose_cache=args.pose_cache, ks=ks, backend=args.backend,
+                                   device=_device(args.device), batch_size=args.batch_size, workers=args.workers,
+                                   checkpoint=str(args.checkpoint))
+    out = Path(args.out)
+    doc = result.to_json()
+    doc.update({"method": model.method, "checkpoint_kind": model.kind,
+                "init": "random" if args.random_init else "checkpoint", "manifest": str(Path(args.manifest).resolve()),
+                "root": args.root, "split": args.split,
+                "pose_cache": str(Path(args.pose_cache).resolve()) if args.pose_cache else None,
+                "clip": dataclasses.asdict(clip)})
+    if args.save_features:
+        atomic_save_npz(out / "features.npz", query=q.videos.astype(np.float32), gallery=g.videos.astype(np.float32),
+                        query_labels=q.labels, gallery_labels=g.labels)
+    atomic_write_json(out / "retrieval.json", doc, indent=1)
+    print(format_recall_table(result.recall, f"retrieval ({model.method} {model.kind}, feature {model.feature}): "
+                                             f"{result.num_queries} test videos query {result.num_gallery} training "
+                                             f"videos, {args.clips} clips per video, {result.backend}"))
+    print(f"written: {out / 'retrieval.json'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], opset: int = 17,
+                 manifest=None, frames: int | None = None, size: int | None = None) -> dict:
+    """Export ``model`` into ``out_dir``: ``torchvision`` (``<backbone>_torchvision.pt``) and/or
+    ``onnx`` (``encoder-<feature>.onnx``, plus ``classifier.onnx`` for a finetuned model), and
+    ``export.json`` describing them. Everything is produced and checked in memory first; files are
+    written (atomically) only when every format succeeded."""
+    from csvr.eval.export import (ExportError, backbone_name, example_inputs, export_onnx, metadata_for,
+                                  state_dict_bytes, torchvision_state_dict_for, write_bytes)
+    from csvr.utils.io import atomic_write_json
+
+    bad = [f for f in formats if f not in ("torchvision", "onnx")]
+    if bad or not formats:
+        raise CsvrError(f"unknown --format {', '.join(bad) or '(none)'}; valid: torchvision, onnx")
+    if manifest is not None:
+        check_classes(model, manifest)
+    clip = clip_config(model, frames=frames, size=size)
+    files: dict[str, bytes] = {}
+    info: dict[str, Any] = {"checkpoint": model.path, "kind": model.kind, "method": model.method,
+                            "feature": model.feature, "backbone": backbone_name(model.backbone),
+                            "classes": model.classes, "clip_frames": clip.frames, "clip_size": clip.size,
+                            "files": {}}
+    if "torchvision" in formats:
+        fc = None
+        note = None
+        if model.classifier is not None:
+            head = getattr(model.classifier, "head", None)
+            if model.feature == "backbone" and isinstance(head, nn.Linear):
+                fc = head
+            else:
+                note = (f"fc not included: the classifier's head sits on feature {model.feature!r}, not on the pooled "
+                        "backbone that torchvision's fc reads")
+        if model.backbone is None:
+            raise ExportError(f"{model.path}: feature {model.feature!r} has no video backbone (pose-only model); the "
+                              "torchvision format needs one")
+        sd, tv = torchvision_state_dict_for(model.backbone, fc)
+        if note:
+            tv["note"] = note
+        name = backbone_name(model.backbone).split(" ")[0].rstrip(",") + "_torchvision.pt"
+        files[name] = state_dict_bytes(sd)
+        info["files"][name] = {"format": "torchvision state dict", **tv}
+    if "onnx" in formats:
+        inputs = example_inputs(model.feature, clip.frames, clip.size)
+        data, oi = export_onnx(model.encoder, inputs, "features", opset,
+                               metadata=metadata_for(model.feature, clip.frames, clip.size))
+        name = f"encoder-{model.feature}.onnx"
+        files[name] = data
+        info["files"][name] = {"format": "onnx", "model": "encoder", **oi}
+        if model.classifier is not None:
+            data, oi = export_onnx(model.classifier, inputs, "logits", opset,
+                                   metadata=metadata_for(model.feature, clip.frames, clip.size, model.classes))
+            files["classifier.onnx"] = data
+            info["files"]["classifier.onnx"] = {"format": "onnx", "model": "classifier", **oi}
+    out = Path(out_dir)
+    for name, data in files.items():
+        write_bytes(out / name, data)
+    atomic_write_json(out / "export.json", info)
+    return info
+
+
+def _run_export(args) -> int:
+    from csvr.data.index import load_manifest
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    model = load_model(args.checkpoint, args.feature)
+    manifest = load_manifest(args.manifest) if args.manifest else None
+    info = export_model(model, args.out, formats, args.opset, manifest, args.frames, args.size)
+    print(f"exported {model.kind} checkpoint {args.checkpoint} ({model.method}, feature {model.feature}, backbone "
+          f"{info['backbone']}):")
+    for name, fi in info["files"].items():
+        if fi["format"] == "onnx":
+            ins = ", ".join(f"{n} {s}" for n, s in fi["inputs"])
+            print(f"  {Path(args.out) / name}: ONNX opset {fi['opset']}, inputs {ins}; onnxruntime vs PyTorch max abs "
+                  f"diff {fi['max_abs_diff']:.2e}")
+        else:
+            print(f"  {Path(args.out) / name}: {fi['num_tensors']} tensors for {fi['torchvision_model']} "
+                  f"({fi['load_with']}){'; ' + fi['note'] if fi.get('note') else ''}")
+    print(f"  {Path(args.out) / 'export.json'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+def _run_report(args) -> int:
+    from csvr.eval.report import build_report
+
+    written = build_report(args.runs, args.out, samples=args.samples, title=args.title,
+                           retrieval_examples=not args.no_retrieval_examples)
+    for p in written:
+        print(f"written: {p}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parsers
+def register(commands, groups) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = commands.add_parser(
+        "retrieve", help="nearest-neighbour video retrieval, Recall@k (paper Table VIII)", formatter_class=fmt,
+        description="Every test video of the split queries the training videos. A video is the mean of the features "
+                    "of N uniformly spaced, centre-cropped clips, L2-normalised; similarity is cosine; a query is a "
+                    "hit at k when one of its k nearest training videos has its class (k is clamped to the number "
+                    "of training videos). Exact search (faiss, or torch); ties go to the lower gallery index. "
+                    "Writes OUT/retrieval.json.",
+        epilog="examples:\n  csvr retrieve --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi "
+               "--manifest data/synth/manifest.jsonl --pose-cache data/synth/poses --out runs/csvr/retrieval-fi\n"
+               "  csvr retrieve --checkpoint runs/finetune/checkpoints/step-000000500.pt --manifest "
+               "data/ucf101/manifest.jsonl --out runs/finetune/retrieval\n")
+    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
+    p.add_argument("--feature", choices=("fi", "fs", "fd", "backbone"), default=None,
+                   help="encoder feature (pretraining checkpoints; default: fi for csvr, backbone for iic/cvrl; a "
+                        "finetuned checkpoint uses its own)")
+    p.add_argument("--manifest", required=True, help="manifest from 'csvr prepare index'")
+    p.add_argument("--root", default=None, help="override the manifest's video root")
+    p.add_argument("--pose-cache", default=None, help="pose cache (needed by fi and fd)")
+    p.add_argument("--split", default="1", help="split whose test videos query its training videos (default 1)")
+    p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (default 10)")
+    p.add_argument("--ks", default="1,5,10,20,50", help="comma-separated k values (default 1,5,10,20,50)")
+    p.add_argument("--frames", type=int, default=None, help="clip frames (default: the checkpoint's data.clip)")
+    p.add_argument("--stride", type=int, default=None, help="clip stride (default: the checkpoint's)")
+    p.add_argument("--size", type=int, default=None, help="crop size (default: the checkpoint's)")
+    p.add_argument("--backend", choices=("auto", "faiss", "torch"), default="auto", help="search engine (default auto: "
+                   "faiss when installed); both give identical results")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=8, help="videos per feature batch (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="data-loader workers (default 2)")
+    p.add_argument("--any-classes", action="store_true",
+                   help="allow a finetuned checkpoint whose classes differ from the dataset's (cross-dataset "
+                        "retrieval with a finetuned encoder)")
+    p.add_argument("--random-init", action="store_true",
+                   help="the checkpoint's architecture with random weights (the no-pretraining baseline)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-init (default 0)")
+    p.add_argument("--save-features", action="store_true", help="also write OUT/features.npz (video features)")
+    p.add_argument("--out", required=True, help="output folder (retrieval.json)")
+    p.set_defaults(func=_run_retrieve)
+
+    p = commands.add_parser(
+        "report", help="an HTML page and a Markdown file with the tables and pictures of runs, side by side",
+        formatter_class=fmt,
+        description="RUN_DIR is a pretraining run (summary.json, metrics.csv, epochs.csv), a finetuning / "
+                    "linear-probe run (results.json), or a folder written by 'csvr retrieve' (retrieval.json); a "
+                    "run folder may also hold retrieval*/retrieval.json. Writes OUT/report.html (self-contained: "
+                    "images embedded), OUT/report.md and OUT/images/*.png.",
+        epilog="example:\n  csvr report runs/finetune-fd runs/finetune-fs runs/finetune-fi --out reports/table1\n")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--title", default=None, help="page title")
+    p.add_argument("--samples", action="store_true",
+                   help="also draw CSVR sample pictures (predicted poses and frames) for CSVR pretraining runs "
+                        "(reads the run's dataset and pose cache)")
+    p.add_argument("--no-retrieval-examples", action="store_true",
+                   help="skip the retrieval example pictures (they read the videos)")
+    p.set_defaults(func=_run_report)
+
+    p = commands.add_parser(
+        "export", help="export an encoder: torchvision state dict (R3D-18 / R(2+1)D-18) and ONNX",
+        formatter_class=fmt,
+        description="torchvision: a plain state dict (tensors only) that torchvision.models.video.r3d_18() / "
+                    "r2plus1d_18() loads (strict when a finetuned head on the pooled backbone gives fc.*). onnx: "
+                    "the encoder (and the classifier of a finetuned checkpoint), opset >= 17, dynamic batch axis, "
+                    "checked with onnxruntime against PyTorch (max abs difference <= 1e-4), exported with "
+                    "torch.onnx.export(dynamo=False). Files are written only when every format succeeded.",
+        epilog="example:\n  csvr export --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi "
+               "--out exported/\n")
+    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
+    p.add_argument("--feature", choices=("fi", "fs", "fd", "backbone"), default=None,
+                   help="encoder feature for ONNX (pretraining checkpoints)")
+    p.add_argument("--format", default="torchvision,onnx", help="comma-separated: torchvision, onnx (default both)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    p.add_argument("--frames", type=int, default=None, help="clip frames of the ONNX example input (default: the "
+                   "checkpoint's)")
+    p.add_argument("--size", type=int, default=None, help="crop size of the ONNX example input (default: the "
+                   "checkpoint's)")
+    p.add_argument("--manifest", default=None, help="check that a finetuned head's classes are this dataset's")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_run_export)
+
+
+__all__ = ["LoadedModel", "check_classes", "clip_config", "export_model", "from_classifier", "from_pretrained_method",
+           "load_model", "register"]

@@ -1,0 +1,636 @@
+"""Pictures of evaluation results and of what a CSVR model generates (PNG bytes, no display).
+
+Charts use matplotlib's object API on an Agg canvas (never ``pyplot``, so importing this module
+changes no global backend and works without a display); picture grids use Pillow. Every
+function returns PNG (or GIF) bytes; :func:`save_image` writes them atomically.
+
+* :func:`per_class_chart` - per-class accuracy of several runs side by side, classes grouped as in
+  the paper's Fig. 4: motion-related (orange labels), context-related (blue), both (black).
+* :func:`confusion_chart` - a confusion matrix heatmap (rows = true class, row-normalised colours,
+  counts written in the cells for up to 30 classes).
+* :func:`training_curves_chart` - losses and pretext metrics of a run's ``metrics.csv`` per step,
+  with ``epochs.csv``'s per-epoch means as markers and the stages shaded.
+* :func:`retrieval_examples_chart` - query videos and their top-k neighbours (middle frames),
+  green border: same class as the query, red: another class.
+* :func:`csvr_sample_images` / :func:`csvr_samples` - for a CSVR pretraining checkpoint: predicted
+  vs real future poses (contact sheet PNG and an animated GIF) and reconstructed / predicted frames
+  next to the real ones, from one real batch of the dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from csvr.errors import CsvrError
+
+log = logging.getLogger(__name__)
+
+GROUP_ORDER = ("motion", "context", "both")
+#: Fig. 4's label colours: orange = motion, blue = context, black = both.
+GROUP_COLORS = {"motion": "#e67e22", "context": "#1f77b4", "both": "#000000", None: "#666666"}
+GROUP_TITLES = {"motion": "motion", "context": "context", "both": "motion + context", None: "other"}
+
+
+# ----------------------------------------------------------------------------- basics
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """Render a matplotlib Figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def image_png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_image(data: bytes, path: str | os.PathLike) -> Path:
+    """Write picture bytes atomically (temporary file + rename)."""
+    from csvr.utils.io import atomic_write
+
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def class_groups_for_manifest(manifest_path: str | os.PathLike | None) -> dict[str, str] | None:
+    """``{class: "motion"|"context"|"both"}`` of a dataset that documents them: the built-in
+    synthetic dataset's ``synth.json`` (next to the manifest, or in the manifest's root).
+    None when the dataset does not say (UCF101, HMDB51, ...)."""
+    if not manifest_path:
+        return None
+    import json
+
+    p = Path(manifest_path)
+    candidates = [p.parent / "synth.json"]
+    try:
+        from csvr.data.index import load_manifest
+
+        candidates.append(load_manifest(p).root / "synth.json")
+    except CsvrError:
+        pass
+    for c in candidates:
+        if c.is_file():
+            try:
+                data = json.loads(c.read_text())
+                return {str(x["name"]): str(x["group"]) for x in data.get("classes", []) if "group" in x}
+            except (ValueError, KeyError, TypeError):
+                log.warning("csvr: %s does not list class groups; per-class charts are not grouped", c)
+    return None
+
+
+def _grouped_order(classes: Sequence[str], groups: Mapping[str, str] | None) -> list[tuple[str, str | None]]:
+    groups = groups or {}
+    out: list[tuple[str, str | None]] = []
+    for g in GROUP_ORDER:
+        out += [(c, g) for c in classes if groups.get(c) == g]
+    out += [(c, None) for c in classes if groups.get(c) not in GROUP_ORDER]
+    return out
+
+
+# ----------------------------------------------------------------------------- per-class accuracy
+def per_class_chart(runs: Mapping[str, Mapping[str, float | None]], class_groups: Mapping[str, str] | None = None,
+                    classes: Sequence[str] | None = None, title: str = "Per-class accuracy") -> bytes:
+    """Bar chart of per-class (video-level) accuracy, one bar colour per run, classes grouped as
+    in Fig. 4 (group order motion, context, both, then ungrouped; group names over the bars and
+    tick labels in the group's colour). ``None`` accuracies (no test video) draw no bar."""
+    if not runs:
+        raise CsvrError("per-class chart: no runs")
+    if classes is None:
+        seen: dict[str, None] = {}
+        for per in runs.values():
+            for c in per:
+                seen.setdefault(c, None)
+        classes = list(seen)
+    order = _grouped_order(list(classes), class_groups)
+    n, r = len(order), len(runs)
+    width = min(30.0, max(6.0, 0.28 * n * max(1.0, r / 2) + 2))
+    fig = _figure(width, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(n)
+    bw = 0.8 / r
+    colors = [f"C{i % 10}" for i in range(r)]
+    for i, (name, per) in enumerate(runs.items()):
+        vals = [per.get(c) for c, _ in order]
+        xs = [x[j] - 0.4 + bw * (i + 0.5) for j, v in enumerate(vals) if v is not None]
+        ys = [100.0 * float(v) for v in vals if v is not None]
+        ax.bar(xs, ys, width=bw, color=colors[i], label=name, edgecolor="white", linewidth=0.3)
+    ax.set_xticks(x)
+    ax.set_xticklabels([c for c, _ in order], rotation=90, fontsize=8)
+    for lab, (_, g) in zip(ax.get_xticklabels(), order):
+        lab.set_color(GROUP_COLORS[g])
+    ax.set_ylim(0, 112)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlim(-0.6, n - 0.4)
+    if class_groups:
+        start = 0
+        for k in range(1, n + 1):
+            if k == n or order[k][1] != order[start][1]:
+                g = order[start][1]
+                if k < n:
+                    ax.axvline(k - 0.5, color="#999999", linewidth=0.8, linestyle="--")
+                ax.text((start + k - 1) / 2, 106, GROUP_TITLES[g], ha="center", va="center", fontsize=9,
+                        color=GROUP_COLORS[g], fontweight="bold")
+                start = k
+    ax.legend(loc="upper right", fontsize=8, ncol=min(r, 4), bbox_to_anchor=(1.0, 1.16), frameon=False)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return figure_png(fig)
+
+
+# ----------------------------------------------------------------------------- confusion matrix
+def confusion_chart(confusion, classes: Sequence[str], class_groups: Mapping[str, str] | None = None,
+                    title: str = "Confusion matrix") -> bytes:
+    """Heatmap of a ``C x C`` count matrix (rows = true class), colour = row-normalised fraction."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    c = len(classes)
+    if cm.shape != (c, c):
+        raise CsvrError(f"confusion matrix is {cm.shape}, but there are {c} classes")
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    side = min(24.0, max(4.0, 0.32 * c + 2.5))
+    fig = _figure(side + 1.0, side)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    fs = 8 if c <= 30 else 5
+    ax.set_xticks(range(c))
+    ax.set_yticks(range(c))
+    ax.set_xticklabels(classes, rotation=90, fontsize=fs)
+    ax.set_yticklabels(classes, fontsize=fs)
+    groups = class_groups or {}
+    for lab, name in zip(ax.get_xticklabels(), classes):
+        lab.set_color(GROUP_COLORS[groups.get(name) if groups.get(name) in GROUP_ORDER else None])
+    for lab, name in zip(ax.get_yticklabels(), classes):
+        lab.set_color(GROUP_COLORS[groups.get(name) if groups.get(name) in GROUP_ORDER else None])
+    if c <= 30:
+        for i in range(c):
+            for j in range(c):
+                if cm[i, j]:
+                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, loc="left", fontsize=10)
+    return figure_png(fig)
+
+
+# ----------------------------------------------------------------------------- training curves
+#: Panels in this order when present (loss terms first, then pretext metrics, then the rest).
+CURVE_PRIORITY = ("total", "loss", "pose", "context", "video", "video_r", "video_p", "iic", "cvrl", "ce",
+                  "context_top1", "pose_mse", "video_r_mse", "video_p_mse", "pair_top1", "top1", "clip_top1",
+                  "video_top1", "train_top1", "val_top1", "val_clip_top1", "val_video_top1", "lr")
+_CURVE_SKIP = ("step", "epoch", "stage", "samples_per_s", "data_wait_frac")
+
+
+def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _numeric(rows: list[dict[str, str]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for r in rows:
+        try:
+            x, y = float(r.get("step", "nan")), float(r.get(key) or "nan")
+        except ValueError:
+            continue
+        if math.isfinite(x) and math.isfinite(y):
+            xs.append(x)
+            ys.append(y)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def _stage_segments(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    segs: list[list[dict[str, str]]] = []
+    for r in rows:
+        if segs and segs[-1][-1].get("stage") == r.get("stage"):
+            segs[-1].append(r)
+        else:
+            segs.append([r])
+    return segs
+
+
+def curve_columns(rows: list[dict[str, str]], max_panels: int = 12) -> list[str]:
+    """The columns worth a panel: priority ones present, then other numeric columns (critic
+    logits, GAN sub-terms and bookkeeping columns left out), at most ``max_panels``."""
+    if not rows:
+        return []
+    cols = [c for c in rows[0] if c not in _CURVE_SKIP]
+    have = [c for c in cols if len(_numeric(rows, c)[1]) >= 1]
+    first = [c for c in CURVE_PRIORITY if c in have]
+    noisy = ("_d_real", "_d_fake", "_adv_d", "_adv_g", "_gp", "_l2")
+    rest = [c for c in have if c not in first and not c.endswith(noisy)]
+    return (first + rest)[:max_panels]
+
+
+def training_curves_chart(run_dir: str | os.PathLike, title: str | None = None, max_panels: int = 12) -> bytes | None:
+    """Per-step curves of ``metrics.csv`` (and per-epoch means of ``epochs.csv`` as markers),
+    one panel per loss / metric, stages shaded. None when the run has neither file."""
+    run_dir = Path(run_dir)
+    steps = read_csv_rows(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+    epochs = read_csv_rows(run_dir / "epochs.csv") if (run_dir / "epochs.csv").is_file() else []
+    rows = steps or epochs
+    if not rows:
+        return None
+    cols = curve_columns(rows, max_panels)
+    if steps and epochs:  # a metric only logged per epoch still gets a panel
+        cols = (cols + [c for c in curve_columns(epochs, max_panels) if c not in cols])[:max_panels]
+    if not cols:
+        return None
+    ncol = min(4, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    fig = _figure(4.2 * ncol, 2.8 * nrow)
+    # stage spans from the per-step log
+    spans: list[tuple[str, float, float]] = []
+    for r in rows:
+        try:
+            s = float(r["step"])
+        except (KeyError, ValueError):
+            continue
+        st = r.get("stage") or ""
+        if spans and spans[-1][0] == st:
+            spans[-1] = (st, spans[-1][1], s)
+        else:
+            spans.append((st, s, s))
+    for i, col in enumerate(cols):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        if len(spans) > 1:
+            for k, (st, a, b) in enumerate(spans):
+                lo = a - 0.5 if k == 0 else (spans[k - 1][2] + a) / 2
+                hi = b + 0.5 if k == len(spans) - 1 else (b + spans[k + 1][1]) / 2
+                ax.axvspan(lo, hi, color="#f0f0f0" if k % 2 else "#ffffff", zorder=0)
+                if i < ncol:
+                    ax.text((lo + hi) / 2, 1.02, st, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                            fontsize=7, color="#555555")
+        if steps:
+            # one line per stage segment: a term that a stage does not log leaves a gap, not a
+            # straight line across the stages that skip it
+            labelled = False
+            for seg in _stage_segments(steps):
+                x, y = _numeric(seg, col)
+                if len(x):
+                    ax.plot(x, y, "-", color="C0", linewidth=1.0, label=None if labelled else "per step",
+                            marker="." if len(steps) < 40 else None)
+                    labelled = True
+        if epochs:
+            x, y = _numeric(epochs, col)
+            if len(x):
+                ax.plot(x, y, "o", color="C3", markersize=4, label="epoch mean")
+        ax.set_title(col, fontsize=9, pad=12 if (i < ncol and len(spans) > 1) else 4)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+# ----------------------------------------------------------------------------- picture grids
+def _font(size: int = 11):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _tile(frame: np.ndarray, w: int, h: int):
+    """A frame letter-boxed into a ``w x h`` black tile."""
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    scale = min(w / im.width, h / im.height)
+    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
+    tile = Image.new("RGB", (w, h), (0, 0, 0))
+    tile.paste(im, ((w - im.width) // 2, (h - im.height) // 2))
+    return tile
+
+
+def _middle_frame(manifest, video_id: str) -> np.ndarray:
+    from csvr.data.video import VideoReader
+
+    rec = manifest.get(video_id)
+    with VideoReader(manifest.video_path(rec)) as r:
+        return r.read([max(0, r.num_frames // 2)])[0]
+
+
+def pick_queries(query_labels: Sequence[int], num: int) -> list[int]:
+    """Query rows to show: the first query of each class in turn, then the next ones."""
+    labels = list(query_labels)
+    picked: list[int] = []
+    seen: set = set()
+    for i, lab in enumerate(labels):
+        if lab not in seen:
+            seen.add(lab)
+            picked.append(i)
+        if len(picked) == num:
+            return picked
+    for i in range(len(labels)):
+        if len(picked) == num:
+            break
+        if i not in picked:
+            picked.append(i)
+    return picked
+
+
+def retrieval_examples_chart(retrieval: Mapping, manifest, num_queries: int = 6, k: int = 5,
+                             tile: tuple[int, int] = (128, 96)) -> bytes:
+    """Rows of ``query | neighbour 1 .. k`` middle frames from a ``retrieval.json`` dict; the
+    border of a neighbour is green when its class is the query's, red otherwise; captions give
+    the class and the cosine similarity. ``manifest``: the :class:`~csvr.data.index.Manifest`
+    the ids refer to."""
+    from PIL import Image, ImageDraw
+
+    qids, gids = retrieval["query_ids"], retrieval["gallery_ids"]
+    ql, gl = retrieval["query_labels"], retrieval["gallery_labels"]
+    nbrs = retrieval["neighbors"]
+    scores = retrieval.get("neighbor_scores")
+    classes = retrieval.get("classes") or manifest.classes
+    k = min(k, len(nbrs[0]) if nbrs else 0)
+    rows = pick_queries(ql, min(num_queries, len(qids)))
+    tw, th = tile
+    pad, cap, border = 6, 28, 4
+    font = _font(11)
+    cw, ch = tw + 2 * border, th + 2 * border + cap
+    head = 18
+    sheet = Image.new("RGB", (pad + (k + 1) * (cw + pad), head + pad + len(rows) * (ch + pad)), (255, 255, 255))
+    d = ImageDraw.Draw(sheet)
+    d.text((pad, 2), "query", fill=(0, 0, 0), font=font)
+    for j in range(k):
+        d.text((pad + (j + 1) * (cw + pad), 2), f"neighbour {j + 1}", fill=(0, 0, 0), font=font)
+    cache: dict[str, np.ndarray] = {}
+
+    def frame(vid: str) -> np.ndarray:
+        if vid not in cache:
+            cache[vid] = _middle_frame(manifest, vid)
+        return cache[vid]
+
+    def name(label: int) -> str:
+        return classes[label] if 0 <= label < len(classes) else str(label)
+
+    for r, qi in enumerate(rows):
+        y = head + pad + r * (ch + pad)
+        items = [(qids[qi], ql[qi], (40, 40, 40), name(ql[qi]))]
+        for j in range(k):
+            gi = nbrs[qi][j]
+            same = gl[gi] == ql[qi]
+            s = f" {scores[qi][j]:.2f}" if scores else ""
+            items.append((gids[gi], gl[gi], (0, 170, 0) if same else (210, 0, 0), f"{name(gl[gi])}{s}"))
+        for j, (vid, _, color, text) in enumerate(items):
+            x = pad + j * (cw + pad)
+            d.rectangle([x, y, x + cw - 1, y + th + 2 * border - 1], fill=color)
+            sheet.paste(_tile(frame(vid), tw, th), (x + border, y + border))
+            d.text((x, y + th + 2 * border + 2), text[:22], fill=(0, 0, 0), font=font)
+            d.text((x, y + th + 2 * border + 14), vid.rsplit("/", 1)[-1][:22], fill=(110, 110, 110), font=_font(9))
+    return image_png(sheet)
+
+
+# ----------------------------------------------------------------------------- CSVR samples
+def _to_uint8_video(v) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    a = ((np.asarray(v, dtype=np.float32) + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+    return a.transpose(1, 2, 3, 0)
+
+
+def _label(img, text: str, font, color=(255, 255, 0)):
+    from PIL import ImageDraw
+
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, min(img.width - 1, 7 * len(text) + 4), 13], fill=(0, 0, 0))
+    d.text((2, 0), text, fill=color, font=font)
+    return img
+
+
+def _grid(rows: list[tuple[str, list]], tile_w: int, tile_h: int, title: str = ""):
+    """Rows of PIL tiles with a row label column on the left."""
+    from PIL import Image, ImageDraw
+
+    font = _font(11)
+    label_w, pad, head = 150, 3, 18 if title else 0
+    ncols = max(len(t) for _, t in rows)
+    width = max(label_w + ncols * (tile_w + pad), int(font.getlength(title)) + 8 if title else 0)
+    sheet = Image.new("RGB", (width, head + len(rows) * (tile_h + pad)), (255, 255, 255))
+    d = ImageDraw.Draw(sheet)
+    if title:
+        d.text((4, 2), title, fill=(0, 0, 0), font=font)
+    for r, (label, tiles) in enumerate(rows):
+        y = head + r * (tile_h + pad)
+        d.text((4, y + tile_h // 2 - 6), label, fill=(0, 0, 0), font=font)
+        for c, t in enumerate(tiles):
+            sheet.paste(t, (label_w + c * (tile_w + pad), y))
+    return sheet
+
+
+def _pose_tile(frame: np.ndarray, pose: np.ndarray | None, side: int, dim: bool = False):
+    from PIL import Image
+
+    from csvr.pose.viz import draw_pose
+
+    im = Image.fromarray(frame).resize((side, side), Image.BILINEAR)
+    if dim:
+        im = Image.blend(im, Image.new("RGB", im.size, (0, 0, 0)), 0.45)
+    if pose is not None:
+        draw_pose(im, pose, width=max(1, side // 48))
+    return im
+
+
+def _load_sample(manifest, rec, clip, pose_store, seed: int, k: int):
+    """One deterministic current + future clip of ``rec`` (centre crop, no flip, no colour
+    change), its poses in crop coordinates, and its pose normalisation parameters."""
+    from csvr.data.sampling import sample_pretrain_indices
+    from csvr.data.transforms import center_crop_box, crop_poses, crop_resize
+    from csvr.data.video import VideoReader
+    from csvr.pose import normalize
+
+    with VideoReader(manifest.video_path(rec)) as reader:
+        n = reader.num_frames
+        rng = np.random.default_rng([seed, k])
+        cur, fut, _ = sample_pretrain_indices(n, clip.frames, clip.stride, clip.future_frames, rng, clip.short_video)
+        size = None
+        s = clip.decode_short_side
+        if s is not None and min(reader.width, reader.height) > s:
+            if reader.width <= reader.height:
+                size = (s, int(round(reader.height * s / reader.width / 2)) * 2)
+            else:
+                size = (int(round(reader.width * s / reader.height / 2)) * 2, s)
+        idx = np.concatenate([cur, fut])
+        frames = reader.read(idx.tolist(), size=size)
+    h, w = frames.shape[1:3]
+    box = center_crop_box(h, w)
+    video = crop_resize(frames, box, clip.size).numpy()          # (T + T', S, S, 3)
+    raw = pose_store.get(rec.id)
+    # poses are in [0, 1] of the frame, so the crop maps them with the decoded frame's size
+    poses = crop_poses(raw[np.minimum(idx, len(raw) - 1)], box, h, w)
+    t = len(cur)
+    ncur, params = normalize(poses[:t])
+    nfut, _ = normalize(poses[t:], params=params)
+    return video, poses, ncur, nfut, params
+
+
+def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
+                       num_videos: int = 2, split: str = "1", subset: str = "test", seed: int = 0,
+                       device: str = "cpu") -> dict[str, bytes]:
+    """Pictures of a CSVR pretraining checkpoint at work on real videos of ``manifest``:
+
+    * ``csvr_poses.png``: per video, the input clip with its poses, the real future poses and
+      the pose generator's prediction (denormalised with the clip's own centre/scale, drawn on
+      the real future frames, dimmed);
+    * ``csvr_poses.gif``: real (left) vs predicted (right) future poses, animated;
+    * ``csvr_frames.png`` (when the model has video generators): real current clip, its
+      reconstruction by G_v^r, real future clip, the prediction by G_v^p (at the generators'
+      resolution), all from ``f_i`` of the real clip and poses.
+
+    One deterministic clip per video (centre crop, no augmentation), the model in eval mode,
+    fixed noise. Videos: the first of each class of ``subset`` that has poses in the cache.
+    """
+    import torch
+    from PIL import Image
+
+    from csvr.config import from_dict
+    from csvr.data.index import load_manifest
+    from csvr.data.transforms import normalize as normalize_clip
+    from csvr.data.transforms import to_float_clip
+    from csvr.engine.config import PretrainConfig
+    from csvr.engine.pretrain import load_pretrained
+    from csvr.errors import DatasetError
+    from csvr.models.heads import global_average_pool
+    from csvr.models.pose_gan import generator_input, sequence_to_poses
+    from csvr.models.video_gan import video_target_from_clip
+    from csvr.pose import PoseCache, denormalize
+
+    method, state = load_pretrained(checkpoint)
+    if getattr(method, "name", "") != "csvr":
+        raise CsvrError(f"{checkpoint} is a {getattr(method, 'name', '?')!r} checkpoint; CSVR sample pictures need a "
+                        "'csvr' pretraining checkpoint")
+    cfg = from_dict(PretrainConfig, state["config"])
+    clip = cfg.data.clip
+    if clip.future_frames < 1:
+        raise CsvrError(f"{checkpoint}: data.clip.future_frames is 0, so the model predicts nothing to draw")
+    model = method.model.to(device).eval()
+    man = load_manifest(manifest) if isinstance(manifest, (str, os.PathLike)) else manifest
+    if pose_cache is None or not Path(pose_cache).is_dir():
+        raise CsvrError(f"CSVR sample pictures need the pose cache; not a folder: {pose_cache}")
+    store = PoseCache(pose_cache)
+    try:
+        records = man.select(split, subset) or man.records
+    except DatasetError:
+        records = man.records
+    picked, seen = [], set()
+    for rec in records:
+        if rec.label not in seen and store.has(rec.id):
+            seen.add(rec.label)
+            picked.append(rec)
+        if len(picked) == num_videos:
+            break
+    if not picked:
+        raise CsvrError(f"the pose cache {pose_cache} holds poses for none of the {len(records)} videos of {man.path}")
+
+    samples = [_load_sample(man, rec, clip, store, seed, k) for k, rec in enumerate(picked)]
+    t, tf = clip.frames, clip.future_frames
+    clip_u8 = torch.from_numpy(np.stack([s[0][:t] for s in samples])).to(device)
+    fut_u8 = torch.from_numpy(np.stack([s[0][t:] for s in samples])).to(device)
+    ncur = torch.from_numpy(np.stack([s[2] for s in samples])).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    pcfg = model.cfg.pose
+    with torch.no_grad():
+        p_in = generator_input(ncur[..., :2], ncur[..., 2], pcfg)
+        feats = model.pose_generator.encode(p_in)
+        z = torch.randn(len(samples), pcfg.noise_dim, generator=gen, device=device)
+        fake = model.pose_generator.decode(feats[-1], z, tf, p_in[:, : 2 * pcfg.num_joints, -1:])
+        pred_norm = sequence_to_poses(fake).cpu().numpy()                       # (B, T', 18, 2)
+        videos = None
+        if model.reconstructor is not None or model.predictor is not None:
+            x = normalize_clip(to_float_clip(clip_u8))
+            xf = normalize_clip(to_float_clip(fut_u8))
+            f_s = model.context_head_v(global_average_pool(model.v_network(x)))
+            f_d = model.motion_head(feats[pcfg.fd_layer_index - 1])
+            f_i = model.integration(f_s, f_d)
+            vcfg = model.cfg.video
+            videos = {"real clip": video_target_from_clip(x, vcfg, model.pixel_mean, model.pixel_std)}
+            if model.reconstructor is not None:
+                zv = torch.randn(len(samples), vcfg.noise_dim, generator=gen, device=device)
+                videos["reconstructed"] = model.reconstructor(zv, f_i)
+            videos["real future"] = video_target_from_clip(xf, vcfg, model.pixel_mean, model.pixel_std)
+            if model.predictor is not None:
+                zv = torch.randn(len(samples), vcfg.noise_dim, generator=gen, device=device)
+                videos["predicted"] = model.predictor(zv, f_i)
+            videos = {k: v.float().cpu().numpy() for k, v in videos.items()}
+
+    side = max(96, min(128, clip.size))
+    rows: list[tuple[str, list]] = []
+    gif_frames: list[list] = [[] for _ in range(tf)]
+    for b, (rec, (video, poses, _, nfut, params)) in enumerate(zip(picked, samples)):
+        conf = nfut[..., 2:3]
+        pred = denormalize(np.concatenate([pred_norm[b], conf], axis=-1), params)   # crop coordinates
+        name = rec.class_name or str(rec.label)
+        rows.append((f"{name[:14]}: input", [_pose_tile(video[i], poses[i], side) for i in range(t)]))
+        real_tiles = [_pose_tile(video[t + i], poses[t + i], side) for i in range(tf)]
+        pred_tiles = [_pose_tile(video[t + i], pred[i], side, dim=True) for i in range(tf)]
+        rows.append(("real future", real_tiles))
+        rows.append(("predicted", pred_tiles))
+        for i in range(tf):
+            pair = Image.new("RGB", (2 * side + 4, side), (255, 255, 255))
+            pair.paste(_label(real_tiles[i].copy(), "real", _font(10)), (0, 0))
+            pair.paste(_label(pred_tiles[i].copy(), "predicted", _font(10), (255, 120, 120)), (side + 4, 0))
+            gif_frames[i].append(pair)
+    out = {"csvr_poses.png": image_png(_grid(rows, side, side, "future poses: real vs predicted by the pose "
+                                                                "generator G_p (denormalised with the clip's "
+                                                                "centre and scale)"))}
+    frames_gif = []
+    for pairs in gif_frames:
+        canvas = Image.new("RGB", (pairs[0].width, len(pairs) * (side + 4)), (255, 255, 255))
+        for j, p in enumerate(pairs):
+            canvas.paste(p, (0, j * (side + 4)))
+        frames_gif.append(canvas)
+    buf = io.BytesIO()
+    frames_gif[0].save(buf, format="GIF", save_all=True, append_images=frames_gif[1:], duration=250, loop=0)
+    out["csvr_poses.gif"] = buf.getvalue()
+
+    if videos is not None:
+        vside = min(128, max(64, 2 * model.cfg.video.size))
+        vrows = []
+        for b, rec in enumerate(picked):
+            for k, (label, v) in enumerate(videos.items()):
+                frames = _to_uint8_video(v[b])
+                tiles = [Image.fromarray(f).resize((vside, vside), Image.BILINEAR) for f in frames]
+                vrows.append(((f"{(rec.class_name or '')[:10]}: " if k == 0 else "") + label, tiles))
+        out["csvr_frames.png"] = image_png(_grid(vrows, vside, vside, "video generating branch: real vs "
+                                                                       "reconstructed (G_v^r) and predicted (G_v^p) "
+                                                                       "frames from f_i"))
+    return out
+
+
+def csvr_samples(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
+                 out_dir: str | os.PathLike, **kw) -> dict[str, Path]:
+    """Write :func:`csvr_sample_images` into ``out_dir`` (atomic files); returns their paths."""
+    images = csvr_sample_images(checkpoint, manifest, pose_cache, **kw)
+    out = Path(out_dir)
+    return {name: save_image(data, out / name) for name, data in images.items()}
+
+
+__all__ = ["GROUP_COLORS", "GROUP_ORDER", "class_groups_for_manifest", "confusion_chart", "csvr_sample_images",
+           "csvr_samples", "curve_columns", "figure_png", "per_class_chart", "pick_queries", "read_csv_rows",
+           "retrieval_examples_chart", "save_image", "training_curves_chart"]

@@ -1,0 +1,486 @@
+"""``csvr report``: the tables and pictures of one or more runs, side by side.
+
+A run folder is any of
+
+* a pretraining run (``csvr pretrain``): ``summary.json``, ``metrics.csv``, ``epochs.csv``,
+  ``config.yaml``, ``checkpoints/``;
+* a finetuning / linear-probe run: the same plus ``results.json`` (clip / video top-1, per-class
+  accuracy, confusion matrix, optionally ``class_groups``);
+* a folder written by ``csvr retrieve`` (``retrieval.json``); a run folder may also hold
+  ``retrieval.json`` or ``retrieval*/retrieval.json`` of its own checkpoints.
+
+The report has: a summary table (run, kind, method, feature, clip / video top-1, R@k), the last
+pretext metrics of pretraining runs (Table II's columns), per-class accuracy of all runs in one
+chart grouped as in Fig. 4 (groups from ``results.json`` or from the dataset when it documents
+them: the built-in synthetic dataset does) and as a table, confusion matrices, training curves,
+retrieval examples (reading the videos through the manifest named in ``retrieval.json`` or the
+run's config), and with ``samples=True`` the CSVR sample pictures of CSVR pretraining runs.
+
+Outputs: ``OUT/report.html`` (self-contained: every picture embedded as a base64 data URI, no
+external file, script or style sheet), ``OUT/report.md`` (same content; pictures under
+``OUT/images/``). Everything is built in memory first and each file is written atomically, so a
+failure (e.g. a run folder without results) leaves no partial report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from csvr.errors import CsvrError
+
+log = logging.getLogger(__name__)
+
+PRETEXT_COLUMNS = ("context_top1", "pose_mse", "video_r_mse", "video_p_mse", "pair_top1", "total")
+
+
+@dataclass
+class RunData:
+    """One run folder as the report sees it."""
+
+    path: Path
+    name: str
+    kind: str
+    method: str
+    config: dict = field(default_factory=dict)
+    summary: dict | None = None
+    results: dict | None = None
+    retrievals: list[tuple[str, dict]] = field(default_factory=list)
+    has_curves: bool = False
+
+    @property
+    def manifest(self) -> str | None:
+        data = self.config.get("data") if isinstance(self.config.get("data"), dict) else {}
+        return data.get("manifest") or None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CsvrError(f"{path}: not a readable JSON file ({e.__class__.__name__}: {str(e)[:120]})") from None
+    if not isinstance(data, dict):
+        raise CsvrError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise CsvrError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run folder; :class:`CsvrError` naming it when it has no results at all."""
+    p = Path(path)
+    if not p.is_dir():
+        raise CsvrError(f"run folder not found: {p}")
+    results = _read_json(p / "results.json") if (p / "results.json").is_file() else None
+    summary = _read_json(p / "summary.json") if (p / "summary.json").is_file() else None
+    retrievals: list[tuple[str, dict]] = []
+    for f in [p / "retrieval.json"] + sorted(p.glob("retrieval*/retrieval.json")):
+        if f.is_file():
+            r = _read_json(f)
+            missing = [k for k in ("recall", "query_ids", "gallery_ids", "neighbors") if k not in r]
+            if missing:
+                raise CsvrError(f"{f}: not a 'csvr retrieve' result (missing {', '.join(missing)})")
+            retrievals.append(("retrieval" if f.parent == p else f.parent.name, r))
+    curves = (p / "metrics.csv").is_file() or (p / "epochs.csv").is_file()
+    if results is None and summary is None and not retrievals and not curves:
+        raise CsvrError(f"{p} has no results: expected results.json ('csvr finetune' / 'csvr linear-probe'), "
+                        "retrieval.json ('csvr retrieve'), or summary.json / metrics.csv / epochs.csv (a training run)")
+    if results is not None and not isinstance(results.get("per_class", {}), dict):
+        raise CsvrError(f"{p / 'results.json'}: 'per_class' must map class names to accuracies")
+    config = _read_config(p / "config.yaml")
+    if results is not None:
+        kind = str(results.get("kind") or "finetune")
+    elif summary is not None or curves:
+        kind = str(config.get("kind") or (summary or {}).get("kind") or "pretrain")
+    else:
+        kind = "retrieval"
+    method = (results or {}).get("method") or config.get("method") or (summary or {}).get("method") \
+        or next((r.get("method") for _, r in retrievals if r.get("method")), None) or "?"
+    if method == "supervised":  # a finetuning job: name the method whose architecture it trains
+        method = (config.get("model") or {}).get("arch_method") or method
+    return RunData(path=p, name=p.name or str(p), kind=kind, method=str(method), config=config, summary=summary,
+                   results=results, retrievals=retrievals, has_curves=curves)
+
+
+# ----------------------------------------------------------------------------- formatting
+def _pct(x: Any) -> str:
+    try:
+        return f"{100.0 * float(x):.1f}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def _num(x: Any) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return ""
+    return f"{v:.4g}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+@dataclass
+class _Image:
+    name: str
+    caption: str
+    data: bytes
+
+    @property
+    def mime(self) -> str:
+        return "image/gif" if self.name.endswith(".gif") else "image/png"
+
+
+@dataclass
+class _Section:
+    title: str
+    tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
+    images: list[_Image] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+def _last_values(rows: list[dict[str, str]], keys: Sequence[str]) -> dict[str, str]:
+    """The latest non-empty value of each key (each metric from the last row that logged it)."""
+    out: dict[str, str] = {}
+    for r in reversed(rows):
+        for k in keys:
+            if k not in out and (r.get(k) or "").strip():
+                out[k] = r[k]
+    return out
+
+
+# ----------------------------------------------------------------------------- building
+def _summary_section(runs: list[RunData]) -> _Section:
+    ks = sorted({int(k) for run in runs for _, r in run.retrievals for k in r["recall"]})
+    head = ["run", "kind", "method", "feature", "clip top-1 (%)", "video top-1 (%)"] + [f"R@{k} (%)" for k in ks] \
+        + ["test videos"]
+    rows = []
+    for run in runs:
+        used = set()
+        if run.results is not None:
+            res = run.results
+            rec = next(((i, r) for i, (_, r) in enumerate(run.retrievals) if r.get("feature") == res.get("feature")),
+                       None)
+            recall = {}
+            if rec is not None:
+                used.add(rec[0])
+                recall = rec[1]["recall"]
+            rows.append([run.name, run.kind, run.method, str(res.get("feature") or ""), _pct(res.get("clip_top1")),
+                         _pct(res.get("video_top1"))] + [_pct(recall.get(str(k))) for k in ks]
+                        + [str(res.get("num_videos") or "")])
+        for i, (label, r) in enumerate(run.retrievals):
+            if i in used:
+                continue
+            name = run.name if label == "retrieval" else f"{run.name} ({label})"
+            feat = str(r.get("feature") or "") + (", random init" if r.get("init") == "random" else "")
+            rows.append([name, "retrieval", str(r.get("method") or run.method), feat, "", ""]
+                        + [_pct(r["recall"].get(str(k))) for k in ks] + [str(r.get("num_queries") or "")])
+        if run.results is None and not run.retrievals:
+            rows.append([run.name, run.kind, run.method, "", "", ""] + [""] * len(ks) + [""])
+    sec = _Section("Summary", tables=[(head, rows)])
+    if ks:
+        clips = sorted({str((r.get("protocol") or {}).get("clips_per_video", "?")) for run in runs
+                        for _, r in run.retrievals})
+        sec.text.append("R@k: fraction of test videos with a same-class training video among their k nearest (cosine "
+                        "similarity of the L2-normalised mean of each video's uniformly spaced clip features; "
+                        f"{' / '.join(clips)} clips per video), as in the paper's Table VIII.")
+    return sec
+
+
+def _pretext_section(runs: list[RunData]) -> _Section | None:
+    from csvr.eval.plots import read_csv_rows
+
+    rows, present = [], set()
+    for run in runs:
+        if run.kind != "pretrain":
+            continue
+        ep = run.path / "epochs.csv"
+        vals = _last_values(read_csv_rows(ep), PRETEXT_COLUMNS) if ep.is_file() else {}
+        if not vals and run.summary:
+            vals = {k: v for k, v in (run.summary.get("last_epoch_metrics") or {}).items() if k in PRETEXT_COLUMNS}
+        present |= set(vals)
+        steps = (run.summary or {}).get("global_step", "")
+        rows.append((run, steps, vals))
+    if not rows:
+        return None
+    cols = [c for c in PRETEXT_COLUMNS if c in present]
+    head = ["run", "method", "steps"] + cols
+    table = [[run.name, run.method, str(steps)] + [_num(vals.get(c)) for c in cols] for run, steps, vals in rows]
+    return _Section("Pretext metrics (last logged value of each)", tables=[(head, table)],
+                    text=["context_top1: I-frame matching accuracy; pose_mse: future-pose MSE (normalised pose "
+                          "units); video_r_mse / video_p_mse: reconstructed / predicted frames MSE in [-1, 1] pixels; "
+                          "pair_top1: IIC / CVRL view-matching accuracy (paper Table II)."])
+
+
+def _class_groups(runs: list[RunData]) -> dict[str, str] | None:
+    from csvr.eval.plots import class_groups_for_manifest
+
+    groups: dict[str, str] = {}
+    for run in runs:
+        if run.results and isinstance(run.results.get("class_groups"), dict):
+            groups.update({str(k): str(v) for k, v in run.results["class_groups"].items()})
+    if groups:
+        return groups
+    for run in runs:
+        manifests = [run.manifest] + [r.get("manifest") for _, r in run.retrievals]
+        for m in manifests:
+            if m and Path(m).is_file():
+                found = class_groups_for_manifest(m)
+                if found:
+                    return found
+    return None
+
+
+def _per_class_section(runs: list[RunData], groups: dict[str, str] | None) -> _Section | None:
+    from csvr.eval.plots import GROUP_ORDER, _grouped_order, per_class_chart
+
+    with_pc = [r for r in runs if r.results and r.results.get("per_class")]
+    if not with_pc:
+        return None
+    classes: dict[str, None] = {}
+    for r in with_pc:
+        for c in r.results.get("classes") or list(r.results["per_class"]):
+            classes.setdefault(str(c), None)
+    data = {r.name + (f" ({r.results.get('feature')})" if r.results.get("feature") else ""): r.results["per_class"]
+            for r in with_pc}
+    png = per_class_chart(data, groups, list(classes), title="Per-class video-level accuracy (grouped as Fig. 4)")
+    order = _grouped_order(list(classes), groups)
+    head = ["class", "group"] + list(data)
+    rows = [[c, g if g in GROUP_ORDER else "", *[_pct(per.get(c)) for per in data.values()]] for c, g in order]
+    sec = _Section("Per-class accuracy", tables=[(head, rows)],
+                   images=[_Image("per-class.png", "per-class accuracy, all runs", png)])
+    if groups:
+        sec.text.append("Groups as in the paper's Fig. 4: motion-related classes (orange), context-related (blue), "
+                        "both (black).")
+    return sec
+
+
+def _confusion_section(runs: list[RunData], groups) -> _Section | None:
+    from csvr.eval.plots import confusion_chart
+
+    imgs = []
+    for r in runs:
+        if r.results and r.results.get("confusion") and r.results.get("classes"):
+            png = confusion_chart(r.results["confusion"], r.results["classes"], groups, title=r.name)
+            imgs.append(_Image(f"confusion-{_slug(r.name)}.png", f"confusion matrix: {r.name}", png))
+    return _Section("Confusion matrices (rows: true class)", images=imgs) if imgs else None
+
+
+def _curves_section(runs: list[RunData]) -> _Section | None:
+    from csvr.eval.plots import training_curves_chart
+
+    imgs = []
+    for r in runs:
+        if r.has_curves:
+            png = training_curves_chart(r.path, title=f"{r.name} ({r.kind}, {r.method})")
+            if png:
+                imgs.append(_Image(f"curves-{_slug(r.name)}.png", f"training curves: {r.name}", png))
+    return _Section("Training curves", images=imgs) if imgs else None
+
+
+def _retrieval_section(runs: list[RunData], notes: list[str]) -> _Section | None:
+    from csvr.data.index import load_manifest
+    from csvr.eval.plots import retrieval_examples_chart
+
+    imgs = []
+    for run in runs:
+        for label, r in run.retrievals:
+            name = run.name if label == "retrieval" else f"{run.name}/{label}"
+            mpath = r.get("manifest") or run.manifest
+            if not mpath:
+                notes.append(f"retrieval examples of {name} skipped: no manifest recorded")
+                continue
+            try:
+                manifest = load_manifest(mpath, root=r.get("root"))
+                png = retrieval_examples_chart(r, manifest)
+            except (CsvrError, OSError) as e:
+                notes.append(f"retrieval examples of {name} skipped: {e}")
+                continue
+            imgs.append(_Image(f"retrieval-{_slug(name)}.png",
+                               f"retrieval examples: {name} (feature {r.get('feature')}; green: same class as the "
+                               "query, red: another class)", png))
+    return _Section("Retrieval examples", images=imgs) if imgs else None
+
+
+def _samples_section(runs: list[RunData], notes: list[str]) -> _Section | None:
+    from csvr.engine.checkpoint import list_checkpoints
+    from csvr.eval.plots import csvr_sample_images
+
+    imgs = []
+    for run in runs:
+        if run.kind != "pretrain" or run.method != "csvr":
+            continue
+        ckpts = list_checkpoints(run.path)
+        data = run.config.get("data") or {}
+        if not ckpts:
+            notes.append(f"CSVR samples of {run.name} skipped: no checkpoint in {run.path / 'checkpoints'}")
+            continue
+        if not data.get("manifest") or not data.get("pose_cache"):
+            notes.append(f"CSVR samples of {run.name} skipped: its config names no data.manifest / data.pose_cache")
+            continue
+        try:
+            from csvr.data.index import load_manifest
+
+            manifest = load_manifest(data["manifest"], root=data.get("root"))
+            pics = csvr_sample_images(ckpts[-1], manifest, data["pose_cache"], split=str(data.get("split") or "1"))
+        except (CsvrError, OSError) as e:
+            notes.append(f"CSVR samples of {run.name} skipped: {e}")
+            continue
+        captions = {"csvr_poses.png": "future poses, real vs predicted",
+                    "csvr_poses.gif": "real vs predicted (animated)",
+                    "csvr_frames.png": "real vs reconstructed / predicted frames"}
+        for key, blob in pics.items():
+            imgs.append(_Image(f"{_slug(run.name)}-{key}", f"{run.name} ({ckpts[-1].name}): {captions.get(key, key)}",
+                               blob))
+    if not imgs:
+        notes.append("--samples: no CSVR pretraining run with a usable checkpoint and dataset among the runs")
+        return None
+    return _Section("CSVR samples (pose generator and video generators on real clips)", images=imgs)
+
+
+# ----------------------------------------------------------------------------- rendering
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:3px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+figure{margin:0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:12px;color:#555}.meta{color:#666;font-size:12px}.note{color:#a40}
+"""
+
+
+def _html(title: str, runs: list[RunData], sections: list[_Section], notes: list[str]) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
+           f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+           f'<p class="meta">{e(_meta_line(runs))}</p>']
+    for s in sections:
+        out.append(f"<h2>{e(s.title)}</h2>")
+        for t in s.text:
+            out.append(f"<p>{e(t)}</p>")
+        for head, rows in s.tables:
+            out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+            for row in rows:
+                out.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
+            out.append("</tbody></table>")
+        if s.images:
+            out.append('<div class="figs">')
+            for im in s.images:
+                b64 = base64.b64encode(im.data).decode("ascii")
+                out.append(f'<figure><img src="data:{im.mime};base64,{b64}" alt="{e(im.caption)}">'
+                           f"<figcaption>{e(im.caption)}</figcaption></figure>")
+            out.append("</div>")
+    if notes:
+        out.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{e(n)}</li>' for n in notes) + "</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(title: str, runs: list[RunData], sections: list[_Section], notes: list[str]) -> str:
+    out = [f"# {title}", "", f"_{_meta_line(runs)}_", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        for t in s.text:
+            out += [t, ""]
+        for head, rows in s.tables:
+            out.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
+            out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            out.append("")
+        for im in s.images:
+            out += [f"![{_md_cell(im.caption)}](images/{im.name})", "", f"*{im.caption}*", ""]
+    if notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+def _meta_line(runs: list[RunData]) -> str:
+    from csvr import __version__
+
+    return (f"csvr {__version__}, {time.strftime('%Y-%m-%d %H:%M')}; runs: "
+            + ", ".join(f"{r.name} = {r.path}" for r in runs))
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: bool = False, title: str | None = None,
+                 retrieval_examples: bool = True) -> list[Path]:
+    """Write ``report.html``, ``report.md`` and ``images/`` for ``run_dirs`` into ``out_dir``;
+    returns the written paths. Raises :class:`CsvrError` (writing nothing) for a missing folder
+    or one without results."""
+    from csvr.utils.io import atomic_write, atomic_write_text
+
+    if not run_dirs:
+        raise CsvrError("no run folder given")
+    runs = [load_run(p) for p in run_dirs]
+    names = [r.name for r in runs]
+    for r in runs:
+        if names.count(r.name) > 1:
+            r.name = f"{r.path.parent.name}/{r.path.name}"
+    notes: list[str] = []
+    groups = _class_groups(runs)
+    sections = [_summary_section(runs)]
+    for make in (lambda: _pretext_section(runs), lambda: _per_class_section(runs, groups),
+                 lambda: _confusion_section(runs, groups), lambda: _curves_section(runs)):
+        s = make()
+        if s is not None:
+            sections.append(s)
+    if retrieval_examples:
+        s = _retrieval_section(runs, notes)
+        if s is not None:
+            sections.append(s)
+    if samples:
+        s = _samples_section(runs, notes)
+        if s is not None:
+            sections.append(s)
+    for n in notes:
+        log.warning("csvr: %s", n)
+    title = title or ("csvr report: " + ", ".join(r.name for r in runs))
+    seen: set[str] = set()
+    for s in sections:
+        for im in s.images:
+            base, k = im.name, 2
+            while im.name in seen:
+                stem, dot, ext = base.rpartition(".")
+                im.name = f"{stem}-{k}.{ext}"
+                k += 1
+            seen.add(im.name)
+    html_text = _html(title, runs, sections, notes)
+    md_text = _markdown(title, runs, sections, notes)
+
+    out = Path(out_dir)
+    written = []
+    for s in sections:
+        for im in s.images:
+            with atomic_write(out / "images" / im.name, "wb") as f:
+                f.write(im.data)
+            written.append(out / "images" / im.name)
+    atomic_write_text(out / "report.md", md_text)
+    atomic_write_text(out / "report.html", html_text)
+    return [out / "report.html", out / "report.md"] + written
+
+
+__all__ = ["RunData", "build_report", "load_run"]
