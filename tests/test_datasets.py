@@ -106,3 +106,28 @@ def test_dataloader_with_workers(dataset):
     assert len(batches) == 2 and batches[0]["clip"].shape == (3, 4, 32, 32, 3)
     serial = [ds[i]["clip"] for i in range(3)]
     assert all(torch.equal(batches[0]["clip"][i], serial[i]) for i in range(3))  # same samples in workers
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_pretrain_poses_follow_the_crop_when_frames_are_rescaled(tiny_synth, flip):
+    """Poses are in [0, 1] of the frame; the crop box is in decoded pixels (here frames decoded at
+    a smaller size than the source): the sample's poses must land on the same spot of the crop."""
+    from csvr.data.transforms import COCO18_FLIP_PERM
+    from csvr.pose import PoseCache, normalize
+
+    m = load_manifest(tiny_synth["manifest"])
+    rec = m.records[0]
+    dw = int(round(rec.width * 32 / rec.height / 2)) * 2  # decoded width at short side 32
+    cfg = ClipConfig(frames=4, stride=1, future_frames=2, size=24, decode_short_side=32, crop_scale=(1.0, 1.0),
+                     crop_ratio=(dw / 32, dw / 32), flip_prob=1.0 if flip else 0.0, max_iframes=2)
+    ds = PretrainDataset(m, m.records, cfg, pose_cache=str(tiny_synth["poses"]))
+    s = ds[0]
+    gt = PoseCache(str(tiny_synth["poses"])).get(rec.id)[s["frame_indices"].numpy()]
+    want = gt.copy()
+    if flip:
+        want[..., 0] = 1.0 - want[..., 0]
+        want = want[:, COCO18_FLIP_PERM]
+    assert bool(s["pose_valid"])
+    np.testing.assert_allclose(s["poses_raw"].numpy()[..., :2], want[..., :2], atol=1e-5)
+    norm, _ = normalize(s["poses_raw"].numpy())
+    np.testing.assert_allclose(s["poses"].numpy(), norm, atol=1e-6)

@@ -246,7 +246,7 @@ class PretrainDataset(_VideoDataset):
             "frame_indices": torch.from_numpy(clip_idx),
         }
         if self.with_poses:
-            out.update(self._pose_fields(rec, clip_idx, fut_idx, box, (reader.height, reader.width)))
+            out.update(self._pose_fields(rec, clip_idx, fut_idx, box, (h, w)))
         return out
 
     def _pose_fields(self, rec, clip_idx, fut_idx, box, hw) -> dict:
@@ -329,7 +329,7 @@ class ClipDataset(_VideoDataset):
                 box = random_resized_crop_box(h, w, rng, c.crop_scale, c.crop_ratio, c.flip_prob)
             outs.append(crop_resize(frames[k * t:(k + 1) * t], box, c.size))
             if self.with_poses:
-                p = self.poses_for(rec, idx, box, (reader.height, reader.width))
+                p = self.poses_for(rec, idx, box, (h, w))
                 if p is None:
                     valid = False
                     poses.append(np.zeros((t, 18, 3), np.float32))
