@@ -1,0 +1,35 @@
+"""The built-in procedural human-action video dataset (UCF101 layout), ``csvr data synth``.
+
+Public API::
+
+    from csvr.data.synth import generate
+    summary = generate("data/synth")            # the default size: 15 classes x 16 videos, 4 s, 160x120
+    summary = generate("tiny", classes=4, videos_per_class=4, seconds=1.2, size=(96, 72), workers=1)
+
+``generate(out_dir, classes=None, videos_per_class=16, seconds=4.0, size=(160, 120), seed=0,
+workers=None, overwrite=False) -> Summary``: ``classes`` is None (all 15), a number N (the first N
+of a round-robin over the three class groups) or class names. The output folder gets the UCF101
+layout, OpenPose-format pose files and a README describing every class; see
+:mod:`csvr.data.synth.dataset` for the layout and the resume rules, :mod:`~.catalogue` for the
+classes, :mod:`~.encode` for the GOP policy, :mod:`~.openpose` for the pose files.
+"""
+
+from csvr.data.synth.catalogue import CLASSES, GROUPS, ClassSpec, select_classes
+from csvr.data.synth.dataset import (
+    DEFAULT_SECONDS,
+    DEFAULT_SIZE,
+    DEFAULT_VIDEOS_PER_CLASS,
+    Summary,
+    generate,
+    group_layout,
+    load_manifest,
+    parse_size,
+)
+from csvr.data.synth.openpose import openpose_json, pose_file_name, read_openpose_sequence
+from csvr.data.synth.skeleton import OPENPOSE_COCO18
+
+__all__ = [
+    "CLASSES", "GROUPS", "ClassSpec", "select_classes", "generate", "Summary", "group_layout",
+    "load_manifest", "parse_size", "DEFAULT_SECONDS", "DEFAULT_SIZE", "DEFAULT_VIDEOS_PER_CLASS",
+    "openpose_json", "pose_file_name", "read_openpose_sequence", "OPENPOSE_COCO18",
+]
