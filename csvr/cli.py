@@ -27,6 +27,8 @@ COMMAND_MODULES: list[str] = [
     "csvr.data.synth.commands",
     "csvr.pose.commands",
     "csvr.engine.commands",
+    "csvr.eval.commands",
+    "csvr.demo",
 ]
 
 GROUPS = {

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only when a command runs (fast --help)
+    from torch import nn
 
 from csvr.errors import CsvrError
 
@@ -267,6 +270,8 @@ def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], op
         note = None
         if model.classifier is not None:
             head = getattr(model.classifier, "head", None)
+            from torch import nn
+
             if model.feature == "backbone" and isinstance(head, nn.Linear):
                 fc = head
             else:

@@ -17,6 +17,11 @@ from dataclasses import asdict, dataclass
 
 from csvr.errors import CsvrError
 
+# Default size of the generated dataset (here, not in dataset.py, so the CLI's --help is cheap).
+DEFAULT_VIDEOS_PER_CLASS = 16
+DEFAULT_SECONDS = 4.0
+DEFAULT_SIZE = (160, 120)
+
 GROUPS = {
     "motion": "told apart only by movement (same scenes, same single-frame poses)",
     "context": "told apart only by the scene or a held object (same movement)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from csvr.data.synth.dataset import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS, generate, parse_size
+from csvr.data.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS
 from csvr.errors import CsvrError
 
 DESCRIPTION = """\
@@ -44,6 +44,8 @@ def register(commands, groups) -> None:
 
 
 def run_synth(args) -> int:
+    from csvr.data.synth.dataset import generate, parse_size
+
     size = parse_size(args.size)
     if args.workers is not None and args.workers < 1:
         raise CsvrError("--workers must be at least 1")

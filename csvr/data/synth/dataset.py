@@ -40,9 +40,7 @@ VERSION = 1
 PROGRESS = ".synth-progress.jsonl"
 MANIFEST = "synth.json"
 
-DEFAULT_VIDEOS_PER_CLASS = 16
-DEFAULT_SECONDS = 4.0
-DEFAULT_SIZE = (160, 120)
+from csvr.data.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS  # noqa: E402
 MAX_GROUPS = 25                 # as UCF101
 TEST_GROUP_FRACTION = 7 / 25    # UCF101 split 1: groups 1-7 of 25 are the test set
 
