@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import multiprocessing as mp
-import resource
 import sys
 import tempfile
 import time
@@ -102,7 +101,17 @@ def engine_wait(root: Path, method: str, workers: int, steps: int) -> dict:
     rows = rows[2:]  # loader start-up excluded
     return {"samples_per_s": sum(float(r["samples_per_s"]) for r in rows) / len(rows),
             "data_wait_frac": float(rows[-1]["data_wait_frac"]),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: Linux keeps that across
+    ``exec``, so a spawned worker would report its parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _worker_rss(args, q) -> None:
@@ -116,7 +125,7 @@ def _worker_rss(args, q) -> None:
     del m
     for i in range(64):
         ds[i % len(ds)]
-    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    q.put(peak_rss_mib())
 
 
 def full_size_memory() -> dict:

