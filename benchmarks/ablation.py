@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
 from csvr.engine.pretrain import pretrain
 from csvr.eval.finetune import FinetuneConfig, run_finetune
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ensure_builtin_data  # noqa: E402
 
 ROWS = [
     # name, pretraining method, model overrides, stage split {stage: fraction}, finetune feature, retrieval feature
@@ -76,15 +80,6 @@ def stages(split: dict[str, float], budget: int) -> str:
     return "train.stages=[" + ", ".join(parts) + "]"
 
 
-def ensure_data(root: Path) -> None:
-    if not (root / "manifest.jsonl").exists():
-        assert cli(["data", "synth", "--out", str(root)]) == 0
-        assert cli(["prepare", "index", str(root), "--out", str(root / "manifest.jsonl")]) == 0
-    if not (root / "poses_cache").exists():
-        assert cli(["prepare", "poses", "--manifest", str(root / "manifest.jsonl"), "--out", str(root / "poses_cache"),
-                    "--source", "openpose-json", "--json-dir", str(root / "poses" / "openpose")]) == 0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="runs/bench-data")
@@ -97,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     t_start = time.time()
     root, out = Path(args.data), Path(args.out)
-    ensure_data(root)
+    ensure_builtin_data(root)
     common = [f"data.manifest={root / 'manifest.jsonl'}", f"data.pose_cache={root / 'poses_cache'}"]
     results_path = out / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}

