@@ -6,6 +6,8 @@ stratified fraction of the training labels (``--label-fraction``) for ``--seeds`
 retrieval with the pretrained features (random-init features for scratch). Rows:
 
   scratch            no pretraining (the f_s network, random init)         Table I row 1
+  scratch (f_i net)  no pretraining, the whole f_i network (pose encoder + V-network + fusion), random
+                     init: the control for the f_i rows, which also see the poses when finetuning
   f_d only           pose CGAN alone (stage pose), finetune f_d             Table I
   f_s only           context matching alone (stage context), finetune f_s  Table I
   f_i (Concat)       pose + context (no video branch), Concat fusion       Table I
@@ -15,6 +17,8 @@ retrieval with the pretrained features (random-init features for scratch). Rows:
   CSVR L_p only      video branch predicts only                            Table V
   IIC                IIC on the same backbone                              peer method
   CVRL               CVRL on the same backbone                             peer method
+  CSVR, no video     full CSVR with the f_i (AdaIN) row's stage split      investigation
+    stage            (L_video only in the joint stage)
 
 Stage budgets: a CSVR row spends 20% / 25% / 20% / 35% of the budget on the pose, context,
 video and joint stages (the small-cpu preset's ratio); rows without a video branch spend 30% /
@@ -47,6 +51,7 @@ from _common import ensure_builtin_data  # noqa: E402
 ROWS = [
     # name, pretraining method, model overrides, stage split {stage: fraction}, finetune feature, retrieval feature
     ("scratch", None, [], {}, "scratch", "fs"),
+    ("scratch (f_i network)", None, [], {}, "fi-scratch", "fi"),
     ("f_d only", "csvr", ["model.use_context=false", "model.use_video=false"], {"pose": 1.0}, "fd", "fd"),
     ("f_s only", "csvr", ["model.use_pose=false", "model.use_video=false"], {"context": 1.0}, "fs", "fs"),
     ("f_i (Concat)", "csvr", ["model.fusion=concat", "model.use_video=false"],
@@ -62,6 +67,9 @@ ROWS = [
      {"main": 1.0}, "backbone", "backbone"),
     ("CVRL", "cvrl", ["model={backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"],
      {"main": 1.0}, "backbone", "backbone"),
+    # investigation: the video branch only in the joint stage, so that the encoders get the same
+    # pose / context stage steps as the f_i (AdaIN) row; isolates what L_video adds
+    ("CSVR, no video stage", "csvr", [], {"pose": 0.30, "context": 0.35, "joint": 0.35}, "fi", "fi"),
 ]
 
 
@@ -132,6 +140,8 @@ def main() -> None:
                                     f"model.pretrained={arch}"]
                 if ft_feature == "scratch":
                     over_ft += ["model.feature=fs", "model.init=scratch"]
+                elif ft_feature == "fi-scratch":
+                    over_ft += ["model.feature=fi", "model.init=scratch"]
                 else:
                     over_ft.append(f"model.feature={ft_feature}")
                 fcfg = load_config(FinetuneConfig, resolve_config_path("small-cpu", "finetune"), over_ft)
@@ -143,7 +153,7 @@ def main() -> None:
             groups.append({g: float(np.mean([a for c, a in r["per_class"].items() if cg.get(c) == g and a is not None]))
                            for g in ("motion", "context", "both")})
         row["top1"] = tops
-        row["top1_mean"], row["top1_std"] = float(np.mean(tops)), float(np.std(tops))
+        row["top1_mean"], row["top1_std"] = float(np.mean(tops)), float(np.std(tops, ddof=1)) if len(tops) > 1 else 0.0
         row["clip_top1_mean"] = float(np.mean(clip_tops))
         row["groups"] = {g: float(np.mean([x[g] for x in groups])) for g in ("motion", "context", "both")}
         # ---------------------------------------------------------------- retrieval
@@ -177,7 +187,7 @@ def _architecture_checkpoint(out: Path, common: list[str], args) -> Path:
 
 
 def print_table(results: dict, args, seconds: float) -> None:
-    print(f"\n| row | top-1 (%) mean +- std over {args.seeds} seeds | motion | context | both | R@1 (%) | R@5 (%) |")
+    print(f"\n| row | top-1 (%) mean +- sample std over {args.seeds} seeds | motion | context | both | R@1 (%) | R@5 (%) |")
     print("|---|---|---|---|---|---|---|")
     for name, *_ in ROWS:
         r = results.get(slug(name))

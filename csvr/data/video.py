@@ -409,6 +409,14 @@ class VideoReader:
         ctx = self._stream.codec_context
         self._seek(0)
         previous = None
+
+        def emit(frames):
+            nonlocal previous
+            for frame in frames:
+                previous = self._index_of(frame.pts, previous)
+                if int(frame.pict_type) == _PICT_I:
+                    yield previous, (self._to_array(frame, size) if convert else None)
+
         try:
             if self.codec in _NONINTRA_CODECS and self._intra_pts is None:
                 ctx.skip_frame = "NONINTRA"
@@ -418,10 +426,7 @@ class VideoReader:
                             frames = packet.decode()
                         except (av.FFmpegError, ValueError):
                             continue
-                        for frame in frames:
-                            previous = self._index_of(frame.pts, previous)
-                            if int(frame.pict_type) == _PICT_I:
-                                yield previous, (self._to_array(frame, size) if convert else None)
+                        yield from emit(frames)
                 finally:
                     ctx.skip_frame = "DEFAULT"
                     self._seek(0)
@@ -436,10 +441,7 @@ class VideoReader:
                         frames = ctx.decode(packet if packet.size else None)
                     except (av.FFmpegError, ValueError):
                         continue
-                    for frame in frames:
-                        previous = self._index_of(frame.pts, previous)
-                        if int(frame.pict_type) == _PICT_I:
-                            yield previous, (self._to_array(frame, size) if convert else None)
+                    yield from emit(frames)
                 ctx.flush_buffers()
                 self._seek(0)
         except (av.FFmpegError, OSError) as e:
