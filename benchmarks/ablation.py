@@ -25,7 +25,7 @@ video and joint stages (the small-cpu preset's ratio); rows without a video bran
 35% on pose / context and 35% jointly; single-branch rows spend all of it on their stage.
 
 Run (resumable: finished parts are skipped):
-    .venv/bin/python benchmarks/ablation.py --data runs/bench-data --out runs/ablation
+    .venv/bin/python benchmarks/ablation.py --data runs/bench-data --out runs/ablation   # 5 seeds, ~90 min on 2 cores
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--data", default="runs/bench-data")
     ap.add_argument("--out", default="runs/ablation")
     ap.add_argument("--budget", type=int, default=240, help="pretraining steps per row")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--label-fraction", type=float, default=0.5)
     ap.add_argument("--finetune-steps", type=int, default=120)
     ap.add_argument("--rows", default=None, help="comma-separated row slugs to run (default: all)")
