@@ -19,13 +19,16 @@ retrieval with the pretrained features (random-init features for scratch). Rows:
   CVRL               CVRL on the same backbone                             peer method
   CSVR, no video     full CSVR with the f_i (AdaIN) row's stage split      investigation
     stage            (L_video only in the joint stage)
+  CSVR, video adv    full CSVR, the video generators' adversarial term     investigation
+    0.1              weighted 0.1
+  CSVR, video GP 1   full CSVR with WGAN-GP (weight 1) on the video critics investigation
 
 Stage budgets: a CSVR row spends 20% / 25% / 20% / 35% of the budget on the pose, context,
 video and joint stages (the small-cpu preset's ratio); rows without a video branch spend 30% /
 35% on pose / context and 35% jointly; single-branch rows spend all of it on their stage.
 
 Run (resumable: finished parts are skipped):
-    .venv/bin/python benchmarks/ablation.py --data runs/bench-data --out runs/ablation   # 5 seeds, ~90 min on 2 cores
+    .venv/bin/python benchmarks/ablation.py --data runs/bench-data --out runs/ablation   # 5 seeds, ~2 h on 2 cores
 """
 
 from __future__ import annotations
@@ -70,6 +73,12 @@ ROWS = [
     # investigation: the video branch only in the joint stage, so that the encoders get the same
     # pose / context stage steps as the f_i (AdaIN) row; isolates what L_video adds
     ("CSVR, no video stage", "csvr", [], {"pose": 0.30, "context": 0.35, "joint": 0.35}, "fi", "fi"),
+    # investigation: which part of L_video hurts at this budget - the generators' adversarial term
+    # (scaled down) or unstable critics (WGAN-GP on the video critics)
+    ("CSVR, video adv 0.1", "csvr", ["model.video.adv_weight=0.1"],
+     {"pose": 0.20, "context": 0.25, "video": 0.20, "joint": 0.35}, "fi", "fi"),
+    ("CSVR, video GP 1", "csvr", ["model.video.gp_weight=1.0"],
+     {"pose": 0.20, "context": 0.25, "video": 0.20, "joint": 0.35}, "fi", "fi"),
 ]
 
 
