@@ -98,6 +98,42 @@ def test_bad_video_is_replaced_and_reported_once(tmp_path, caplog):
     assert len(warnings) == 1
 
 
+class _MeanColour(torch.nn.Module):
+    """A stand-in encoder with a hand-checkable output: the mean of each colour channel."""
+
+    feature = "backbone"
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4))
+
+
+def test_eval_never_replaces_a_bad_video_and_leaves_it_out(tmp_path, caplog):
+    from csvr.data.transforms import normalize, to_float_clip
+    from csvr.eval.features import extract_features
+
+    root = tmp_path / "ds"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for k in range(2):
+            write_video(root / c / f"{k}.mp4", index_frames(40, seed=k + (5 if c == "b" else 0)), codec="libx264", gop=12)
+    build_index(root, root / "m.jsonl", layout="folder", workers=1)
+    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken after indexing
+    m = load_manifest(root / "m.jsonl")
+    ds = ClipDataset(m, m.records, CFG, mode="eval", num_clips=2)
+    bad = [r.path for r in m.records].index("a/1.mp4")
+    item = ds[bad]
+    assert not bool(item["ok"]) and int(item["index"]) == bad and int(item["label"]) == m.records[bad].label
+    assert item["clip"].shape == (2, 4, 32, 32, 3) and int(item["clip"].sum()) == 0
+    with caplog.at_level(logging.WARNING):
+        f = extract_features(_MeanColour(), ds, batch_size=3)
+    good = [i for i in range(len(m.records)) if i != bad]
+    assert f.ids == [m.records[i].id for i in good] and f.left_out == [m.records[bad].id]
+    assert f.labels.tolist() == [m.records[i].label for i in good]
+    expected = np.stack([normalize(to_float_clip(ds[i]["clip"])).mean(dim=(2, 3, 4)).numpy() for i in good])
+    np.testing.assert_allclose(f.clips, expected, rtol=1e-5, atol=1e-6)
+    assert any("left out" in r.getMessage() and "a/1" in r.getMessage() for r in caplog.records)
+
+
 def test_dataloader_with_workers(dataset):
     m = load_manifest(dataset / "m.jsonl")
     ds = PretrainDataset(m, m.records, CFG, seed=3)

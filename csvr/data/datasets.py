@@ -7,10 +7,14 @@ little data crosses the worker boundary; photometric augmentation runs batched o
 Randomness is a pure function of ``(seed, epoch, index)``: the same seed gives the same samples
 in any number of workers, and a resumed run sees exactly the samples it would have seen.
 
-Unreadable videos (documented policy): a sample whose video fails to decode is reported once per
-worker process (a warning with the path and the reason) and replaced by another, randomly
-chosen, sample; after ``max_retries`` consecutive failures the dataset raises, naming the videos.
-The data-loader worker itself never dies on a bad video.
+Unreadable videos (documented policy): at training time a sample whose video fails to decode is
+reported once per worker process (a warning with the path and the reason) and replaced by
+another, randomly chosen, sample; after ``max_retries`` consecutive failures the dataset raises,
+naming the videos. At evaluation time (``ClipDataset(mode="eval")``) a video is never replaced
+by another one (that would score one video twice under the wrong name): the item comes back
+with ``ok = False``, zero clips and its own index and label, and the evaluation code
+(:func:`csvr.eval.features.extract_features`, :func:`csvr.eval.finetune.predict`) leaves it out
+and reports it. The data-loader worker itself never dies on a bad video.
 """
 
 from __future__ import annotations
@@ -150,6 +154,9 @@ class _VideoDataset(Dataset):
             return s, int(round(rec.height * s / rec.width / 2)) * 2
         return int(round(rec.width * s / rec.height / 2)) * 2, s
 
+    #: ``True``: an unreadable video gives a placeholder item (``ok = False``) instead of another sample
+    skip_unreadable = False
+
     def __getitem__(self, index: int) -> dict:
         j = index
         failures = []
@@ -158,6 +165,8 @@ class _VideoDataset(Dataset):
             try:
                 out = self.load(j, self.rng(j, 0 if j == index else attempt))
                 out["index"] = torch.tensor(j, dtype=torch.long)
+                if self.skip_unreadable:
+                    out["ok"] = torch.tensor(True)
                 return out
             except (VideoError, IndexError, OSError) as e:
                 if self._pool is not None:
@@ -166,12 +175,22 @@ class _VideoDataset(Dataset):
                 failures.append(f"{rec.path}: {reason}")
                 if rec.path not in self._reported:
                     self._reported.add(rec.path)
-                    log.warning("csvr: skipping unreadable video %s (%s); using another sample instead",
-                                rec.path, reason)
+                    log.warning("csvr: %s unreadable video %s (%s)%s", "leaving out" if self.skip_unreadable
+                                else "skipping", rec.path, reason,
+                                "" if self.skip_unreadable else "; using another sample instead")
+                if self.skip_unreadable:
+                    out = self.placeholder(j)
+                    out["index"] = torch.tensor(j, dtype=torch.long)
+                    out["ok"] = torch.tensor(False)
+                    return out
                 j = int(self.rng(index, attempt + 1).integers(0, len(self.records)))
         raise CsvrError(f"{self.max_retries} videos in a row failed to decode, e.g. " + "; ".join(failures[:3]))
 
     def load(self, index: int, rng: np.random.Generator) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def placeholder(self, index: int) -> dict:  # pragma: no cover - abstract
+        """An item of the right shapes for an unreadable video (``skip_unreadable``)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ poses
@@ -296,6 +315,17 @@ class ClipDataset(_VideoDataset):
         self.num_clips = int(num_clips)
         self.temporal = temporal
         self.with_poses = pose_cache is not None
+        self.skip_unreadable = mode == "eval"
+
+    def placeholder(self, index: int) -> dict:
+        c = self.clip
+        lead = () if self.mode == "train" and self.num_clips == 1 else (self.num_clips,)
+        out = {"clip": torch.zeros(lead + (c.frames, c.size, c.size, 3), dtype=torch.uint8),
+               "label": torch.tensor(self.records[index].label, dtype=torch.long)}
+        if self.with_poses:
+            out["poses"] = torch.zeros(lead + (c.frames, 18, 3), dtype=torch.float32)
+            out["pose_valid"] = torch.tensor(False)
+        return out
 
     def _clip_starts(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
         c = self.clip

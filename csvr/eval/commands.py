@@ -239,6 +239,8 @@ def _run_retrieve(args) -> int:
     print(format_recall_table(result.recall, f"retrieval ({model.method} {model.kind}, feature {model.feature}): "
                                              f"{result.num_queries} test videos query {result.num_gallery} training "
                                              f"videos, {args.clips} clips per video, {result.backend}"))
+    if result.left_out_videos:
+        print(f"{len(result.left_out_videos)} unreadable video(s) left out: {', '.join(result.left_out_videos[:5])}")
     print(f"written: {out / 'retrieval.json'}")
     return 0
 

@@ -17,7 +17,6 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from csvr.config import from_dict, to_dict
 from csvr.data.datasets import ClipDataset
@@ -25,10 +24,9 @@ from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import load_checkpoint
 from csvr.engine.config import PretrainConfig
 from csvr.errors import CsvrError
-from csvr.eval.features import encoder_inputs, needs_poses
+from csvr.eval.features import needs_poses, report_left_out, run_eval
 from csvr.eval.metrics import classification_report
 from csvr.utils.io import atomic_write_json
-from csvr.utils.progress import progress
 
 
 @dataclass
@@ -77,18 +75,11 @@ def load_classifier(path: str | os.PathLike, map_location="cpu"):
 
 @torch.no_grad()
 def predict(classifier, dataset: ClipDataset, batch_size: int = 8, workers: int = 0,
-            device: torch.device | str = "cpu", desc: str = "evaluating") -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``(V, N, C)`` and labels ``(V,)`` of an eval-mode dataset."""
+            device: torch.device | str = "cpu", desc: str = "evaluating") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits ``(V, N, C)``, labels ``(V,)`` and ``ok`` ``(V,)`` of an eval-mode dataset (rows with
+    ``ok`` False are videos that could not be decoded: zeros, to be left out)."""
     classifier = classifier.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=str(device).startswith("cuda"))
-    out, labels = [], []
-    for batch in progress(loader, total=len(loader), desc=desc, unit="batch"):
-        x, poses, conf = encoder_inputs(batch, device)
-        logits = classifier(x, poses, conf)
-        out.append(logits.float().view(batch["clip"].shape[0], -1, logits.shape[-1]).cpu())
-        labels.append(batch["label"])
-    return torch.cat(out).numpy(), torch.cat(labels).numpy()
+    return run_eval(classifier, dataset, batch_size, workers, device, desc)
 
 
 def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10, pose_cache: str | None = None,
@@ -102,9 +93,13 @@ def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10
     if use_poses and pose_cache is None:
         raise CsvrError(f"feature {classifier.feature!r} needs poses: give a pose cache")
     ds = ClipDataset(manifest, records, clip_cfg, mode="eval", num_clips=clips, pose_cache=pose_cache if use_poses else None)
-    logits, labels = predict(classifier, ds, batch_size, workers, device)
-    report = classification_report(logits, labels, list(manifest.classes))
-    report["video_ids"] = [r.id for r in records]
+    logits, labels, ok = predict(classifier, ds, batch_size, workers, device)
+    left = report_left_out(ds, ok, "the test evaluation")
+    if not ok.any():
+        raise CsvrError(f"none of the {len(records)} test videos could be decoded, e.g. {left[0]}")
+    report = classification_report(logits[ok], labels[ok], list(manifest.classes))
+    report["video_ids"] = [r.id for r, k in zip(records, ok) if k]
+    report["left_out_videos"] = left
     return report
 
 
@@ -157,6 +152,8 @@ def print_results(r: dict) -> None:
     print(f"{r['kind']} ({r['feature']}, {r['init']}): clip top-1 {100 * r['clip_top1']:.1f}%, "
           f"video top-1 {100 * r['video_top1']:.1f}% on {r['num_videos']} {r['split']}-split test videos "
           f"({r['eval_clips']} clips each)")
+    if r.get("left_out_videos"):
+        print(f"  {len(r['left_out_videos'])} unreadable test video(s) left out: {', '.join(r['left_out_videos'][:5])}")
     groups = r.get("class_groups") or {}
     if groups:
         for g in ("motion", "context", "both"):

@@ -265,6 +265,7 @@ class RetrievalResult:
     backend: str
     seconds: dict[str, float] = field(default_factory=dict)
     protocol: dict = field(default_factory=dict)
+    left_out_videos: list[str] = field(default_factory=list)  # unreadable videos, in neither side
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -317,12 +318,13 @@ def retrieve_videos(encoder: torch.nn.Module, manifest, split: str, clip_cfg, nu
                  nb.exact_fallbacks)
     result = RetrievalResult(
         recall=recall, feature=getattr(encoder, "feature", "backbone"), checkpoint=str(checkpoint),
-        num_queries=len(queries), num_gallery=len(gallery), neighbors=nb.indices.tolist(),
+        num_queries=len(q.ids), num_gallery=len(g.ids), neighbors=nb.indices.tolist(),
         neighbor_scores=np.round(nb.scores, 6).tolist(), query_ids=q.ids, gallery_ids=g.ids,
         query_labels=q.labels.tolist(), gallery_labels=g.labels.tolist(), classes=manifest.classes,
         backend=nb.backend, seconds=times,
         protocol={"clips_per_video": num_clips, "similarity": "cosine", "video_feature": "mean of clip features",
-                  "ties": "lower gallery index first", "ks_clamped_to_gallery": True})
+                  "ties": "lower gallery index first", "ks_clamped_to_gallery": True},
+        left_out_videos=q.left_out + g.left_out)
     return result, q, g
 
 
