@@ -137,7 +137,7 @@ def test_export_cli_torchvision_r2plus1d_and_bad_backbones(tiny_synth, tmp_path,
     # backbones torchvision has no model of: a clear error, and nothing written (not even the ONNX)
     c3d = untrained_checkpoint(tmp_path / "iic-c3d", "iic", {"backbone": {"name": "c3d", "width": 2}}, tiny_synth)
     bad_out = tmp_path / "bad"
-    assert main(["export", "--checkpoint", str(c3d), "--out", str(bad_out)]) == 2
+    assert main(["export", "--checkpoint", str(c3d), "--format", "torchvision,onnx", "--out", str(bad_out)]) == 2
     assert "backbone is 'c3d', which torchvision has no model of" in _err(capsys)
     assert not bad_out.exists()
     tiny = untrained_checkpoint(tmp_path / "iic-w4", "iic", {"backbone": {"name": "r3d_18", "width": 4}}, tiny_synth)
@@ -146,6 +146,10 @@ def test_export_cli_torchvision_r2plus1d_and_bad_backbones(tiny_synth, tmp_path,
     assert main(["export", "--checkpoint", str(tiny), "--format", "onnx", "--opset", "13", "--out",
                  str(bad_out)]) == 2
     assert "--opset must be 17 or newer" in _err(capsys) and not bad_out.exists()
+    # the default format: ONNX only where torchvision has no model of the backbone, and it says so
+    assert main(["export", "--checkpoint", str(tiny), "--out", str(bad_out)]) == 0
+    assert "torchvision format skipped" in capsys.readouterr().out
+    assert sorted(json.loads((bad_out / "export.json").read_text())["files"]) == ["encoder-backbone.onnx"]
 
 
 def test_export_checks_the_dataset_classes_of_a_finetuned_head(tiny_synth, runs, tmp_path):

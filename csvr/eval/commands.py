@@ -310,8 +310,15 @@ def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], op
 def _run_export(args) -> int:
     from csvr.data.index import load_manifest
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    from csvr.eval.export import backbone_name, torchvision_compatible
+
     model = load_model(args.checkpoint, args.feature)
+    if args.format is None:  # default: ONNX, and the torchvision state dict where torchvision has the model
+        formats = ["torchvision", "onnx"] if torchvision_compatible(model.backbone) else ["onnx"]
+        if formats == ["onnx"]:
+            print(f"torchvision format skipped: torchvision has no model of this backbone ({backbone_name(model.backbone)})")
+    else:
+        formats = [f.strip() for f in args.format.split(",") if f.strip()]
     manifest = load_manifest(args.manifest) if args.manifest else None
     info = export_model(model, args.out, formats, args.opset, manifest, args.frames, args.size)
     print(f"exported {model.kind} checkpoint {args.checkpoint} ({model.method}, feature {model.feature}, backbone "
@@ -412,7 +419,8 @@ def register(commands, groups) -> None:
     p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
     p.add_argument("--feature", choices=("fi", "fs", "fd", "backbone"), default=None,
                    help="encoder feature for ONNX (pretraining checkpoints)")
-    p.add_argument("--format", default="torchvision,onnx", help="comma-separated: torchvision, onnx (default both)")
+    p.add_argument("--format", default=None, help="comma-separated: torchvision, onnx (default: onnx, plus torchvision "
+                   "for R3D-18 / R(2+1)D-18 backbones at 64 base channels)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     p.add_argument("--frames", type=int, default=None, help="clip frames of the ONNX example input (default: the "
                    "checkpoint's)")

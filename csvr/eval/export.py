@@ -72,6 +72,13 @@ def torchvision_builder(backbone: nn.Module) -> str:
             f"{stem})")
 
 
+def torchvision_compatible(backbone: nn.Module | None) -> bool:
+    """True when torchvision has a model of ``backbone`` (R3D / R(2+1)D at 64 base channels)."""
+    from csvr.models.backbones.r3d import VideoResNet
+
+    return isinstance(backbone, VideoResNet) and backbone.width == 64
+
+
 def torchvision_state_dict_for(backbone: nn.Module | None, fc: nn.Linear | None = None
                                ) -> tuple["OrderedDict[str, Tensor]", dict]:
     """(state dict for torchvision, info) of an R3D / R(2+1)D V-network (+ optional ``fc``).
