@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from csvr.errors import CsvrError
 from csvr.pose.sources import SOURCES
@@ -107,6 +108,8 @@ def cmd_viz_poses(args: argparse.Namespace) -> int:
     from csvr.pose.job import extract_record
     from csvr.pose.viz import render
 
+    if not Path(args.video).is_file():  # before loading any pose model
+        raise CsvrError(f"{args.video}: file not found")
     if args.cache:
         if not args.id:
             raise CsvrError("--cache needs --id (the video id in the cache)")
