@@ -47,7 +47,30 @@ def test_pretrain_sample_frames_future_and_iframes(dataset):
         got_if = [frame_level(f.numpy()) for f, ok in zip(s["iframes"], s["iframe_mask"]) if ok]
         assert got_if == expected[:3]
         assert bool(s["iframe_fallback"]) == (not any(k in span for k in range(0, 100, 12)))
+        assert s["iframe_count"].dtype == torch.long and s["iframe_count"].shape == ()
+        assert int(s["iframe_count"]) == len([k for k in range(0, 100, 12) if k in span])
         assert int(s["index"]) == i
+
+
+def test_pretrain_iframe_count_is_before_the_cap(dataset):
+    """8 frames at stride 3 span 22 frames: with GOP 12 that is 1 or 2 I-frames; with
+    ``max_iframes=1`` the sample keeps one but ``iframe_count`` still says how many there were."""
+    m = load_manifest(dataset / "m.jsonl")
+    cfg = ClipConfig(frames=8, stride=3, future_frames=2, size=16, decode_short_side=None, max_iframes=1)
+    ds = PretrainDataset(m, m.records[:2], cfg, seed=0)
+    seen = set()
+    for e in range(8):
+        ds.set_epoch(e)
+        for i in range(len(ds)):
+            s = ds[i]
+            first = int(s["frame_indices"][0])
+            hand = len([k for k in range(0, 100, 12) if first <= k <= first + 21])
+            assert int(s["iframe_count"]) == hand and hand in (1, 2)
+            assert int(s["iframe_mask"].sum()) == 1 and not bool(s["iframe_fallback"])
+            seen.add(hand)
+    assert seen == {1, 2}
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    assert batch["iframe_count"].shape == (2,) and batch["iframe_count"].dtype == torch.long
 
 
 def test_pretrain_deterministic_per_seed_and_epoch(dataset):

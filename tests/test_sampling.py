@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csvr.data.sampling import (clip_indices, clip_span, iframes_for_span, sample_pretrain_indices,
-                                uniform_clip_starts)
+from csvr.data.sampling import (clip_indices, clip_span, count_iframes_in_span, iframes_for_span,
+                                sample_pretrain_indices, uniform_clip_starts)
 
 
 def test_clip_span():
@@ -63,3 +63,25 @@ def test_iframes_for_span():
     assert len(picked) == 3 and picked == sorted(picked) and all(p % 5 == 0 for p in picked)
     with pytest.raises(ValueError):
         iframes_for_span([], 0, 10, 2)
+
+
+def test_count_iframes_in_span():
+    ifr = [0, 12, 24, 36, 48]
+    assert count_iframes_in_span(ifr, 10, 40) == 3          # 12, 24, 36
+    assert count_iframes_in_span(ifr, 12, 24) == 2          # both ends count
+    assert count_iframes_in_span(ifr, 13, 23) == 0          # iframes_for_span falls back here
+    assert count_iframes_in_span(ifr, 0, 0) == 1
+    assert count_iframes_in_span(ifr, 49, 99) == 0
+    assert count_iframes_in_span(np.array([24, 0, 12, 12]), 0, 30) == 3  # unsorted, duplicates once
+    assert count_iframes_in_span([], 0, 10) == 0
+    # not capped: 20 I-frames inside, iframes_for_span keeps 3 of them
+    assert count_iframes_in_span(range(0, 100, 5), 0, 99) == 20
+    assert len(iframes_for_span(list(range(0, 100, 5)), 0, 99, 3)[0]) == 3
+    # GOP 12, an 8-frame clip at stride 3 spans 22 frames: 1 or 2 I-frames, 22/12 on average
+    gop = list(range(0, 300, 12))
+    counts = [count_iframes_in_span(gop, s, s + clip_span(8, 3) - 1) for s in range(0, 240)]
+    assert set(counts) == {1, 2} and np.mean(counts) == pytest.approx(22 / 12)
+    for s in range(0, 60):  # 0 exactly when iframes_for_span falls back
+        for span in (1, 5, 12, 22):
+            n = count_iframes_in_span(ifr, s, s + span - 1)
+            assert (n == 0) == iframes_for_span(ifr, s, s + span - 1, 2)[1]

@@ -407,3 +407,124 @@ def test_groups_fix_the_actor_across_classes():
     a, b, c = group_look(0, 3), group_look(0, 3), group_look(0, 4)
     assert a.body == b.body and a.styles == b.styles and a.generic == b.generic
     assert a.body != c.body and a.generic != c.generic
+
+
+# ----------------------------------------------------------------------------- --gop (issue 12)
+
+GOP = 12
+
+
+@pytest.fixture(scope="session")
+def gop12(tmp_path_factory) -> Path:
+    """``tiny`` again (same parameters and seed) with a fixed GOP of 12."""
+    out = tmp_path_factory.mktemp("synth") / "gop12"
+    _gen(out, gop=GOP)
+    return out
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_fixed_gop_puts_iframes_exactly_at_multiples_of_the_gop(gop12):
+    from csvr.data.video import VideoReader
+
+    m = load_manifest(gop12)
+    assert m["params"]["gop"] == GOP
+    want = list(range(0, FRAMES, GOP))  # 0, 12, 24
+    for v in m["videos"]:
+        assert v["keyint"] == GOP and v["iframes"] == want
+        with VideoReader(gop12 / v["rel"]) as r:  # read back from the encoded file
+            assert r.num_frames == FRAMES
+            assert r.iframe_indices() == want
+            idx, pics = r.read_iframes()
+            assert idx == want and pics.shape == (len(want), H, W, 3)
+        _, types, _ = _decode(gop12 / v["rel"])
+        assert [i for i, t in enumerate(types) if t in ("I", "1")] == want  # the decoder agrees
+        assert "B" in types or "3" in types
+    # the scene-cut-like events still happen in the picture; they no longer force I-frames
+    assert sum(len(v["events"]) for v in m["videos"]) >= 2
+    assert any(e["frame"] % GOP for v in m["videos"] for e in v["events"])
+    readme = (gop12 / "README.md").read_text()
+    assert f"--gop {GOP}" in readme and f"Fixed GOP of {GOP} frames" in readme
+    assert f"keyint={GOP}:min-keyint={GOP}:scenecut=0" in readme
+
+
+def test_fixed_gop_keeps_everything_but_the_encoding(tiny, gop12):
+    """Same random draws: same events, same poses (byte for byte), the same pictures up to coding
+    noise; only the I-frames (and so the bitstream) differ."""
+    root, _ = tiny
+    base, fixed = load_manifest(root), load_manifest(gop12)
+    assert {k: v for k, v in fixed["params"].items() if k != "gop"} == base["params"]
+    assert _pose_files(root) == _pose_files(gop12)
+    moved, others = 0, []
+    for a, b in zip(base["videos"], fixed["videos"]):
+        assert a["rel"] == b["rel"] and a["events"] == b["events"] and a["frames"] == b["frames"]
+        assert {k: a[k] for k in ("scene", "tempo_hz") if k in a} == {k: b[k] for k in ("scene", "tempo_hz") if k in b}
+        fa, _, _ = _decode(root / a["rel"])
+        fb, _, _ = _decode(gop12 / b["rel"])
+        assert fa.shape == fb.shape
+        assert _psnr(fa, fb) > 30, (a["rel"], _psnr(fa, fb))  # measured 32.8-41.2 dB
+        assert np.abs(fa.astype(int) - fb.astype(int)).mean() < 5  # sensor noise coded twice: 0.7-3.3
+        moved += a["iframes"] != b["iframes"]
+        others.append(fa)
+    assert _psnr(others[0], others[1]) < 20  # another video is nowhere near (the check discriminates)
+    assert moved >= len(base["videos"]) // 2  # the default policy put them elsewhere
+
+
+def test_finished_folder_with_another_gop_is_refused(tiny, gop12, tmp_path):
+    root, _ = tiny
+    plain = tmp_path / "plain"
+    shutil.copytree(root, plain)
+    with pytest.raises(CsvrError, match=r"other parameters \(gop: off -> 12\); pass --overwrite .* another --out"):
+        _gen(plain, gop=GOP)
+    fixed = tmp_path / "fixed"
+    shutil.copytree(gop12, fixed)
+    with pytest.raises(CsvrError, match=r"gop: 12 -> off\).*--overwrite"):
+        _gen(fixed)
+    with pytest.raises(CsvrError, match=r"gop: 12 -> 16\).*--overwrite"):
+        _gen(fixed, gop=16)
+    assert _gen(fixed, gop=GOP).skipped  # the same GOP: already complete
+    # a run killed part-way with one GOP is not completed with another
+    m = load_manifest(fixed)
+    (fixed / PROGRESS).write_text(json.dumps({"params": m["params"]}, sort_keys=True) + "\n"
+                                  + json.dumps(m["videos"][0]) + "\n")
+    (fixed / MANIFEST).unlink()
+    with pytest.raises(CsvrError, match=r"gop: 12 -> off"):
+        _gen(fixed)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(CsvrError, match="--gop"):
+            _gen(tmp_path / "bad", gop=bad)
+
+
+def test_cli_gop_option():
+    from csvr.data.synth.commands import register
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd")
+    data = sub.add_parser("data").add_subparsers(dest="data_cmd")
+    register(sub, {"data": data})
+    assert parser.parse_args(["data", "synth", "--out", "d"]).gop is None
+    assert parser.parse_args(["data", "synth", "--out", "d", "--gop", "12"]).gop == 12
+    helptext = data.choices["synth"].format_help()
+    assert "--gop N" in helptext and "min-keyint=N" in helptext
+
+
+def test_gop12_clips_always_hold_their_own_iframes(gop12):
+    """The point of --gop 12: an 8-frame clip at stride 3 spans 22 frames, so its span always
+    holds 1 or 2 I-frames (never the fallback to an earlier one)."""
+    from csvr.data.datasets import ClipConfig, PretrainDataset
+    from csvr.data.index import build_index
+    from csvr.data.index import load_manifest as load_index
+
+    build_index(gop12, gop12 / "manifest.jsonl", workers=1)
+    idx = load_index(gop12 / "manifest.jsonl")
+    cfg = ClipConfig(frames=8, stride=3, future_frames=2, size=16, decode_short_side=None, max_iframes=4)
+    ds = PretrainDataset(idx, idx.records[:4], cfg, seed=0)
+    for i in range(len(ds)):
+        s = ds[i]
+        first = int(s["frame_indices"][0])
+        want = len([k for k in range(0, FRAMES, GOP) if first <= k <= first + 21])
+        assert int(s["iframe_count"]) == want and want in (1, 2)
+        assert not bool(s["iframe_fallback"]) and int(s["iframe_mask"].sum()) == want

@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from csvr.data.index import Manifest, VideoRecord
-from csvr.data.sampling import (ShortVideo, clip_indices, iframes_for_span, sample_clip_indices,
-                                sample_pretrain_indices, uniform_clip_starts)
+from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span, iframes_for_span,
+                                sample_clip_indices, sample_pretrain_indices, uniform_clip_starts)
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
 from csvr.data.video import VideoReader
 from csvr.errors import CsvrError, VideoError
@@ -218,7 +218,9 @@ class PretrainDataset(_VideoDataset):
     - ``iframes`` uint8 ``(K, S, S, 3)`` and ``iframe_mask`` bool ``(K,)``: the I-frames inside
       the clip's span (padded to K = ``max_iframes``), ``iframe_fallback``: True when the span
       held none and the nearest I-frame before it was used; cropped independently of the clip by
-      default (``iframe_crop``), so matching cannot rely on identical pixels;
+      default (``iframe_crop``), so matching cannot rely on identical pixels; ``iframe_count`` long
+      ``()``: how many I-frames the span holds before the cap to K (0 exactly when
+      ``iframe_fallback``), e.g. to measure how often clips lack their own I-frame;
     - when a pose cache is given: ``poses`` ``(T, 18, 3)`` and ``future_poses`` ``(T', 18, 3)``
       normalised with :func:`csvr.pose.normalize` (the future with the clip's parameters), x/y
       then confidence; ``poses_raw``/``future_poses_raw`` in crop coordinates [0, 1];
@@ -239,7 +241,9 @@ class PretrainDataset(_VideoDataset):
         clip_idx, fut_idx, (first, last) = sample_pretrain_indices(n, c.frames, c.stride, c.future_frames, rng,
                                                                    c.short_video)
         iframes = rec.iframes or reader.iframe_indices()
-        if_idx, fallback = iframes_for_span([i for i in iframes if i < n] or [0], first, last, c.max_iframes, rng)
+        usable = [i for i in iframes if i < n] or [0]
+        if_idx, fallback = iframes_for_span(usable, first, last, c.max_iframes, rng)
+        if_count = count_iframes_in_span(usable, first, last)
         wanted = np.concatenate([clip_idx, fut_idx, np.asarray(if_idx, dtype=np.int64)])
         size = self.decode_size(rec)
         frames = reader.read(wanted.tolist(), size=size)
@@ -261,6 +265,7 @@ class PretrainDataset(_VideoDataset):
             "iframes": iframes_t,
             "iframe_mask": mask,
             "iframe_fallback": torch.tensor(fallback),
+            "iframe_count": torch.tensor(if_count, dtype=torch.long),
             "label": torch.tensor(rec.label, dtype=torch.long),
             "frame_indices": torch.from_numpy(clip_idx),
         }

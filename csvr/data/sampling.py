@@ -85,6 +85,16 @@ def uniform_clip_starts(num_frames: int, frames: int, stride: int, num_clips: in
     return [int(round(x)) for x in np.linspace(0, room, num_clips)]
 
 
+def count_iframes_in_span(iframes: list[int] | np.ndarray, first: int, last: int) -> int:
+    """How many I-frames lie inside the span ``first..last`` (both included), before any cap.
+
+    0 exactly when :func:`iframes_for_span` falls back (``fallback`` True); otherwise the number
+    of I-frames it chooses from (it keeps at most ``max_count`` of them). Duplicates count once.
+    """
+    arr = np.unique(np.asarray(iframes, dtype=np.int64))
+    return int(np.count_nonzero((arr >= first) & (arr <= last)))
+
+
 def iframes_for_span(iframes: list[int] | np.ndarray, first: int, last: int, max_count: int,
                      rng: np.random.Generator | None = None) -> tuple[list[int], bool]:
     """The I-frames the context branch uses for a clip spanning source frames ``first..last``.

@@ -7,8 +7,9 @@ Public API::
     summary = generate("tiny", classes=4, videos_per_class=4, seconds=1.2, size=(96, 72), workers=1)
 
 ``generate(out_dir, classes=None, videos_per_class=16, seconds=4.0, size=(160, 120), seed=0,
-workers=None, overwrite=False) -> Summary``: ``classes`` is None (all 15), a number N (the first N
-of a round-robin over the three class groups) or class names. The output folder gets the UCF101
+workers=None, overwrite=False, gop=None) -> Summary``: ``classes`` is None (all 15), a number N (the
+first N of a round-robin over the three class groups) or class names; ``gop=N`` encodes every
+video with I-frames exactly at frames 0, N, 2N, ... (default: the varied per-video GOP policy). The output folder gets the UCF101
 layout, OpenPose-format pose files and a README describing every class; see
 :mod:`csvr.data.synth.dataset` for the layout and the resume rules, :mod:`~.catalogue` for the
 classes, :mod:`~.encode` for the GOP policy, :mod:`~.openpose` for the pose files.

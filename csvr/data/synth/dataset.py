@@ -10,6 +10,11 @@ Output layout (UCF101's, with the split files next to the class folders)::
     OUT/README.md                          what every class and group is, the GOP policy, ...
     OUT/synth.json                         parameters + one record per video (written last)
 
+``params`` (in ``synth.json`` and the progress file's header) holds every generation parameter,
+``gop`` included when ``--gop`` is given: a folder made with other parameters (another seed,
+size, GOP, ...) is never reused or completed; it is an error asking for ``--overwrite`` or
+another ``--out``.
+
 Safety: every video is written to a temporary file and renamed; a video counts as finished
 once its record is appended to ``OUT/.synth-progress.jsonl``. A killed run is
 resumed by running the same command again: finished videos are kept (after checking their
@@ -113,10 +118,27 @@ def parse_size(text: str | tuple | list) -> tuple[int, int]:
 
 
 def _params(classes: list[ClassSpec], videos_per_class: int, seconds: float, size: tuple[int, int],
-            seed: int) -> dict:
-    return {"format": FORMAT, "version": VERSION, "classes": [c.name for c in classes],
-            "videos_per_class": videos_per_class, "seconds": float(seconds), "size": list(size),
-            "seed": int(seed), "fps": FPS}
+            seed: int, gop: int | None = None) -> dict:
+    p = {"format": FORMAT, "version": VERSION, "classes": [c.name for c in classes],
+         "videos_per_class": videos_per_class, "seconds": float(seconds), "size": list(size),
+         "seed": int(seed), "fps": FPS}
+    if gop is not None:
+        # only when set: without --gop the parameters (and synth.json) are those of earlier versions
+        p["gop"] = int(gop)
+    return p
+
+
+def parse_gop(gop) -> int | None:
+    """``--gop``: None (off: the per-video keyint + scene-cut policy) or a keyframe interval >= 1."""
+    if gop is None:
+        return None
+    try:
+        g = int(gop)
+    except (TypeError, ValueError):
+        raise CsvrError(f"--gop must be a whole number of frames, e.g. 12, got {gop!r}") from None
+    if isinstance(gop, float) and g != gop or not 1 <= g <= 1000:
+        raise CsvrError(f"--gop {gop}: choose a keyframe interval between 1 and 1000 frames (the paper uses 12)")
+    return g
 
 
 def _read_json(path: Path):
@@ -179,8 +201,14 @@ def _remove_dataset(out: Path, manifest: dict | None, header: dict | None) -> No
 
 def generate(out_dir: str | os.PathLike, classes=None, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
              seconds: float = DEFAULT_SECONDS, size=DEFAULT_SIZE, seed: int = 0, workers: int | None = None,
-             overwrite: bool = False) -> Summary:
-    """Generate (or complete, or confirm) the synthetic dataset in ``out_dir``; see the package doc."""
+             overwrite: bool = False, gop: int | None = None) -> Summary:
+    """Generate (or complete, or confirm) the synthetic dataset in ``out_dir``; see the package doc.
+
+    ``gop``: None (default) keeps the per-video GOP policy (a keyint drawn from 16..60 plus forced
+    I-frames at scene-cut-like events); an integer N encodes every video with a fixed keyframe
+    interval N and no forced I-frames, so I-frames are exactly frames 0, N, 2N, ... (the picture
+    is the same as without it). The GOP is one of the parameters a finished folder must match.
+    """
     t_start = time.perf_counter()
     specs = select_classes(classes)
     W, H = parse_size(size)
@@ -189,8 +217,9 @@ def generate(out_dir: str | os.PathLike, classes=None, videos_per_class: int = D
     videos_per_class = int(videos_per_class)
     if not 0.2 <= float(seconds) <= 600:
         raise CsvrError(f"--seconds {seconds}: choose between 0.2 and 600")
+    gop = parse_gop(gop)
     workers = default_workers() if workers is None else max(1, int(workers))
-    params = _params(specs, videos_per_class, seconds, (W, H), seed)
+    params = _params(specs, videos_per_class, seconds, (W, H), seed, gop)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CsvrError(f"--out {out} exists and is not a folder")
@@ -217,7 +246,7 @@ def generate(out_dir: str | os.PathLike, classes=None, videos_per_class: int = D
         if not overwrite:
             old = (manifest or {}).get("params") or header
             raise CsvrError(f"--out {out} holds a synthetic dataset made with other parameters "
-                            f"({_diff(old, params)}); pass --overwrite to replace it")
+                            f"({_diff(old, params)}); pass --overwrite to replace it, or choose another --out")
         _remove_dataset(out, manifest, header)
         done, header = {}, None
     if header is None:
@@ -234,7 +263,7 @@ def generate(out_dir: str | os.PathLike, classes=None, videos_per_class: int = D
                 reused += 1
                 continue
             jobs.append({"out": str(out), "rel": rel, "class": spec.name, "group": g, "clip": c,
-                         "seconds": float(seconds), "size": (W, H), "seed": int(seed)})
+                         "seconds": float(seconds), "size": (W, H), "seed": int(seed), "gop": gop})
     for spec in specs:  # temporaries left by a killed run
         d = out / spec.name
         if d.is_dir():
@@ -263,8 +292,12 @@ def generate(out_dir: str | os.PathLike, classes=None, videos_per_class: int = D
 def _diff(old: dict | None, new: dict) -> str:
     if not old:
         return "unknown"
-    keys = [k for k in new if old.get(k) != new.get(k)]
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "same"
+    keys = [k for k in new if old.get(k) != new.get(k)] + [k for k in old if k not in new]
+
+    def show(k, v):  # "gop" is absent when --gop is off
+        return "off" if k == "gop" and v is None else repr(v)
+
+    return ", ".join(f"{k}: {show(k, old.get(k))} -> {show(k, new.get(k))}" for k in keys) or "same"
 
 
 def _write_progress_header(out: Path, params: dict, records: list[dict]) -> None:

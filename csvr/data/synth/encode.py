@@ -12,6 +12,11 @@ GOP policy (documented in the dataset README):
 * B-frames are on (x264's preset default), so decode order differs from display order, as in
   real videos; 25 fps, yuv420p (even sizes only);
 * bit-exact across runs: ``threads=1`` and ``mbtree=0`` (see :class:`H264Writer`).
+
+Fixed GOP (``csvr data synth --gop N``): every video gets ``keyint=N``, ``min-keyint=N``,
+``scenecut=0`` and no forced I-frames, so its I-frames are exactly frames 0, N, 2N, ... (the
+paper re-encodes every video with a GOP of 12, as CoViAR). x264 clips ``min-keyint`` to
+``keyint / 2 + 1``; with scene-cut detection off that changes nothing.
 """
 
 from __future__ import annotations
@@ -51,12 +56,15 @@ class H264Writer:
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: int = 25,
-                 keyint: int = 50, forced: Iterable[int] = (), crf: int = CRF, preset: str = PRESET):
+                 keyint: int = 50, forced: Iterable[int] = (), crf: int = CRF, preset: str = PRESET,
+                 min_keyint: int | None = None):
         if width % 2 or height % 2:
             raise ValueError(f"H.264 with yuv420p needs an even width and height, got {width}x{height}")
         self.path = path
         self.width, self.height = width, height
         self.fps, self.keyint, self.crf, self.preset = fps, int(keyint), crf, preset
+        # x264 min-keyint: min(keyint, 25) by default (the per-video GOP policy), keyint for a fixed GOP
+        self.min_keyint = min(self.keyint, 25) if min_keyint is None else int(min_keyint)
         self.forced = set(int(f) for f in forced)
         self.index = 0
         self.keyframes: list[int] = []   # pts of packets flagged key, in frame units
@@ -76,7 +84,7 @@ class H264Writer:
                 # mbtree=0: with B-frames on, x264's macroblock-tree rate control (in the libx264
                 # PyAV 18.1 bundles) gave a different bitstream on every run, even single-threaded
                 # (12 distinct outputs in 12 runs with a perturbed heap); without it, 1 in 12.
-                "x264-params": (f"keyint={self.keyint}:min-keyint={min(self.keyint, 25)}:scenecut=0"
+                "x264-params": (f"keyint={self.keyint}:min-keyint={self.min_keyint}:scenecut=0"
                                 ":threads=1:mbtree=0"),
             }
             self._stream = st

@@ -6,7 +6,8 @@ Randomness comes from two generators so that a *group* plays UCF101's actor/scen
   height, the group's generic scene kind and the look of every scene kind, whatever the class;
 * the video generator (seed, class, group, clip) draws everything else: the motion's tempo,
   amplitude and phase, facing side, size and position in the frame, camera path and jitter,
-  scene-cut events, keyframe interval, distractors, lighting, noise and the held object's look.
+  scene-cut events, keyframe interval, distractors, lighting, noise and the held object's look
+  (with ``--gop`` the keyframe interval is still drawn, then replaced, so nothing else changes).
 
 Both are NumPy ``Generator``\\ s seeded with explicit integer lists (class names enter through
 CRC-32), so a seed gives the same dataset on every machine and with any number of workers.
@@ -87,7 +88,13 @@ class Plan:
 
 
 def plan_video(spec: ClassSpec, group: int, clip: int, seconds: float, width: int, height: int,
-               seed: int) -> Plan:
+               seed: int, gop: int | None = None) -> Plan:
+    """Everything about one video, drawn from its seeds.
+
+    ``gop`` (``--gop``): a fixed keyframe interval; the per-video ``keyint`` is still drawn (so
+    the random stream, and with it everything else about the video, is the same as without it)
+    and then replaced by ``gop``.
+    """
     rng = video_rng(seed, spec.name, group, clip)
     look = group_look(seed, group)
     T = max(2, int(round(seconds * FPS)))
@@ -139,7 +146,9 @@ def plan_video(spec: ClassSpec, group: int, clip: int, seconds: float, width: in
                 k = float(rng.uniform(0.8, 0.9)) if rng.random() < 0.5 else float(rng.uniform(1.1, 1.2))
                 gain[f:] *= k
                 events.append({"frame": f, "kind": "light", "gain": round(k, 3)})
-    keyint = int(rng.integers(16, 61))
+    keyint = int(rng.integers(16, 61))   # drawn even with a fixed GOP: keeps the random stream
+    if gop is not None:
+        keyint = int(gop)
     scene = spec.scene or look.generic
     hz = look.styles[scene]["horizon"]
     distractors = scn.random_distractors(rng, T / FPS, float(cam_x.min()) / H, W / H + abs(float(rx[-1])) / H, hz)
@@ -209,12 +218,15 @@ def _make_video(job: dict) -> dict:
     spec = BY_NAME[job["class"]]
     group, clip = job["group"], job["clip"]
     W, H = job["size"]
-    plan = plan_video(spec, group, clip, job["seconds"], W, H, job["seed"])
+    gop = job.get("gop")
+    plan = plan_video(spec, group, clip, job["seconds"], W, H, job["seed"], gop=gop)
     stem = video_stem(spec.name, group, clip)
     path = out / spec.name / f"{stem}.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
-    forced = [e["frame"] for e in plan.events]
-    with H264Writer(path, W, H, FPS, keyint=plan.keyint, forced=forced) as writer:
+    # a fixed GOP: I-frames at 0, gop, 2 gop, ... only (events still happen in the picture)
+    forced = [] if gop is not None else [e["frame"] for e in plan.events]
+    with H264Writer(path, W, H, FPS, keyint=plan.keyint, forced=forced,
+                    min_keyint=plan.keyint if gop is not None else None) as writer:
         kp = render_video(plan, writer.write)
     pose_bytes = write_openpose_sequence(out / POSE_DIR / spec.name, stem, kp)
     iframes = expected_iframes(plan.T, plan.keyint, forced)

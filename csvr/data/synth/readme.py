@@ -22,6 +22,8 @@ def dataset_readme(m: dict) -> str:
 
     all_classes = sorted(p["classes"]) == sorted(c.name for c in CLASSES)
     cls_arg = "" if all_classes else f" --classes {','.join(p['classes'])}"
+    gop = p.get("gop")  # absent: the default per-video GOP policy
+    gop_arg = "" if gop is None else f" --gop {gop}"
     lines = [
         "# csvr synthetic human-action videos (UCF101 layout)",
         "",
@@ -29,7 +31,7 @@ def dataset_readme(m: dict) -> str:
         "",
         "```",
         f"csvr data synth --out DIR{cls_arg} --videos-per-class {p['videos_per_class']} "
-        f"--seconds {p['seconds']:g} --size {w}x{h} --seed {p['seed']}",
+        f"--seconds {p['seconds']:g} --size {w}x{h} --seed {p['seed']}{gop_arg}",
         "```",
         "",
         f"{len(m['classes'])} classes x {p['videos_per_class']} videos = {len(vids)} videos of "
@@ -121,20 +123,8 @@ def dataset_readme(m: dict) -> str:
         "",
         "## Video encoding and the GOP policy",
         "",
-        f"H.264 (libx264 via PyAV), yuv420p, {p['fps']} fps, constant quality (crf {CRF}, preset {PRESET}), "
-        "B-frames on, one thread (bit-exact). I-frames come from two sources:",
-        "",
-        "- a keyframe interval drawn per video from 16..60 frames (x264 `keyint`), so I-frames are regular "
-        "within a video but their spacing differs between videos;",
-        "- scene-cut-like events: a camera cut (the framing jumps by 5-14 % of the width) or a lighting "
-        "change (x0.8-0.9 or x1.1-1.2); the event's frame is forced to be an I-frame (an IDR frame; the "
-        "keyint count restarts there).",
-        "",
-        "x264's own scene-cut detection is off, so these are the only I-frames; every I-frame is an IDR "
-        "keyframe. `synth.json` lists each video's I-frame indices (`iframes`, 0-based, display order), its "
-        f"`keyint` and its `events`. In this copy: {min(iframe_counts) if vids else 0}-"
-        f"{max(iframe_counts) if vids else 0} I-frames per video (median {_median(iframe_counts)}), keyint "
-        f"{min(keyints) if vids else 0}-{max(keyints) if vids else 0}, {n_events} events in all.",
+        *(_gop_policy(p, vids, iframe_counts, keyints, n_events) if gop is None
+          else _fixed_gop(p, vids, iframe_counts, n_events)),
         "",
         "## Pose files",
         "",
@@ -158,14 +148,59 @@ def dataset_readme(m: dict) -> str:
         "",
         "## synth.json",
         "",
-        "`params` (the generation parameters; a second run with the same parameters finds the dataset complete "
-        "and does nothing), `classes` (label, name, group, motion, scene, held object, description), `groups` "
+        "`params` (the generation parameters" + ("" if gop is None else ", `gop` included") + "; a second run "
+        "with the same parameters finds the dataset complete and does nothing" + ("" if gop is None else
+        ", one with another `--gop` or none is refused") + "), `classes` (label, name, group, motion, scene, held object, description), `groups` "
         "(train/test), and `videos`: per video its path, class, label, group, clip, split, frames, bytes, "
         "`keyint`, `iframes`, `events`, scene, figure scale, camera follow, and motion details (tempo, facing, "
         "gestures).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _encoding(p: dict) -> str:
+    return (f"H.264 (libx264 via PyAV), yuv420p, {p['fps']} fps, constant quality (crf {CRF}, preset {PRESET}), "
+            "B-frames on, one thread (bit-exact).")
+
+
+def _gop_policy(p: dict, vids: list, iframe_counts: list[int], keyints: list[int], n_events: int) -> list[str]:
+    """The default per-video GOP policy (no ``--gop``)."""
+    return [
+        _encoding(p) + " I-frames come from two sources:",
+        "",
+        "- a keyframe interval drawn per video from 16..60 frames (x264 `keyint`), so I-frames are regular "
+        "within a video but their spacing differs between videos;",
+        "- scene-cut-like events: a camera cut (the framing jumps by 5-14 % of the width) or a lighting "
+        "change (x0.8-0.9 or x1.1-1.2); the event's frame is forced to be an I-frame (an IDR frame; the "
+        "keyint count restarts there).",
+        "",
+        "x264's own scene-cut detection is off, so these are the only I-frames; every I-frame is an IDR "
+        "keyframe. `synth.json` lists each video's I-frame indices (`iframes`, 0-based, display order), its "
+        f"`keyint` and its `events`. In this copy: {min(iframe_counts) if vids else 0}-"
+        f"{max(iframe_counts) if vids else 0} I-frames per video (median {_median(iframe_counts)}), keyint "
+        f"{min(keyints) if vids else 0}-{max(keyints) if vids else 0}, {n_events} events in all.",
+    ]
+
+
+def _fixed_gop(p: dict, vids: list, iframe_counts: list[int], n_events: int) -> list[str]:
+    """A fixed GOP (``--gop N``)."""
+    n = p["gop"]
+    return [
+        _encoding(p) + f" Fixed GOP of {n} frames (`--gop {n}`): x264 `keyint={n}:min-keyint={n}:scenecut=0` "
+        "and no forced I-frames, so the I-frames of every video are exactly frames "
+        f"0, {n}, {2 * n}, ... (every I-frame is an IDR keyframe). This is the encoding of the CSVR paper, "
+        "which re-encodes every video with a GOP of 12 as CoViAR does: CSVR's context branch matches a clip "
+        "with the I-frames inside its span, and with a fixed GOP every clip spanning at least "
+        f"{n} frames holds one.",
+        "",
+        "Everything else about the videos is the same as without `--gop` (same seed: the same pictures up to "
+        "coding noise, byte-identical pose files): the "
+        "scene-cut-like events (camera cuts, lighting changes) still happen, but they do not force I-frames. "
+        "`synth.json` lists each video's I-frame indices (`iframes`, 0-based, display order), its `keyint` "
+        f"(= {n}) and its `events`. In this copy: {min(iframe_counts) if vids else 0}-"
+        f"{max(iframe_counts) if vids else 0} I-frames per video, {n_events} events in all.",
+    ]
 
 
 def _span(gs: list[int]) -> str:
