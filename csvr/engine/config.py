@@ -54,8 +54,46 @@ class StageConfig:
 
 
 @dataclass
+class RoleOptimConfig:
+    """The optimiser of one parameter role other than the encoders (``optim.generator``,
+    ``optim.critic``).
+
+    ``name: adam`` (default; TGANv2 and WGAN-GP train their generators and critics with Adam);
+    ``name: sgd`` uses ``lr``/``momentum``/``weight_decay`` here; ``name: same`` puts the role in
+    the encoders' SGD group (one optimiser for every network, csvr's behaviour before 0.2). The
+    learning rate is absolute: it does not scale with the batch (Adam's step size does not grow
+    with the gradient's variance the way SGD's linear rule assumes).
+    """
+
+    name: Literal["adam", "sgd", "same"] = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+        if not (0.0 <= self.betas[0] < 1.0 and 0.0 <= self.betas[1] < 1.0):
+            raise ValueError("betas must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError("weight_decay must be >= 0")
+
+
+@dataclass
 class OptimConfig:
-    """SGD (paper IV-B: momentum 0.9, weight decay 0.005, lr 0.0005 x B) with a cosine schedule."""
+    """Optimisers by role (docs/training.md) and one learning-rate schedule.
+
+    Encoders and heads (``role "encoder"``): SGD as the paper (IV-B: momentum 0.9, weight decay
+    0.005, lr 0.0005 x B). Generators and critics of the GANs: ``generator`` / ``critic``
+    (Adam by default, :class:`RoleOptimConfig`).
+
+    Schedule: linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` x the
+    base rate. ``schedule_scope: run`` (default) lays one warm-up and one cosine over the whole
+    run, all stages together; ``stage`` restarts both at each stage (then keep a floor,
+    ``min_lr_ratio`` > 0, so a short stage does not spend half its steps near 0). Every role
+    follows the same factor.
+    """
 
     lr_per_sample: float = 0.0005
     lr: Optional[float] = None  # absolute learning rate; overrides lr_per_sample x global batch
@@ -63,12 +101,20 @@ class OptimConfig:
     weight_decay: float = 0.005
     nesterov: bool = False
     schedule: Literal["cosine", "constant"] = "cosine"
+    schedule_scope: Literal["run", "stage"] = "run"
     warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
     grad_clip: Optional[float] = None
+    generator: RoleOptimConfig = field(default_factory=RoleOptimConfig)
+    critic: RoleOptimConfig = field(default_factory=RoleOptimConfig)
 
     def __post_init__(self):
         if self.lr_per_sample <= 0 or (self.lr is not None and self.lr <= 0):
             raise ValueError("learning rates must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError("warmup_steps must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError("min_lr_ratio must be in [0, 1]")
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 import signal
 import time
@@ -34,6 +33,7 @@ from csvr.config import from_dict, to_dict
 from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import latest_checkpoint, list_checkpoints, rng_state, save_checkpoint, set_rng_state
 from csvr.engine.config import PretrainConfig, StageConfig
+from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factor
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods import get_method
 from csvr.utils.io import atomic_write_json, atomic_write_text
@@ -111,20 +111,6 @@ def learning_rate(cfg: PretrainConfig, world: int) -> float:
     if cfg.optim.lr is not None:
         return cfg.optim.lr
     return cfg.optim.lr_per_sample * cfg.train.batch_size * world * cfg.train.accumulate
-
-
-def _schedule(cfg: PretrainConfig, total: int):
-    warm = cfg.optim.warmup_steps
-
-    def factor(step: int) -> float:
-        if warm and step < warm:
-            return (step + 1) / warm
-        if cfg.optim.schedule == "constant" or total <= warm:
-            return 1.0
-        t = (step - warm) / max(1, total - warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
 
 
 def make_fabric(cfg: PretrainConfig):
@@ -281,6 +267,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                         "x accumulate): lower train.batch_size")
     lr = learning_rate(cfg, world)
 
+    stage_totals = [min(st.epochs * steps_per_epoch, st.max_steps or st.epochs * steps_per_epoch) for st in stages]
     pos = _Position()
     loaded = None
     if resume:
@@ -299,6 +286,15 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                          f"step {pos.global_step})")
 
     model = fabric.setup_module(method)
+    # one optimiser per parameter role for the whole run (csvr.engine.optim)
+    role_opt = build_role_optimizer(method.parameter_roles(), cfg.optim, lr)
+    if loaded is not None:
+        if "optimizers" in loaded:
+            role_opt.load_state_dict(loaded["optimizers"])
+        else:
+            fabric.print("csvr: the checkpoint predates optimisers by role: weights and position resume, the "
+                         "optimiser state (momentum) starts afresh")
+    opt = fabric.setup_optimizers(role_opt)
     if "on_start" in hooks:
         hooks["on_start"](method, fabric)
     if rank == 0:
@@ -319,22 +315,22 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
     consecutive_bad = 0
     scaler = getattr(fabric.strategy.precision, "scaler", None)
 
-    def state(stage_i, opt, sched) -> dict:
+    def state(stage_i) -> dict:
         return {
             "kind": job_kind, "method": cfg.method, "config": to_dict(cfg),
             "stage": stages[stage_i].name, "stage_index": stage_i, "epoch": pos.epoch,
             "step_in_epoch": pos.step_in_epoch, "stage_step": pos.stage_step, "global_step": pos.global_step,
-            "model": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "model": method.state_dict(), "optimizers": role_opt.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {}, "rng": rng_state(), "world_size": world,
         }
 
-    def checkpoint(stage_i, opt, sched) -> None:
+    def checkpoint(stage_i) -> None:
         # a checkpoint is only written from a healthy state: never while non-finite losses are
         # being skipped, never with non-finite weights (an update can blow them up), so the
         # latest checkpoint is always a good one to resume from
         healthy = consecutive_bad == 0 and all(bool(torch.isfinite(p).all()) for p in method.parameters())
         if rank == 0 and healthy:
-            save_checkpoint(state(stage_i, opt, sched), run_dir, pos.global_step, cfg.train.keep_last)
+            save_checkpoint(state(stage_i), run_dir, pos.global_step, cfg.train.keep_last)
         elif rank == 0:
             fabric.print(f"csvr: checkpoint at step {pos.global_step} not written (non-finite state)")
         fabric.barrier()
@@ -344,21 +340,14 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
             stage = stages[si]
             if si != pos.stage_index:
                 pos = _Position(si, 0, 0, 0, pos.global_step)
-            total = stage.epochs * steps_per_epoch
-            if stage.max_steps:
-                total = min(total, stage.max_steps)
-            params = method.stage_parameters(stage.name)
-            opt = torch.optim.SGD(params, lr=lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                                  nesterov=cfg.optim.nesterov)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
+            total = stage_totals[si]
+            in_stage = {id(p) for p in method.stage_parameters(stage.name)}
+            outside = [p for p in method.parameters() if id(p) not in in_stage]
             if loaded is not None and loaded["stage_index"] == si:
-                opt.load_state_dict(loaded["optimizer"])
-                sched.load_state_dict(loaded["scheduler"])
                 if scaler is not None and loaded.get("scaler"):
                     scaler.load_state_dict(loaded["scaler"])
                 set_rng_state(loaded["rng"])
                 loaded = None
-            opt = fabric.setup_optimizers(opt)
             method.train()
             bar = progress(total=total, initial=pos.stage_step, desc=f"{cfg.method}:{stage.name}", unit="step")
             t_stage = time.time()
@@ -391,12 +380,17 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                             bad = fabric.all_reduce((~torch.isfinite(loss.detach())).float(), reduce_op="sum")
                             finite = finite and float(bad) == 0.0
                             fabric.backward(loss)  # also when non-finite: DDP expects the backward
-                    lr_now = sched.get_last_lr()[0]
+                    if cfg.optim.schedule_scope == "run":
+                        factor = lr_factor(cfg.optim, pos.global_step, sum(stage_totals))
+                    else:
+                        factor = lr_factor(cfg.optim, pos.stage_step, total)
+                    role_opt.set_lr_factor(factor)
+                    lr_now = role_opt.lrs()
                     if finite:
+                        drop_grads_outside(outside)  # this stage trains only its own parameters
                         if cfg.optim.grad_clip:
                             fabric.clip_gradients(model, opt, max_norm=cfg.optim.grad_clip)
                         opt.step()
-                        sched.step()
                         consecutive_bad = 0
                     else:
                         consecutive_bad += 1
@@ -426,7 +420,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                     if pos.global_step % cfg.train.log_every_steps == 0 and finite:
                         sps = per_step / max(t2 - t0, 1e-9)
                         row = {"step": pos.global_step, "stage": stage.name, "epoch": pos.epoch,
-                               "lr": lr_now, **vals, "samples_per_s": sps,
+                               "lr": lr_now["encoder"] if "encoder" in lr_now else next(iter(lr_now.values())),
+                               **{f"lr_{r}": v for r, v in lr_now.items() if r != "encoder"}, **vals, "samples_per_s": sps,
                                "data_wait_frac": wait / max(wait + busy, 1e-9)}
                         bar.set_postfix({k_: f"{v:.3g}" for k_, v in list(vals.items())[:4]} | {"sps": f"{sps:.1f}"})
                         if steps_csv is not None:
@@ -434,9 +429,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                             tb.scalars({k_: v for k_, v in row.items() if isinstance(v, float)}, pos.global_step,
                                        f"train/{stage.name}")
                     if pos.global_step % cfg.train.ckpt_every_steps == 0:
-                        checkpoint(si, opt, sched)
+                        checkpoint(si)
                     if stop.set:
-                        checkpoint(si, opt, sched)
+                        checkpoint(si)
                         raise CsvrError(f"stopped by a signal at step {pos.global_step}; the checkpoint is saved, "
                                         "continue with --resume")
                 del it, loader
@@ -449,10 +444,12 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
                 if epoch_done:
                     pos.epoch += 1
                     pos.step_in_epoch = 0
-                checkpoint(si, opt, sched)  # every epoch end (and the stage's end)
+                checkpoint(si)  # every epoch end (and the stage's end)
             bar.close()
             stage_summaries.append({"stage": stage.name, "steps": pos.stage_step, "epochs": pos.epoch,
-                                    "seconds": round(time.time() - t_stage, 1)})
+                                    "seconds": round(time.time() - t_stage, 1),
+                                    "pretext": pretext_verdicts(steps_csv.rows, stage.name, method_cls.pretext_checks)
+                                    if steps_csv is not None else []})
             pos.stage_step = total
         final_path = list_checkpoints(run_dir)[-1] if list_checkpoints(run_dir) else None
         if "on_end" in hooks:
@@ -470,6 +467,36 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
     if rank == 0:
         atomic_write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def pretext_verdicts(rows: list[dict], stage: str, checks) -> list[dict]:
+    """Each :class:`~csvr.methods.base.PretextCheck` whose columns the stage logged, judged on the
+    mean over the last half of the stage's logged rows (``metrics.csv``): "learning" or "not above
+    baseline"."""
+    mine = [r for r in rows if r.get("stage") == stage]
+    mine = mine[len(mine) // 2:]
+    out = []
+    for c in checks:
+        vals = [float(r[c.signal]) for r in mine if r.get(c.signal) not in (None, "")]
+        if not vals:
+            continue
+        value = float(np.mean(vals))
+        base = None
+        if c.baseline is not None:
+            bvals = [float(r[c.baseline]) for r in mine if r.get(c.baseline) not in (None, "")]
+            if not bvals:
+                continue
+            base = float(np.mean(bvals))
+        if c.better == "lower":
+            ok = value <= c.factor * base
+        elif c.better == "higher":
+            ok = value >= c.factor * base
+        else:
+            ok = abs(value) >= c.factor
+        out.append({"branch": c.branch, "signal": c.signal, "value": value, "baseline": c.baseline,
+                    "baseline_value": base, "rule": f"{c.better} {c.factor:g}", "rows": len(vals),
+                    "verdict": "learning" if ok else "not above baseline"})
+    return out
 
 
 def load_pretrained(path: str | os.PathLike, map_location="cpu"):
@@ -495,14 +522,19 @@ def print_summary(summary: dict) -> None:
         print(f"  stage {s['stage']:8s} {s['steps']:6d} steps  {s['seconds']:8.1f} s")
     if summary.get("last_epoch_metrics"):
         m = summary["last_epoch_metrics"]
-        shown = {k: v for k, v in m.items() if k in ("context_top1", "pose_mse", "video_r_mse", "video_p_mse",
-                                                     "pair_top1", "total", "data_wait_frac")}
+        shown = {k: v for k, v in m.items() if k in ("total", "data_wait_frac", "iframe_own_frac", "iframes_per_clip")}
         print("  last epoch: " + ", ".join(f"{k} {float(v):.4g}" for k, v in shown.items()))
+    checks = [(s["stage"], c) for s in summary["stages"] for c in s.get("pretext", [])]
+    if checks:
+        print("  pretext signals against their trivial baselines (last half of each stage):")
+        for stage, c in checks:
+            base = "0 (no gap)" if c["baseline"] is None else f"{c['baseline']} {c['baseline_value']:.4g}"
+            print(f"    {stage:8s} {c['branch']:18s} {c['signal']} {c['value']:.4g} vs {base}: {c['verdict']}")
     if summary["nonfinite_steps"]:
         print(f"  {summary['nonfinite_steps']} step(s) skipped for non-finite losses")
     print(f"  checkpoint: {summary['checkpoint']}")
     print(f"  logs: {summary['out']}/metrics.csv, epochs.csv, tb/")
 
 
-__all__ = ["ResumableSampler", "TrainingDiverged", "learning_rate", "load_pretrained", "make_fabric", "pretrain",
-           "print_summary", "resolve_stages"]
+__all__ = ["ResumableSampler", "TrainingDiverged", "learning_rate", "load_pretrained", "make_fabric", "pretext_verdicts",
+           "pretrain", "print_summary", "resolve_stages"]

@@ -10,7 +10,8 @@ downstream encoder (``encoder(feature)``).
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
@@ -29,6 +30,28 @@ def register_method(name: str):
     return deco
 
 
+@dataclass(frozen=True)
+class PretextCheck:
+    """One pretext signal set beside its trivial baseline (the engine's per-branch verdict).
+
+    ``signal`` and ``baseline`` name metrics of :class:`LossOutput` (``baseline`` None for a
+    gap, whose baseline is 0). The verdict is "learning" when, over the last half of a stage's
+    logged steps, ``better`` holds:
+
+    * ``"lower"``: mean(signal) <= ``factor`` x mean(baseline) (errors: beat copying / the mean);
+    * ``"higher"``: mean(signal) >= ``factor`` x mean(baseline) (accuracies: beat chance);
+    * ``"gap"``: |mean(signal)| >= ``factor`` (a critic that tells real from fake).
+
+    Otherwise "not above baseline".
+    """
+
+    branch: str
+    signal: str
+    baseline: str | None
+    better: Literal["lower", "higher", "gap"]
+    factor: float
+
+
 class Method(nn.Module, metaclass=abc.ABCMeta):
     """Base class. Subclasses set ``config_class`` (a dataclass: the ``model:`` config section),
     ``stages`` (names of the training stages it supports, in order) and ``needs_poses``."""
@@ -39,6 +62,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     default_stages: ClassVar[tuple[str, ...]] = ("main",)
     features: ClassVar[tuple[str, ...]] = ("backbone",)
     needs_poses: ClassVar[bool] = False
+    pretext_checks: ClassVar[tuple[PretextCheck, ...]] = ()
 
     def __init__(self, cfg: Any, color: ColorAugmentConfig | None = None):
         super().__init__()
@@ -53,6 +77,12 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """Parameters the optimiser updates in ``stage`` (default: all)."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """Every parameter in exactly one optimiser role (:mod:`csvr.engine.optim`): ``encoder``
+        (SGD, the paper's rule), ``generator`` and ``critic`` (GAN networks, Adam by default).
+        Default: everything is an encoder."""
+        return {"encoder": [p for p in self.parameters() if p.requires_grad]}
 
     @abc.abstractmethod
     def training_step(self, batch: dict[str, Tensor], stage: str) -> LossOutput:
@@ -113,5 +143,5 @@ def detach_terms(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in values.items()}
 
 
-__all__ = ["METHODS", "BackboneEncoder", "LossOutput", "Method", "detach_terms", "pair_top1", "projection_head",
+__all__ = ["METHODS", "BackboneEncoder", "LossOutput", "Method", "PretextCheck", "detach_terms", "pair_top1", "projection_head",
            "register_method"]

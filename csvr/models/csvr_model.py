@@ -422,8 +422,11 @@ class CSVRModel(nn.Module):
             terms["pose_gp"] = gp.detach()
         terms["pose"] = loss.detach()
         metrics["pose_mse"] = pose_mse(fake, real, b.future_pose_conf, weight)
+        # trivial baseline: every future pose is the last observed one
+        metrics["pose_mse_copy"] = pose_mse(cond[:, :, -1:].expand_as(real), real, b.future_pose_conf, weight)
         metrics["pose_d_real"] = weighted_mean(adv.real_logits, weight)
         metrics["pose_d_fake"] = weighted_mean(adv.fake_logits, weight)
+        metrics["pose_d_gap"] = metrics["pose_d_real"] - metrics["pose_d_fake"]
         return loss
 
     def _context_branch(self, b: CSVRBatch, f_s: Tensor, terms: dict, metrics: dict,
@@ -448,6 +451,9 @@ class CSVRModel(nn.Module):
             loss = l2_single(f_s, z, positive, generator)
         terms["context"] = loss.detach()
         metrics["context_top1"] = context_top1(f_s, z, positive, valid)
+        # a clip that picks a valid I-frame at random finds one of its own with p = own / all
+        own = mask.float().sum(dim=1)
+        metrics["context_chance"] = (own / own.sum().clamp_min(1.0)).mean()
         return loss
 
     def _video_branch(self, b: CSVRBatch, f_s: Tensor, f_d: Tensor, detach: bool, terms: dict, metrics: dict,
@@ -487,8 +493,11 @@ class CSVRModel(nn.Module):
                 terms[f"video_{tag}_gp"] = gp.detach()
             terms[f"video_{tag}"] = loss.detach()
             metrics[f"video_{tag}_mse"] = video_mse(fake, target)
+            # trivial baseline: every clip predicted as the batch's mean clip (knows nothing of the sample)
+            metrics[f"video_{tag}_mse_mean"] = video_mse(target.mean(dim=0, keepdim=True).expand_as(target), target)
             metrics[f"video_{tag}_d_real"] = adv.real_logits.mean()
             metrics[f"video_{tag}_d_fake"] = adv.fake_logits.mean()
+            metrics[f"video_{tag}_d_gap"] = metrics[f"video_{tag}_d_real"] - metrics[f"video_{tag}_d_fake"]
             losses.append(loss)
         loss = torch.stack(losses).mean()
         terms["video"] = loss.detach()
