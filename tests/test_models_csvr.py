@@ -139,12 +139,30 @@ def test_context_loss_reaches_only_the_context_branch(model):
     assert _prefixes(_reached(model, out.total)) == {"v_network", "context_head_v", "i_network", "context_head_i"}
 
 
-def test_pose_loss_reaches_only_the_pose_gan(model):
+def test_pose_loss_reaches_only_the_pose_gan():
+    torch.manual_seed(0)
+    model = CSVRModel(tiny_cfg())
+    out_layer = model.pose_generator.decoder[-1]
+    # the zero-initialised output layer (P_gen = last pose at init) blocks the gradient to the
+    # layers below it at step 0 only: once it has moved, everything is reached
+    out = model.compute_losses(make_batch(), branches={"pose"})
+    assert {n for n in _reached(model, out.total) if n.startswith("pose_generator")} == {
+        f"pose_generator.decoder.{len(model.pose_generator.decoder) - 1}.weight",
+        f"pose_generator.decoder.{len(model.pose_generator.decoder) - 1}.bias"}
+    with torch.no_grad():
+        out_layer.weight.normal_(0, 0.01)
     out = model.compute_losses(make_batch(), branches={"pose"})
     reached = _reached(model, out.total)
     assert _prefixes(reached) == {"pose_generator", "pose_critic"}
     all_pose = {n for n, _ in model.named_parameters() if n.split(".")[0] in ("pose_generator", "pose_critic")}
     assert all_pose - reached == set()       # and all of them (decoder included) are reached
+
+
+def test_pose_generator_starts_at_the_copy_last_pose_baseline():
+    torch.manual_seed(0)
+    model = CSVRModel(tiny_cfg())
+    out = model.compute_losses(make_batch(), branches={"pose"})
+    torch.testing.assert_close(out.metrics["pose_mse"], out.metrics["pose_mse_copy"])
 
 
 def test_video_loss_reaches_gans_integration_and_feature_extractors(model):
@@ -171,7 +189,11 @@ def test_fd_layer_limits_the_encoder_layers_reached():
     assert m.pose_critic is None and m.i_network is None
 
 
-def test_joint_loss_reaches_every_parameter_and_is_eq9(model):
+def test_joint_loss_reaches_every_parameter_and_is_eq9():
+    torch.manual_seed(0)
+    model = CSVRModel(tiny_cfg())
+    with torch.no_grad():  # past step 0 (the zero-initialised pose output layer has moved)
+        model.pose_generator.decoder[-1].weight.normal_(0, 0.01)
     out = model.compute_losses(make_batch(), generator=torch.Generator().manual_seed(0))
     t = out.terms
     assert torch.allclose(out.total, 0.75 * t["pose"] + 0.75 * t["context"] + t["video"])

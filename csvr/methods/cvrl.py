@@ -1,13 +1,25 @@
 """CVRL (Qian et al., CVPR 2021, ``shared/papers/cvrl-summary.md``) on csvr's engine and backbones.
 
-Two clips of one video at a temporal distance ``d`` drawn from a monotonically decreasing
-distribution (``P(d) ∝ D - d`` on ``[0, D]``, D the largest distance the video allows), each
-with its own temporally consistent spatial augmentation (crop + flip in the worker) and colour
-augmentation (on the device), a shared 3D backbone, an MLP projection head and NT-Xent.
+Two clips of one video whose start frames are ``d`` frames apart, ``d`` drawn from a
+monotonically decreasing distribution (CVRL Sec. 3.2, :func:`decreasing_interval`), each with its
+own temporally consistent spatial augmentation (random resized crop + flip in the data-loader
+worker, one set of parameters for all frames) and colour augmentation (jitter, grayscale, blur on
+the device, one set per clip), a shared 3D backbone, an MLP projection head and NT-Xent
+(CVRL Eq. 1, tau = 0.1).
 
-Sizes follow the paper where it is explicit (3-layer head, tau = 0.1); the head's width scales
-with the backbone's (CVRL: 2048 for R3D-50; here the backbone's channel count) so small CPU
-presets stay small.
+Checked against the released code (tensorflow/models ``official/projects/video_ssl``):
+
+* both views go through the network in **one pass** (the code merges the two clips into one batch
+  of 2B, ``_postprocess_image``), so BatchNorm statistics are computed over both views;
+* the head: hidden layers of the backbone's width (CVRL: 2048 for R3D-50, whose output is 2048),
+  BatchNorm + ReLU, then a linear layer to 128. ``proj_layers`` counts linear layers: the default
+  3 is the paper's "3-layer" MLP head; the released config has
+  ``hidden_layer_num: 3`` hidden layers *plus* the output layer, i.e. ``proj_layers=4``;
+* negatives are the 2B - 2 other clips of this process's batch (B the per-device batch); the
+  original gathers the embeddings of all TPU cores (global batch 1024, sync BatchNorm);
+* the temporal interval: :func:`decreasing_interval` samples exactly the released code's
+  distribution (``sample_ssl_sequence``);
+* augmentation strength is configuration (``data.color``, ``data.clip``), see ``docs/baselines.md``.
 """
 
 from __future__ import annotations
@@ -16,21 +28,30 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from csvr.data.datasets import ClipDataset
 from csvr.losses.baselines import nt_xent
-from csvr.methods.base import BackboneEncoder, LossOutput, Method, pair_top1, projection_head, register_method
+from csvr.methods.base import (BackboneEncoder, LossOutput, Method, PretextCheck, pair_top1, projection_head,
+                               register_method)
 from csvr.models.backbones import backbone_kind
 from csvr.models.csvr_model import BackboneConfig
 
 
 def decreasing_interval(rng: np.random.Generator, max_distance: int) -> int:
-    """CVRL's temporal interval: ``d`` in ``[0, max_distance]`` with density ∝ ``max_distance - d``
-    (inverse CDF: ``d = D (1 - sqrt(u))``)."""
+    """CVRL's temporal interval (Sec. 3.2): the distance ``d`` between the two clips' start frames,
+    an integer in ``[0, D]`` (``D = max_distance``) from a linearly decreasing density.
+
+    With ``M = D + 1`` possible distances, ``d = floor(X)`` with ``X`` of density ``2 (M - x) / M^2``
+    on ``[0, M]`` (inverse CDF ``X = M (1 - sqrt(u))``), so ``P(d < k) = 1 - (1 - k / M)^2`` and
+    ``P(d = k) ∝ M - k - 1/2 = D + 1/2 - k``: the released code's ``sample_ssl_sequence``
+    (``power = 1``, whose ``max_offset`` is the number of start positions, ``M`` here). Every
+    distance up to ``D`` (the clips at the two ends of the video) has non-zero probability."""
     if max_distance <= 0:
         return 0
-    return int(max_distance * (1.0 - np.sqrt(rng.random())))
+    m = max_distance + 1
+    return min(max_distance, int(m * (1.0 - np.sqrt(rng.random()))))
 
 
 @dataclass
@@ -38,7 +59,7 @@ class CVRLConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     proj_dim: int = 128
     proj_hidden: int | None = None  # None: the backbone's output channels
-    proj_layers: int = 3
+    proj_layers: int = 3  # linear layers (the paper's 3-layer head; the released code's head is 4)
     tau: float = 0.1
 
     def __post_init__(self):
@@ -51,6 +72,7 @@ class CVRLConfig:
 @register_method("cvrl")
 class CVRL(Method):
     config_class = CVRLConfig
+    pretext_checks = (PretextCheck("pairs", "pair_top1", "pair_chance", "higher", 2.0),)
 
     def __init__(self, cfg: CVRLConfig, color=None):
         super().__init__(cfg, color)
@@ -67,12 +89,16 @@ class CVRL(Method):
 
     def training_step(self, batch: dict[str, Tensor], stage: str) -> LossOutput:
         clips = batch["clip"]  # (B, 2, T, S, S, 3) uint8: two clips of each video
-        a, _ = self.augment_clip(clips[:, 0])
+        n = clips.shape[0]
+        a, _ = self.augment_clip(clips[:, 0])  # independent colour parameters per view
         b, _ = self.augment_clip(clips[:, 1])
-        za, zb = self.embed(a), self.embed(b)
+        z = self.embed(torch.cat([a, b], dim=0))  # one pass: BatchNorm statistics over both views
+        za, zb = z[:n], z[n:]
         loss = nt_xent(za, zb, self.cfg.tau)
+        # pair_top1: is a_i's nearest b (of B) b_i? (the released code's contrast_acc); chance 1 / B
         return LossOutput(total=loss, terms={"nt_xent": loss.detach(), "total": loss.detach()},
-                          metrics={"pair_top1": pair_top1(za, zb)})
+                          metrics={"pair_top1": pair_top1(za, zb),
+                                   "pair_chance": torch.tensor(1.0 / n, device=z.device)})
 
     def encoder(self, feature: str | None = None) -> BackboneEncoder:
         return BackboneEncoder(copy.deepcopy(self.v_network))

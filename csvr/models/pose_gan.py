@@ -38,7 +38,7 @@ class PoseGANConfig:
     l2_weight: float = 1.0          # Eq. 1 weights all terms 1
     adv_weight: float = 1.0         # weight of the generator's adversarial term
     gp_weight: float = 1.0          # WGAN-GP weight (Eq. 1: 1)
-    residual_to_last: bool = True   # P_gen = last input pose + decoder output
+    residual_to_last: bool = True   # P_gen = last input pose + decoder output (output layer zero-initialised)
     confidence_input: bool = False  # feed (x, y, confidence) = 3N channels to G_p instead of 2N
 
     def __post_init__(self) -> None:
@@ -107,6 +107,12 @@ class PoseGenerator(nn.Module):
                     nn.Conv1d(c, c_next, 3, padding=1, bias=False), nn.BatchNorm1d(c_next), nn.ReLU(inplace=True)]
             c = c_next
         dec.append(nn.Conv1d(c, n2, 3, padding=1))
+        if cfg.residual_to_last:
+            # zero-initialised output layer: at initialisation P_gen is exactly the trivial baseline
+            # (copy the last observed pose), and training moves it from there; a random output
+            # layer started ~2x worse than copying and spent the pose stage recovering that
+            nn.init.zeros_(dec[-1].weight)
+            nn.init.zeros_(dec[-1].bias)
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, p_in: Tensor, upto: int | None = None) -> list[Tensor]:
