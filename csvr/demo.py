@@ -48,6 +48,19 @@ def _final_checkpoint(run: Path) -> str:
     return json.loads((run / "summary.json").read_text())["checkpoint"]
 
 
+DEMO_GOP = 12
+
+
+def _check_demo_data(root: Path, out: Path) -> None:
+    """An earlier demo's data made without the fixed GOP cannot be reused: say how to start over."""
+    meta = root / "synth.json"
+    if meta.exists():
+        gop = json.loads(meta.read_text()).get("params", {}).get("gop")
+        if gop != DEMO_GOP:
+            raise CsvrError(f"{root} holds an earlier demo's data (GOP {gop or 'varying'}, not {DEMO_GOP}): run "
+                            f"'csvr demo --out {out} --fresh' (or 'make demo' after deleting {out}) to start over")
+
+
 def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "auto", workers: int = 0,
              fresh: bool = False, label_fraction: float | None = None, pretrain_config: str = "demo",
              finetune_config: str = "demo", extra_pretrain: list[str] | None = None,
@@ -67,8 +80,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
     builtin = data is None
     root = out / "data" if builtin else Path(data)
     if builtin:
-        _step("1/7 built-in dataset")
-        _run(["data", "synth", "--out", str(root)] + (["--workers", str(workers)] if workers else []))
+        _step("1/7 built-in dataset (fixed GOP 12: every clip holds I-frames of its own, docs/training.md)")
+        _check_demo_data(root, out)
+        _run(["data", "synth", "--out", str(root), "--gop", str(DEMO_GOP)] + (["--workers", str(workers)] if workers else []))
     elif not root.is_dir():
         raise CsvrError(f"--data {root}: not a folder")
     timed("data", t)
@@ -79,6 +93,14 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
     manifest = out / "manifest.jsonl"
     _run(["prepare", "index", str(root), "--out", str(manifest), "--layout", layout]
          + (["--workers", str(workers)] if workers else []))
+    if not builtin:
+        # the paper's protocol (CoViAR): a fixed GOP of 12, so that context matching always has
+        # I-frames inside each clip; videos whose I-frames are already that dense are copied
+        _step("2/7 re-encode to GOP 12 where I-frames are sparse (csvr prepare reencode)")
+        source = manifest
+        manifest = out / "data-gop12" / "manifest.jsonl"
+        _run(["prepare", "reencode", "--manifest", str(source), "--out", str(out / "data-gop12"),
+              "--gop", str(DEMO_GOP)] + (["--workers", str(workers)] if workers else []))
     timed("index", t)
 
     # 3. poses -------------------------------------------------------------------------

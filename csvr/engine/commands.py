@@ -36,7 +36,7 @@ def register(commands, groups) -> None:
         epilog="examples:\n  csvr pretrain --config small-cpu data.manifest=data/synth/manifest.jsonl "
                "data.pose_cache=data/synth/poses out=runs/csvr\n"
                "  torchrun --nproc_per_node 8 -m csvr pretrain --config ucf101-r3d train.devices=8\n"
-               "  csvr pretrain --config small-cpu --method cvrl out=runs/cvrl\n")
+               "  csvr pretrain --config small-cpu-cvrl data.manifest=data/synth/manifest.jsonl out=runs/cvrl\n")
     p.add_argument("--config", "-c", default=None, help="YAML config file or a name in configs/")
     p.add_argument("--method", default=None, help="override the config's method (csvr, iic, cvrl)")
     p.add_argument("--out", default=None, help="run folder (same as out=...)")
