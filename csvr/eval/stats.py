@@ -1,0 +1,48 @@
+"""Confidence intervals for evaluation numbers: percentile bootstrap over test items.
+
+Every accuracy csvr reports is a mean of per-item scores (a test video is right or wrong); its
+95 % interval is the 2.5th and 97.5th percentiles of the means of ``n`` resamples of the items
+with replacement (Efron's percentile bootstrap). A *gain* over a control is the mean of paired
+per-item differences (the same test video scored by both), which is what makes small gains
+detectable: the interval of a paired difference is much narrower than two separate intervals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_BOOTSTRAP = 10_000
+
+
+def bootstrap_ci(values, n: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of ``values`` (1-D, one score per test item)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ValueError("no values")
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n)
+    for start in range(0, n, 1000):  # chunks keep memory at 1000 x items
+        m = min(1000, n - start)
+        means[start:start + m] = x[rng.integers(0, x.size, (m, x.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def paired_gain(treatment, controls, n: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """Gain of ``treatment`` (per-item scores, (Q,)) over the mean of one or more ``controls``
+    ((Q,) or (S, Q): S control runs, e.g. random-init seeds) on the same items, with bootstrap
+    intervals. Returns ``mean``, ``ci``, ``control``, ``control_ci``, ``gain``, ``gain_ci``, ``items``."""
+    t = np.asarray(treatment, dtype=np.float64).ravel()
+    c = np.asarray(controls, dtype=np.float64)
+    c = c.reshape(1, -1) if c.ndim == 1 else c
+    if c.shape[1] != t.size:
+        raise ValueError(f"controls score {c.shape[1]} items, the treatment {t.size}")
+    cm = c.mean(axis=0)
+    return {"mean": float(t.mean()), "ci": bootstrap_ci(t, n, seed), "control": float(cm.mean()),
+            "control_ci": bootstrap_ci(cm, n, seed), "gain": float((t - cm).mean()),
+            "gain_ci": bootstrap_ci(t - cm, n, seed), "items": int(t.size)}
+
+
+__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "paired_gain"]

@@ -1,0 +1,66 @@
+"""Weighted kNN and bootstrap intervals against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from csvr.eval.knn import weighted_knn
+from csvr.eval.stats import bootstrap_ci, paired_gain
+
+
+def test_weighted_knn_by_hand():
+    # training features on the unit circle at 0, 10, 80 and 90 degrees; classes 0, 0, 1, 1 ... and
+    # one class-2 vector at 180 degrees
+    ang = np.deg2rad([0, 10, 80, 90, 180])
+    train = np.stack([np.cos(ang), np.sin(ang)], axis=1) * 3.0   # scale must not matter
+    ytr = np.array([0, 0, 1, 1, 2])
+    q = np.array([[math.cos(math.radians(30)), math.sin(math.radians(30))]])
+    # k = 3: neighbours at 10 (cos 20), 0 (cos 30), 80 (cos 50)
+    r = weighted_knn(train, ytr, q, np.array([1]), k=3, tau=0.1)
+    s0 = math.exp(math.cos(math.radians(20)) / 0.1) + math.exp(math.cos(math.radians(30)) / 0.1)
+    s1 = math.exp(math.cos(math.radians(50)) / 0.1)
+    assert s0 > s1 and r.predictions.tolist() == [0] and r.top1.tolist() == [0.0] and r.top5.tolist() == [1.0]
+    # a large temperature flattens the weights: still class 0 (two votes against one)
+    assert weighted_knn(train, ytr, q, np.array([0]), k=3, tau=100.0).top1.tolist() == [1.0]
+    # k = 1 is the nearest neighbour's label; at 60 degrees that is the 80-degree vector (class 1)
+    q2 = np.array([[math.cos(math.radians(60)), math.sin(math.radians(60))]])
+    assert weighted_knn(train, ytr, q2, np.array([1]), k=1).predictions.tolist() == [1]
+    # top-5 misses only a class outside the five best: with 3 classes top-5 is always right
+    assert weighted_knn(train, ytr, q2, np.array([2]), k=5).top5.tolist() == [1.0]
+
+
+def test_weighted_knn_ties_and_errors():
+    train = np.array([[1.0, 0.0], [1.0, 0.0]])
+    r = weighted_knn(train, np.array([1, 0]), np.array([[1.0, 0.0]]), np.array([0]), k=1)
+    assert r.predictions.tolist() == [1]  # equal similarity: the lower training index wins
+    r = weighted_knn(train, np.array([1, 0]), np.array([[1.0, 0.0]]), np.array([0]), k=2)
+    assert r.predictions.tolist() == [0]  # equal class totals: the lower class index wins
+    with pytest.raises(ValueError, match="NaN"):
+        weighted_knn(np.array([[np.nan, 0.0]]), np.array([0]), np.array([[1.0, 0.0]]), np.array([0]))
+    with pytest.raises(ValueError, match="shapes"):
+        weighted_knn(train, np.array([0]), np.array([[1.0, 0.0]]), np.array([0]))
+
+
+def test_bootstrap_interval_of_a_proportion_matches_the_normal_approximation():
+    x = np.array([1.0] * 60 + [0.0] * 90)  # p = 0.4, n = 150
+    lo, hi = bootstrap_ci(x, n=20000, seed=1)
+    half = 1.96 * math.sqrt(0.4 * 0.6 / 150)  # 0.0784
+    assert lo == pytest.approx(0.4 - half, abs=0.012) and hi == pytest.approx(0.4 + half, abs=0.012)
+    assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)
+
+
+def test_paired_gain_uses_the_pairs():
+    rng = np.random.default_rng(0)
+    base = (rng.random(200) < 0.5).astype(float)
+    treat = base.copy()
+    treat[np.flatnonzero(base == 0)[:20]] = 1.0  # 20 of 200 items fixed: +10 points, nothing lost
+    g = paired_gain(treat, np.stack([base, base]))
+    assert g["gain"] == pytest.approx(0.10) and g["items"] == 200
+    assert g["gain_ci"][0] > 0.05  # paired: the interval excludes 0 comfortably
+    # the unpaired intervals overlap although the paired one excludes 0
+    assert g["ci"][0] < g["control_ci"][1]
+    with pytest.raises(ValueError, match="items"):
+        paired_gain(treat, base[:10])
