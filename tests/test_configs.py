@@ -11,7 +11,7 @@ from csvr.config import from_dict, load_config
 from csvr.engine.config import PretrainConfig
 from csvr.eval.finetune import FinetuneConfig
 from csvr.methods import get_method
-from csvr.methods.supervised import SupervisedConfig
+from csvr.eval.classifier import SupervisedConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRETRAIN = sorted(p for p in (CONFIGS / "pretrain").rglob("*.yaml") if p.name != "base.yaml")

@@ -12,6 +12,7 @@ from csvr.data.datasets import ClipConfig, ClipDataset, PretrainDataset
 from csvr.data.index import build_index, load_manifest
 from csvr.data.sampling import uniform_clip_starts
 from csvr.data.video import write_video
+from csvr.models.encoder import Encoder
 
 from conftest import frame_level, index_frames
 
@@ -121,12 +122,12 @@ def test_bad_video_is_replaced_and_reported_once(tmp_path, caplog):
     assert len(warnings) == 1
 
 
-class _MeanColour(torch.nn.Module):
+class _MeanColour(Encoder):
     """A stand-in encoder with a hand-checkable output: the mean of each colour channel."""
 
     feature = "backbone"
 
-    def forward(self, x):
+    def forward(self, x, poses=None, pose_conf=None):
         return x.mean(dim=(2, 3, 4))
 
 

@@ -97,7 +97,7 @@ def test_export_cli_finetuned_classifier_onnx_on_real_clips(tiny_synth, runs, tm
 # ----------------------------------------------------------------------------- torchvision
 def test_torchvision_export_of_r3d_18_has_torchvision_names_and_a_finetuned_fc():
     from csvr.methods.base import BackboneEncoder
-    from csvr.methods.supervised import Classifier
+    from csvr.eval.classifier import Classifier
     from csvr.models.backbones import create_backbone
 
     torch.manual_seed(0)
@@ -162,7 +162,7 @@ def test_export_checks_the_dataset_classes_of_a_finetuned_head(tiny_synth, runs,
     with pytest.raises(CsvrError, match="same classes in another order"):
         export_model(model, tmp_path / "x", ["onnx"], manifest=m)
     # a classifier on the pose-only feature f_d has no V-network to give torchvision
-    from csvr.methods.supervised import Classifier
+    from csvr.eval.classifier import Classifier
 
     fd = from_classifier(Classifier(load_model(runs["pretrain_ckpt"], "fd").encoder, 4, m.classes),
                          {"kind": "finetune"}, "fd-classifier")

@@ -5,8 +5,16 @@ only, so it loads with ``torch.load(..., weights_only=True)`` (no pickled code r
 
     {"format": "csvr-checkpoint", "version": 1, "kind": "pretrain", "method": "csvr",
      "config": {...}, "stage": "joint", "stage_index": 3, "epoch": 12, "step_in_epoch": 40,
-     "global_step": 5040, "stage_step": 1320, "model": state_dict, "optimizer": ...,
-     "scheduler": ..., "scaler": ..., "rng": {...}, "history": ...}
+     "global_step": 5040, "stage_step": 1320, "model": state_dict, "optimizers": ...,
+     "scaler": ..., "rng": {...}, "world_size": 1, "input": {"mean": [...], "std": [...]}}
+
+``kind`` is ``"pretrain"`` (a self-supervised method; ``config`` is its ``PretrainConfig``) or
+``"finetune"`` / ``"linear_probe"`` (a classifier job of :mod:`csvr.eval.finetune`; ``config.model``
+names the encoder's architecture, ``arch_method`` + ``arch``, and its ``feature``; the encoder's
+weights are under ``classifier.encoder.``, the linear layer's under ``classifier.head.``).
+``input`` (a file written before it existed means the data layer's :data:`csvr.data.transforms.MEAN` /
+``STD``) is the clip normalisation the model was trained with. :class:`Checkpoint` is the typed
+view every command reads; :mod:`csvr.engine.model` turns one into a method or an encoder.
 
 Files are ``<run>/checkpoints/step-000005040.pt``, written through a temporary file and renamed
 (atomic), then older ones beyond the last ``keep_last`` are deleted. :func:`latest_checkpoint`
@@ -19,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,11 @@ log = logging.getLogger(__name__)
 
 FORMAT = "csvr-checkpoint"
 VERSION = 1
+PRETRAIN_KIND = "pretrain"
+CLASSIFIER_KINDS = ("finetune", "linear_probe")
+#: where a classifier checkpoint keeps its encoder's and its linear layer's weights
+ENCODER_PREFIX = "classifier.encoder."
+HEAD_PREFIX = "classifier.head."
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
@@ -109,3 +123,73 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None
         except CsvrError as e:
             log.warning("csvr: skipping unloadable checkpoint %s (%s)", path, e)
     return None
+
+
+@dataclass
+class Checkpoint:
+    """The typed view of a checkpoint file (see the module docstring for the layout).
+
+    ``state`` is the trained module's state dict; ``raw`` the whole file (the engine's resume
+    reads optimisers, RNG and position from it); ``mean``/``std`` the clip normalisation.
+    """
+
+    path: Path
+    kind: str
+    method: str
+    config: dict[str, Any]
+    state: dict[str, Any]
+    step: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Checkpoint":
+        """Read and check a checkpoint file (:func:`load_checkpoint`)."""
+        return cls.from_state(load_checkpoint(path, map_location), path)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], path: str | Path) -> "Checkpoint":
+        from csvr.data.transforms import MEAN, STD
+
+        missing = [k for k in ("kind", "config", "model") if k not in state]
+        if missing:
+            raise CsvrError(f"{path} lacks {', '.join(missing)}: it was not written by a csvr training job (csvr "
+                            "pretrain / finetune / linear-probe); train it again with this csvr")
+        config = dict(state.get("config") or {})
+        norm = state.get("input") or {}
+        return cls(path=Path(path), kind=str(state["kind"]), method=str(state.get("method") or config.get("method")),
+                   config=config, state=state["model"], step=int(state.get("global_step", 0)),
+                   mean=tuple(float(v) for v in norm.get("mean", MEAN)),
+                   std=tuple(float(v) for v in norm.get("std", STD)), raw=state)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind in CLASSIFIER_KINDS
+
+    def require(self, *kinds: str, what: str) -> "Checkpoint":
+        """This checkpoint when its kind is one of ``kinds``; else ``{path} is a 'x' checkpoint, not {what}``."""
+        if self.kind not in kinds:
+            raise CsvrError(f"{self.path} is a {self.kind!r} checkpoint, not {what}")
+        return self
+
+    @property
+    def architecture(self) -> tuple[str, dict[str, Any]]:
+        """(method name, its ``model:`` config) that rebuilds the network: the method itself for a
+        pretraining checkpoint, the pretraining method the classifier's encoder came from for a
+        classifier one."""
+        model = dict(self.config.get("model") or {})
+        if self.is_classifier:
+            return str(model.get("arch_method", "csvr")), dict(model.get("arch") or {})
+        return self.method, model
+
+    @property
+    def feature(self) -> str | None:
+        """The encoder feature a classifier checkpoint was trained on (None for pretraining)."""
+        if not self.is_classifier:
+            return None
+        return str((self.config.get("model") or {}).get("feature", "fi"))
+
+    def sub_state(self, prefix: str) -> dict[str, Any]:
+        """The entries of ``state`` under ``prefix``, with the prefix removed."""
+        return {k[len(prefix):]: v for k, v in self.state.items() if k.startswith(prefix)}

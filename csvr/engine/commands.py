@@ -1,4 +1,4 @@
-"""CLI: ``csvr pretrain``."""
+"""CLI: ``csvr pretrain`` (``csvr finetune`` / ``linear-probe`` are :mod:`csvr.eval.commands`')."""
 
 from __future__ import annotations
 
@@ -44,7 +44,6 @@ def register(commands, groups) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_run)
-    register_eval_training(commands)
 
 
 def build_config(args):
@@ -63,78 +62,17 @@ def build_config(args):
 
 
 def _run(args) -> int:
-    from csvr.config import dump_yaml, from_dict
+    from csvr.config import dump_yaml
+    from csvr.engine.model import method_config
     from csvr.engine.pretrain import pretrain, print_summary
-    from csvr.methods import get_method
 
     cfg = build_config(args)
-    method_cls = get_method(cfg.method)
-    if not getattr(method_cls, "pretext", True):
+    method_cls, _ = method_config(cfg)  # fail fast on a bad method name or model key
+    if not method_cls.pretext:
         raise ConfigError(f"method {cfg.method!r} is not a pretraining method (use csvr finetune)")
-    from_dict(method_cls.config_class, cfg.model, where="model")  # fail fast on a bad model key
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
     summary = pretrain(cfg, resume=args.resume)
     print_summary(summary)
-    return 0
-
-
-def register_eval_training(commands) -> None:
-    """``csvr finetune`` and ``csvr linear-probe`` (same options; the latter freezes the encoder)."""
-    for name, linear in (("finetune", False), ("linear-probe", True)):
-        what = "a linear classifier on frozen features" if linear else "the whole network"
-        p = commands.add_parser(
-            name, help=f"train {what} on a labelled dataset from a pretraining checkpoint, then evaluate",
-            description=f"Train {what} (engine: checkpoints, --resume, DDP) from a pretraining checkpoint, then "
-                        "report clip- and video-level top-1, per-class accuracy and the confusion matrix on the "
-                        "test split (results.json). Config: --config (YAML or a name in configs/finetune/) plus "
-                        "key=value overrides.",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog=f"examples:\n  csvr {name} --config ucf101 --pretrained runs/csvr/checkpoints/step-000010000.pt "
-                   "--feature fi data.manifest=data/UCF101/manifest.jsonl data.pose_cache=data/UCF101/poses\n"
-                   f"  csvr {name} --config small-cpu --pretrained CKPT --feature scratch  # same net, random init\n"
-                   f"  csvr {name} --config small-cpu --pretrained CKPT data.label_fraction=0.1  # 10% of the labels")
-        p.add_argument("--config", "-c", default=None, help="YAML config or a name in configs/finetune")
-        p.add_argument("--pretrained", default=None, help="pretraining checkpoint (model.pretrained)")
-        p.add_argument("--feature", default=None, choices=["fi", "fs", "fd", "backbone", "scratch"],
-                       help="feature to build on; scratch = the fs network with random weights (Table I row 1)")
-        p.add_argument("--label-fraction", type=float, default=None,
-                       help="train on a stratified fraction of the training labels (data.label_fraction)")
-        p.add_argument("--out", default=None, help="run folder (out=...)")
-        p.add_argument("--resume", action="store_true")
-        p.add_argument("--print-config", action="store_true")
-        p.add_argument("overrides", nargs="*", metavar="key=value")
-        p.set_defaults(func=_run_finetune, linear=linear)
-
-
-def _run_finetune(args) -> int:
-    from csvr.config import dump_yaml, load_config
-    from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
-
-    overrides = list(args.overrides)
-    for o in overrides:
-        if "=" not in o:
-            raise ConfigError(f"unexpected argument {o!r}: overrides look like key.sub=value")
-    if args.pretrained:
-        overrides.append(f"model.pretrained={args.pretrained}")
-    if args.feature == "scratch":
-        overrides += ["model.feature=fs", "model.init=scratch"]
-    elif args.feature:
-        overrides.append(f"model.feature={args.feature}")
-    if args.label_fraction is not None:
-        overrides.append(f"data.label_fraction={args.label_fraction}")
-    if args.out:
-        overrides.append(f"out={args.out}")
-    cfg = load_config(FinetuneConfig, resolve_config_path(args.config, "finetune"), overrides)
-    from csvr.methods.supervised import SupervisedConfig
-    from csvr.config import from_dict
-
-    from_dict(SupervisedConfig, cfg.model, where="model")  # fail fast on a bad model key
-    if args.print_config:
-        print(dump_yaml(cfg), end="")
-        return 0
-    results = run_finetune(cfg, resume=args.resume, linear=args.linear)
-    if "video_top1" in results:
-        print_results(results)
     return 0

@@ -1,6 +1,7 @@
-"""CLI: ``csvr retrieve``, ``csvr report``, ``csvr export``; and :func:`load_model`, which turns
-any evaluation input checkpoint (pretraining, finetuning, linear probe) into the encoder those
-commands run on."""
+"""CLI: ``csvr finetune``, ``csvr linear-probe``, ``csvr retrieve``, ``csvr report``,
+``csvr export``; and :func:`load_model`, which turns any evaluation input checkpoint (pretraining,
+finetuning, linear probe) into the encoder those commands run on (through the engine's model
+contract, :mod:`csvr.engine.model`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported only when a command runs (fast --help)
     from torch import nn
 
-from csvr.errors import CsvrError
+from csvr.errors import ConfigError, CsvrError
+from csvr.models.features import FEATURE_NAMES, needs_poses
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,13 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- checkpoints
 @dataclass
 class LoadedModel:
-    """What a checkpoint gives an evaluation command.
+    """What a checkpoint gives an evaluation command (built on :func:`csvr.engine.model.load_trained`).
 
-    ``kind``: ``"pretrain"``, ``"finetune"`` or ``"linear_probe"``; ``encoder``: a standalone
-    encoder (``forward(clip, poses=None, pose_conf=None) -> (B, D)``, attribute ``feature``);
-    ``classifier``/``classes``: the finetuned classifier and its class names (None for a
-    pretraining checkpoint); ``backbone``: the V-network (None for a pose-only ``fd`` model);
-    ``config``: the job config stored in the checkpoint.
+    ``kind``: ``"pretrain"``, ``"finetune"``, ``"linear_probe"`` (or ``"random_init"``);
+    ``encoder``: the :class:`~csvr.models.encoder.Encoder` (``feature``, ``out_dim``,
+    ``needs_poses``, ``mean``/``std``); ``classifier``/``classes``: the finetuned classifier and its
+    class names (None for a pretraining checkpoint); ``backbone``: the V-network (None for a
+    pose-only ``fd`` model); ``config``: the job config stored in the checkpoint.
     """
 
     path: str
@@ -50,41 +52,6 @@ class LoadedModel:
         return dict(clip) if isinstance(clip, dict) else {}
 
 
-def _method_features(method) -> tuple[str, ...]:
-    return tuple(getattr(type(method), "features", ("backbone",)))
-
-
-def from_pretrained_method(method, state: dict, path: str, feature: str | None = None) -> LoadedModel:
-    """A :class:`LoadedModel` from a pretraining method instance (``load_pretrained``)."""
-    name = getattr(method, "name", type(method).__name__)
-    feats = _method_features(method)
-    feature = feature or feats[0]
-    if feature not in feats:
-        raise CsvrError(f"{path} is a {name!r} pretraining checkpoint; its encoder features are "
-                        f"{', '.join(feats)}, not {feature!r}")
-    encoder = method.encoder(feature)
-    core = getattr(method, "model", method)
-    return LoadedModel(path=str(path), kind="pretrain", method=name, feature=feature, encoder=encoder,
-                       config=dict(state.get("config") or {}), backbone=getattr(core, "v_network", None))
-
-
-def from_classifier(classifier: nn.Module, state: dict, path: str, feature: str | None = None) -> LoadedModel:
-    """A :class:`LoadedModel` from a finetuned / linear-probe classifier (``load_classifier``):
-    an ``nn.Module`` with ``encoder``, ``head`` (nn.Linear), ``classes``."""
-    encoder = classifier.encoder
-    have = getattr(encoder, "feature", "backbone")
-    if feature is not None and feature != have:
-        raise CsvrError(f"{path} was finetuned on feature {have!r}; --feature {feature} does not match it (leave "
-                        "--feature out, or use the pretraining checkpoint for other features)")
-    cfg = dict(state.get("config") or {})
-    method = state.get("method") or cfg.get("method") or "?"
-    if method == "supervised":  # the finetuning job: name the architecture's method instead
-        method = (cfg.get("model") or {}).get("arch_method") or method
-    return LoadedModel(path=str(path), kind=str(state.get("kind")), method=str(method), feature=have,
-                       encoder=encoder, config=cfg, classifier=classifier, classes=list(classifier.classes),
-                       backbone=getattr(encoder, "v_network", None))
-
-
 def load_model(path: str | Path, feature: str | None = None, random_init: bool = False, seed: int = 0
                ) -> LoadedModel:
     """Load a pretraining checkpoint (encoder of ``feature``; default: the method's first, ``fi``
@@ -94,42 +61,31 @@ def load_model(path: str | Path, feature: str | None = None, random_init: bool =
     ``random_init``: the pretraining checkpoint's architecture with fresh random weights (seeded
     by ``seed``) - the "no pretraining" baseline of the same network.
     """
-    from csvr.engine.checkpoint import load_checkpoint
+    from csvr.engine.model import load_trained
 
-    state = load_checkpoint(path)
-    kind = state.get("kind")
-    if kind == "pretrain":
-        from csvr.engine.pretrain import load_pretrained
+    trained = load_trained(path, feature, random_init=random_init, seed=seed)
+    ckpt = trained.checkpoint
+    if trained.method is not None:  # a pretraining checkpoint
+        core = getattr(trained.method, "model", trained.method)
+        return LoadedModel(path=str(path), kind="random_init" if random_init else "pretrain",
+                           method=trained.method.name, feature=trained.feature, encoder=trained.encoder,
+                           config=dict(ckpt.config), backbone=getattr(core, "v_network", None))
+    from csvr.eval.finetune import classifier_on
 
-        if random_init:
-            import torch
+    return from_classifier(classifier_on(trained.encoder, ckpt), ckpt.raw, str(path))
 
-            from csvr.config import from_dict
-            from csvr.engine.config import PretrainConfig
-            from csvr.methods import get_method
 
-            cfg = from_dict(PretrainConfig, state["config"])
-            method_cls = get_method(cfg.method)
-            torch.manual_seed(seed)
-            method = method_cls(from_dict(method_cls.config_class, cfg.model, where="model"), cfg.data.color)
-            loaded = from_pretrained_method(method, {"config": state["config"]}, str(path), feature)
-            loaded.kind = "random_init"
-            return loaded
-        del state
-        method, state = load_pretrained(path)
-        return from_pretrained_method(method, state, str(path), feature)
-    if random_init:
-        raise CsvrError(f"--random-init needs a pretraining checkpoint (its architecture); {path} is a {kind!r} one")
-    if kind in ("finetune", "linear_probe"):
-        try:
-            from csvr.eval.finetune import load_classifier
-        except ImportError as e:
-            raise CsvrError(f"{path} is a {kind} checkpoint, but this csvr cannot load those ({e})") from None
-        del state
-        classifier, state = load_classifier(path)
-        return from_classifier(classifier, state, str(path), feature)
-    raise CsvrError(f"{path} is a {kind!r} checkpoint; expected a pretraining ('csvr pretrain') or a finetuning / "
-                    "linear-probe checkpoint")
+def from_classifier(classifier: nn.Module, state: dict, path: str) -> LoadedModel:
+    """A :class:`LoadedModel` around a finetuned / linear-probe classifier (``encoder``, ``head``,
+    ``classes``); ``state``: its checkpoint dict (``kind``, ``method``, ``config``)."""
+    encoder = classifier.encoder
+    cfg = dict(state.get("config") or {})
+    method = state.get("method") or cfg.get("method") or "?"
+    if method == "supervised":  # the finetuning job: name the architecture's method instead
+        method = (cfg.get("model") or {}).get("arch_method") or method
+    return LoadedModel(path=str(path), kind=str(state.get("kind")), method=str(method), feature=encoder.feature,
+                       encoder=encoder, config=cfg, classifier=classifier, classes=list(classifier.classes),
+                       backbone=getattr(encoder, "v_network", None))
 
 
 def check_classes(model: LoadedModel, manifest) -> None:
@@ -184,7 +140,7 @@ def _ks(text: str) -> list[int]:
 
 
 def _check_pose_cache(pose_cache: str | None, feature: str, manifest, records) -> None:
-    if feature not in ("fi", "fd"):
+    if not needs_poses(feature):
         return
     if not pose_cache:
         raise CsvrError(f"feature {feature!r} needs poses: pass --pose-cache (a cache made by 'csvr prepare poses'), "
@@ -347,7 +303,69 @@ def _run_report(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parsers
+def register_classifier_jobs(commands) -> None:
+    """``csvr finetune`` and ``csvr linear-probe`` (same options; the latter freezes the encoder)."""
+    for name, linear in (("finetune", False), ("linear-probe", True)):
+        what = "a linear classifier on frozen features" if linear else "the whole network"
+        p = commands.add_parser(
+            name, help=f"train {what} on a labelled dataset from a pretraining checkpoint, then evaluate",
+            description=f"Train {what} (engine: checkpoints, --resume, DDP) from a pretraining checkpoint, then "
+                        "report clip- and video-level top-1, per-class accuracy and the confusion matrix on the "
+                        "test split (results.json). Config: --config (YAML or a name in configs/finetune/) plus "
+                        "key=value overrides.",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"examples:\n  csvr {name} --config ucf101 --pretrained runs/csvr/checkpoints/step-000010000.pt "
+                   "--feature fi data.manifest=data/UCF101/manifest.jsonl data.pose_cache=data/UCF101/poses\n"
+                   f"  csvr {name} --config small-cpu --pretrained CKPT --feature scratch  # same net, random init\n"
+                   f"  csvr {name} --config small-cpu --pretrained CKPT data.label_fraction=0.1  # 10% of the labels")
+        p.add_argument("--config", "-c", default=None, help="YAML config or a name in configs/finetune")
+        p.add_argument("--pretrained", default=None, help="pretraining checkpoint (model.pretrained)")
+        p.add_argument("--feature", default=None, choices=[*FEATURE_NAMES, "scratch"],
+                       help="feature to build on; scratch = the fs network with random weights (Table I row 1)")
+        p.add_argument("--label-fraction", type=float, default=None,
+                       help="train on a stratified fraction of the training labels (data.label_fraction)")
+        p.add_argument("--out", default=None, help="run folder (out=...)")
+        p.add_argument("--resume", action="store_true")
+        p.add_argument("--print-config", action="store_true")
+        p.add_argument("overrides", nargs="*", metavar="key=value")
+        p.set_defaults(func=_run_finetune, linear=linear)
+
+
+def _run_finetune(args) -> int:
+    from csvr.config import dump_yaml, load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
+
+    overrides = list(args.overrides)
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"unexpected argument {o!r}: overrides look like key.sub=value")
+    if args.pretrained:
+        overrides.append(f"model.pretrained={args.pretrained}")
+    if args.feature == "scratch":
+        overrides += ["model.feature=fs", "model.init=scratch"]
+    elif args.feature:
+        overrides.append(f"model.feature={args.feature}")
+    if args.label_fraction is not None:
+        overrides.append(f"data.label_fraction={args.label_fraction}")
+    if args.out:
+        overrides.append(f"out={args.out}")
+    cfg = load_config(FinetuneConfig, resolve_config_path(args.config, "finetune"), overrides)
+    from csvr.config import from_dict
+    from csvr.eval.classifier import SupervisedConfig
+
+    from_dict(SupervisedConfig, cfg.model, where="model")  # fail fast on a bad model key
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    results = run_finetune(cfg, resume=args.resume, linear=args.linear)
+    if "video_top1" in results:
+        print_results(results)
+    return 0
+
+
 def register(commands, groups) -> None:
+    register_classifier_jobs(commands)
     fmt = argparse.RawDescriptionHelpFormatter
     p = commands.add_parser(
         "retrieve", help="nearest-neighbour video retrieval, Recall@k (paper Table VIII)", formatter_class=fmt,
@@ -361,7 +379,7 @@ def register(commands, groups) -> None:
                "  csvr retrieve --checkpoint runs/finetune/checkpoints/step-000000500.pt --manifest "
                "data/ucf101/manifest.jsonl --out runs/finetune/retrieval\n")
     p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
-    p.add_argument("--feature", choices=("fi", "fs", "fd", "backbone"), default=None,
+    p.add_argument("--feature", choices=FEATURE_NAMES, default=None,
                    help="encoder feature (pretraining checkpoints; default: fi for csvr, backbone for iic/cvrl; a "
                         "finetuned checkpoint uses its own)")
     p.add_argument("--manifest", required=True, help="manifest from 'csvr prepare index'")
@@ -417,7 +435,7 @@ def register(commands, groups) -> None:
         epilog="example:\n  csvr export --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi "
                "--out exported/\n")
     p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
-    p.add_argument("--feature", choices=("fi", "fs", "fd", "backbone"), default=None,
+    p.add_argument("--feature", choices=FEATURE_NAMES, default=None,
                    help="encoder feature for ONNX (pretraining checkpoints)")
     p.add_argument("--format", default=None, help="comma-separated: torchvision, onnx (default: onnx, plus torchvision "
                    "for R3D-18 / R(2+1)D-18 backbones at 64 base channels)")
@@ -431,5 +449,4 @@ def register(commands, groups) -> None:
     p.set_defaults(func=_run_export)
 
 
-__all__ = ["LoadedModel", "check_classes", "clip_config", "export_model", "from_classifier", "from_pretrained_method",
-           "load_model", "register"]
+__all__ = ["LoadedModel", "check_classes", "clip_config", "export_model", "from_classifier", "load_model", "register"]

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from csvr.data.transforms import normalize, to_float_clip
+from csvr.models.encoder import Encoder
 from csvr.utils.progress import progress
 
 
@@ -32,10 +33,6 @@ def encoder_inputs(batch: dict[str, Tensor], device: torch.device | str) -> tupl
             p = p.flatten(0, 1)
         poses, conf = p[..., :2], p[..., 2]
     return x, poses, conf
-
-
-def needs_poses(encoder: nn.Module) -> bool:
-    return getattr(encoder, "feature", "backbone") in ("fi", "fd")
 
 
 @dataclass
@@ -86,14 +83,13 @@ def report_left_out(dataset, ok: np.ndarray, what: str) -> list[str]:
 
 
 @torch.no_grad()
-def extract_features(encoder: nn.Module, dataset, batch_size: int = 8, workers: int = 0,
+def extract_features(encoder: Encoder, dataset, batch_size: int = 8, workers: int = 0,
                      device: torch.device | str = "cpu", desc: str = "features") -> Features:
     """Features of every clip of every readable video of an eval-mode :class:`ClipDataset`
     (encoder in eval mode); unreadable videos are left out and reported (``Features.left_out``).
     Raises ValueError on non-finite features, naming the first bad video."""
     encoder = encoder.to(device).eval()
-    fn = (lambda x, p, c: encoder(x, p, c)) if needs_poses(encoder) else (lambda x, p, c: encoder(x))
-    clips, labels, ok = run_eval(fn, dataset, batch_size, workers, device, desc)
+    clips, labels, ok = run_eval(encoder.encode, dataset, batch_size, workers, device, desc)
     bad = np.flatnonzero(~np.isfinite(clips).all(axis=(1, 2)) & ok)
     if bad.size:
         raise ValueError(f"non-finite features for {bad.size} video(s), e.g. {dataset.records[int(bad[0])].id}")

@@ -21,10 +21,13 @@ import torch
 from csvr.config import from_dict, to_dict
 from csvr.data.datasets import ClipDataset
 from csvr.data.index import load_manifest
-from csvr.engine.checkpoint import load_checkpoint
+from csvr.engine.checkpoint import CLASSIFIER_KINDS, HEAD_PREFIX, PRETRAIN_KIND, Checkpoint
 from csvr.engine.config import PretrainConfig
+from csvr.engine.model import load_encoder
+from csvr.engine.trainer import train
 from csvr.errors import CsvrError
-from csvr.eval.features import needs_poses, report_left_out, run_eval
+from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig
+from csvr.eval.features import report_left_out, run_eval
 from csvr.eval.metrics import classification_report
 from csvr.utils.io import atomic_write_json
 
@@ -58,19 +61,21 @@ def class_groups(manifest) -> dict[str, str]:
     return {c: groups[c] for c in manifest.classes}
 
 
+def classifier_on(encoder, ckpt: Checkpoint) -> Classifier:
+    """The classifier of a finetune / linear-probe checkpoint around its (loaded) ``encoder``:
+    the linear layer's weights and the class names come from the checkpoint (eval mode)."""
+    mcfg = from_dict(SupervisedConfig, ckpt.config.get("model") or {}, where="model")
+    classifier = Classifier(encoder, mcfg.num_classes, mcfg.classes, 0.0 if mcfg.freeze_encoder else mcfg.dropout)
+    classifier.head.load_state_dict(ckpt.sub_state(HEAD_PREFIX))
+    return classifier.eval()
+
+
 def load_classifier(path: str | os.PathLike, map_location="cpu"):
     """(``Classifier`` with the checkpoint's weights, checkpoint dict) from a finetune /
-    linear-probe checkpoint. The architecture comes from the checkpoint's own config."""
-    from csvr.methods.supervised import Supervised, SupervisedConfig
-
-    state = load_checkpoint(path, map_location)
-    if state.get("kind") not in ("finetune", "linear_probe"):
-        raise CsvrError(f"{path} is a {state.get('kind')!r} checkpoint, not a finetuned classifier")
-    cfg = from_dict(FinetuneConfig, state["config"])
-    mcfg = from_dict(SupervisedConfig, cfg.model, where="model")
-    method = Supervised(mcfg, load_weights=False)
-    method.load_state_dict(state["model"])
-    return method.classifier.eval(), state
+    linear-probe checkpoint. The architecture comes from the checkpoint's own config
+    (:func:`csvr.engine.model.load_encoder`)."""
+    ckpt = Checkpoint.load(path, map_location).require(*CLASSIFIER_KINDS, what="a finetuned classifier")
+    return classifier_on(load_encoder(ckpt), ckpt), ckpt.raw
 
 
 @torch.no_grad()
@@ -89,7 +94,7 @@ def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10
         raise CsvrError(f"the classifier's classes ({len(classifier.classes)}: {', '.join(classifier.classes[:5])}...) "
                         f"differ from the manifest's ({len(manifest.classes)}: {', '.join(manifest.classes[:5])}...)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    use_poses = needs_poses(classifier.encoder)
+    use_poses = classifier.encoder.needs_poses
     if use_poses and pose_cache is None:
         raise CsvrError(f"feature {classifier.feature!r} needs poses: give a pose cache")
     ds = ClipDataset(manifest, records, clip_cfg, mode="eval", num_clips=clips, pose_cache=pose_cache if use_poses else None)
@@ -105,7 +110,7 @@ def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10
 
 def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False) -> dict:
     """Train (engine) then evaluate; writes ``results.json`` in the run folder and returns it."""
-    from csvr.engine.pretrain import pretrain, print_summary
+    from csvr.engine.pretrain import print_summary
 
     if not cfg.data.manifest:
         raise CsvrError("data.manifest is required")
@@ -121,14 +126,13 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
     if model["freeze_encoder"]:
         model["dropout"] = 0.0
     if model.get("pretrained"):
-        ckpt = load_checkpoint(model["pretrained"])
-        if ckpt.get("kind") != "pretrain":
-            raise CsvrError(f"{model['pretrained']} is a {ckpt.get('kind')!r} checkpoint, not a pretraining one")
-        model["arch_method"], model["arch"] = ckpt["method"], ckpt["config"]["model"]
+        ckpt = Checkpoint.load(model["pretrained"]).require(PRETRAIN_KIND, what="a pretraining one")
+        model["arch_method"], model["arch"] = ckpt.architecture
         del ckpt
     cfg.model = model
-    cfg.method = "supervised"
-    summary = pretrain(cfg, resume=resume)
+    cfg.method = Supervised.name
+    mcfg = from_dict(SupervisedConfig, model, where="model")
+    summary = train(cfg, Supervised, lambda: Supervised.build(mcfg, cfg.data.color), resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return summary
     print_summary(summary)

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
 
 from csvr.errors import CsvrError
+
+if TYPE_CHECKING:
+    from csvr.models.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +278,7 @@ class RetrievalResult:
         return d
 
 
-def retrieve_videos(encoder: torch.nn.Module, manifest, split: str, clip_cfg, num_clips: int = 10,
+def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
                     pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS, backend: Backend = "auto",
                     device: str = "cpu", batch_size: int = 8, workers: int = 0, checkpoint: str = "",
                     keep: int | None = None):
@@ -288,7 +291,7 @@ def retrieve_videos(encoder: torch.nn.Module, manifest, split: str, clip_cfg, nu
     import time
 
     from csvr.data.datasets import ClipDataset
-    from csvr.eval.features import extract_features, needs_poses
+    from csvr.eval.features import extract_features
 
     ks = _check_ks(ks)
     queries = manifest.select(split, "test")
@@ -296,7 +299,7 @@ def retrieve_videos(encoder: torch.nn.Module, manifest, split: str, clip_cfg, nu
     if not queries or not gallery:
         raise CsvrError(f"split {split!r} of {manifest.path} has {len(queries)} test and {len(gallery)} training "
                         "videos; retrieval needs both (test videos query the training videos)")
-    cache = pose_cache if needs_poses(encoder) else None
+    cache = pose_cache if encoder.needs_poses else None
     times = {}
     feats = {}
     for name, records in (("query", queries), ("gallery", gallery)):

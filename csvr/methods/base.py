@@ -17,15 +17,19 @@ from torch import Tensor, nn
 
 from csvr.data.transforms import ColorAugment, ColorAugmentConfig, normalize, to_float_clip
 from csvr.models.csvr_model import LossOutput
+from csvr.models.encoder import BackboneEncoder, Encoder
+from csvr.utils.registry import Registry
 
-METHODS: dict[str, type["Method"]] = {}
+#: every method, one module of :mod:`csvr.methods` each
+METHODS: Registry[type["Method"]] = Registry("method", "csvr.methods")
 
 
 def register_method(name: str):
+    """Class decorator: register a :class:`Method` subclass as ``name`` (also its ``name``)."""
+
     def deco(cls):
         cls.name = name
-        METHODS[name] = cls
-        return cls
+        return METHODS.register(name)(cls)
 
     return deco
 
@@ -53,15 +57,28 @@ class PretextCheck:
 
 
 class Method(nn.Module, metaclass=abc.ABCMeta):
-    """Base class. Subclasses set ``config_class`` (a dataclass: the ``model:`` config section),
-    ``stages`` (names of the training stages it supports, in order) and ``needs_poses``."""
+    """Base class of everything the engine trains (:class:`csvr.engine.trainer.Trainer`).
+
+    Declared here, with a default, is every attribute and hook the engine reads; subclasses set
+    ``config_class`` (a dataclass: the ``model:`` config section) and override what differs:
+
+    * ``stages`` / ``default_stages``: the training stages it supports, in order, and those a
+      config without ``train.stages`` runs; :meth:`check_stages` may refuse a schedule;
+    * ``features``: the downstream encoder features :meth:`encoder` can build
+      (:mod:`csvr.models.features`), the first one being the default;
+    * ``pretext``: False for a job that is not self-supervised pretraining (``csvr pretrain``
+      refuses it); ``job_kind``: the ``kind`` its checkpoints carry;
+    * ``pretext_checks``: pretext signals judged against their trivial baselines at each stage's end;
+    * :meth:`train_dataset`, :meth:`stage_parameters`, :meth:`parameter_roles`,
+      :meth:`training_step` (through ``forward``), :meth:`encoder`.
+    """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
     stages: ClassVar[tuple[str, ...]] = ("main",)
     default_stages: ClassVar[tuple[str, ...]] = ("main",)
     features: ClassVar[tuple[str, ...]] = ("backbone",)
-    needs_poses: ClassVar[bool] = False
+    pretext: ClassVar[bool] = True
     pretext_checks: ClassVar[tuple[PretextCheck, ...]] = ()
 
     def __init__(self, cfg: Any, color: ColorAugmentConfig | None = None):
@@ -70,6 +87,16 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         self.color = ColorAugment(color)
 
     # -------------------------------------------------------------- engine hooks
+    @property
+    def job_kind(self) -> str:
+        """The ``kind`` of this job's checkpoints (``"pretrain"``; the classifier jobs of
+        :mod:`csvr.eval.finetune` say ``"finetune"`` / ``"linear_probe"``)."""
+        return "pretrain"
+
+    def check_stages(self, stages: list[str]) -> None:
+        """Refuse (:class:`~csvr.errors.ConfigError`) a schedule this configuration cannot run
+        (default: every stage of ``stages`` is fine)."""
+
     @abc.abstractmethod
     def train_dataset(self, manifest, records, clip_cfg, seed: int, pose_cache: str | None):
         """The pretraining dataset (a :mod:`csvr.data.datasets` object with ``set_epoch``)."""
@@ -92,9 +119,9 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         return self.training_step(batch, stage)
 
     @abc.abstractmethod
-    def encoder(self, feature: str | None = None) -> nn.Module:
-        """A standalone downstream encoder ``forward(clip, poses=None, pose_conf=None) -> (B, D)``
-        with attribute ``out_dim`` (weights copied from this method)."""
+    def encoder(self, feature: str | None = None) -> Encoder:
+        """A standalone downstream :class:`~csvr.models.encoder.Encoder` of ``feature`` (one of
+        ``features``; None: the first), weights copied from this method."""
 
     # -------------------------------------------------------------- helpers
     def augment_clip(self, clip_u8: Tensor, params=None) -> tuple[Tensor, Any]:
@@ -103,19 +130,6 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         if params is None:
             params = self.color.sample(x.shape[0], x.device)
         return normalize(self.color.apply(x, params)), params
-
-
-class BackboneEncoder(nn.Module):
-    """A video backbone + global average pooling: the downstream encoder of the contrastive baselines."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.v_network = backbone
-        self.out_dim = backbone.out_channels
-        self.feature = "backbone"
-
-    def forward(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
-        return self.v_network(clip).mean(dim=(2, 3, 4))
 
 
 def projection_head(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
@@ -143,5 +157,5 @@ def detach_terms(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in values.items()}
 
 
-__all__ = ["METHODS", "BackboneEncoder", "LossOutput", "Method", "PretextCheck", "detach_terms", "pair_top1", "projection_head",
+__all__ = ["METHODS", "BackboneEncoder", "Encoder", "LossOutput", "Method", "PretextCheck", "detach_terms", "pair_top1", "projection_head",
            "register_method"]

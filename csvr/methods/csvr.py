@@ -36,6 +36,7 @@ from csvr.data.transforms import normalize, to_float_clip
 from csvr.errors import ConfigError
 from csvr.methods.base import LossOutput, Method, PretextCheck, register_method
 from csvr.models.csvr_model import CSVRModel, CSVRModelConfig
+from csvr.models.features import FEATURE_NAMES
 from csvr.models.video_gan import video_target_from_clip
 
 STAGE_GROUPS = {
@@ -58,8 +59,7 @@ class CSVR(Method):
     config_class = CSVRModelConfig
     stages = ("pose", "context", "video", "joint")
     default_stages = ("pose", "context", "video", "joint")
-    features = ("fi", "fs", "fd", "backbone")
-    needs_poses = True
+    features = FEATURE_NAMES
     pretext_checks = (
         PretextCheck("pose", "pose_mse", "pose_mse_copy", "lower", 0.9),
         PretextCheck("pose critic", "pose_d_gap", None, "gap", 0.3),

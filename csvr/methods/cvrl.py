@@ -24,18 +24,16 @@ Checked against the released code (tensorflow/models ``official/projects/video_s
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from csvr.data.datasets import ClipDataset
 from csvr.losses.baselines import nt_xent
-from csvr.methods.base import (BackboneEncoder, LossOutput, Method, PretextCheck, pair_top1, projection_head,
-                               register_method)
-from csvr.models.backbones import backbone_kind
+from csvr.methods.base import LossOutput, projection_head, register_method
+from csvr.methods.contrastive import ContrastiveMethod, check_video_backbone
 from csvr.models.csvr_model import BackboneConfig
 
 
@@ -63,29 +61,26 @@ class CVRLConfig:
     tau: float = 0.1
 
     def __post_init__(self):
-        if backbone_kind(self.backbone.name) != "video":
-            raise ValueError(f"backbone.name must be a video backbone, got {self.backbone.name!r}")
+        check_video_backbone(self)
         if self.tau <= 0 or self.proj_layers < 1 or self.proj_dim < 1:
             raise ValueError("tau > 0, proj_layers >= 1 and proj_dim >= 1 are required")
 
 
 @register_method("cvrl")
-class CVRL(Method):
+class CVRL(ContrastiveMethod):
     config_class = CVRLConfig
-    pretext_checks = (PretextCheck("pairs", "pair_top1", "pair_chance", "higher", 2.0),)
 
-    def __init__(self, cfg: CVRLConfig, color=None):
-        super().__init__(cfg, color)
-        self.v_network = cfg.backbone.build()
-        d = self.v_network.out_channels
-        self.projection = projection_head(d, cfg.proj_hidden or d, cfg.proj_dim, cfg.proj_layers)
+    def build_projection(self, in_dim: int) -> nn.Module:
+        """The MLP head: ``proj_layers`` linear layers, hidden width ``proj_hidden`` (default: the backbone's)."""
+        c = self.cfg
+        return projection_head(in_dim, c.proj_hidden or in_dim, c.proj_dim, c.proj_layers)
 
     def train_dataset(self, manifest, records, clip_cfg, seed, pose_cache=None):
         return ClipDataset(manifest, records, clip_cfg, mode="train", num_clips=2, seed=seed,
                            temporal=decreasing_interval)
 
     def embed(self, clip: Tensor) -> Tensor:
-        return self.projection(self.v_network(clip).mean(dim=(2, 3, 4)))
+        return self.project(clip)
 
     def training_step(self, batch: dict[str, Tensor], stage: str) -> LossOutput:
         clips = batch["clip"]  # (B, 2, T, S, S, 3) uint8: two clips of each video
@@ -97,8 +92,4 @@ class CVRL(Method):
         loss = nt_xent(za, zb, self.cfg.tau)
         # pair_top1: is a_i's nearest b (of B) b_i? (the released code's contrast_acc); chance 1 / B
         return LossOutput(total=loss, terms={"nt_xent": loss.detach(), "total": loss.detach()},
-                          metrics={"pair_top1": pair_top1(za, zb),
-                                   "pair_chance": torch.tensor(1.0 / n, device=z.device)})
-
-    def encoder(self, feature: str | None = None) -> BackboneEncoder:
-        return BackboneEncoder(copy.deepcopy(self.v_network))
+                          metrics=self.pair_metrics(za, zb))

@@ -56,7 +56,6 @@ Intra-negative kinds: the original uses one per run (``--neg repeat``, the defau
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,9 +68,8 @@ from torch import Tensor, nn
 from csvr.data.datasets import ClipDataset
 from csvr.data.transforms import normalize, to_float_clip
 from csvr.losses.baselines import inter_intra_nce
-from csvr.methods.base import (BackboneEncoder, LossOutput, Method, PretextCheck, pair_top1, projection_head,
-                               register_method)
-from csvr.models.backbones import backbone_kind
+from csvr.methods.base import LossOutput, projection_head, register_method
+from csvr.methods.contrastive import ContrastiveMethod, check_video_backbone
 from csvr.models.csvr_model import BackboneConfig
 
 
@@ -85,8 +83,7 @@ class IICConfig:
     shuffle_segments: int = 4  # temporal shuffling swaps two of this many segments; 0: full permutation
 
     def __post_init__(self):
-        if backbone_kind(self.backbone.name) != "video":
-            raise ValueError(f"backbone.name must be a video backbone, got {self.backbone.name!r}")
+        check_video_backbone(self)
         if self.tau <= 0 or self.proj_dim < 0:
             raise ValueError("tau > 0 and proj_dim >= 0 are required")
         if self.intra_negatives not in ("repeat", "shuffle", "both", "none"):
@@ -180,21 +177,19 @@ class IICViews:
 
 
 @register_method("iic")
-class IIC(Method):
+class IIC(ContrastiveMethod):
     config_class = IICConfig
-    pretext_checks = (PretextCheck("pairs", "pair_top1", "pair_chance", "higher", 2.0),)
 
-    def __init__(self, cfg: IICConfig, color=None):
-        super().__init__(cfg, color)
-        self.v_network = cfg.backbone.build()
-        d = self.v_network.out_channels
-        self.projection = projection_head(d, 0, cfg.proj_dim, 1) if cfg.proj_dim else nn.Identity()
+    def build_projection(self, in_dim: int) -> nn.Module:
+        """A linear projection to ``proj_dim`` (0: none, the pooled backbone feature as in the original)."""
+        return projection_head(in_dim, 0, self.cfg.proj_dim, 1) if self.cfg.proj_dim else nn.Identity()
 
     def train_dataset(self, manifest, records, clip_cfg, seed, pose_cache=None):
         return ClipDataset(manifest, records, clip_cfg, mode="train", num_clips=1, seed=seed)
 
     def embed(self, clip: Tensor) -> Tensor:
-        return F.normalize(self.projection(self.v_network(clip).mean(dim=(2, 3, 4))), dim=1)
+        """The L2-normalised projection of a clip (what the NCE scores compare)."""
+        return F.normalize(self.project(clip), dim=1)
 
     def views(self, clip_u8: Tensor, generator: torch.Generator | None = None) -> IICViews:
         """uint8 (B, T, H, W, 3) -> the RGB view, the residual view and the intra-negatives.
@@ -223,14 +218,10 @@ class IIC(Method):
         loss_rgb = inter_intra_nce(v_rgb, v_res, intra, self.cfg.tau, self.cfg.intra_of)
         loss_res = inter_intra_nce(v_res, v_rgb, intra, self.cfg.tau, self.cfg.intra_of)
         loss = 0.5 * (loss_rgb + loss_res)
-        metrics = {"pair_top1": pair_top1(v_rgb, v_res),
-                   "pair_chance": torch.tensor(1.0 / b, device=v_rgb.device)}
+        metrics = self.pair_metrics(v_rgb, v_res)
         if u:
             metrics.update(_intra_top1(v_rgb, v_res, intra))
         return LossOutput(total=loss, terms={"iic": loss.detach(), "total": loss.detach()}, metrics=metrics)
-
-    def encoder(self, feature: str | None = None) -> BackboneEncoder:
-        return BackboneEncoder(copy.deepcopy(self.v_network))
 
 
 def _intra_top1(v_rgb: Tensor, v_res: Tensor, intra: Tensor) -> dict[str, Tensor]:

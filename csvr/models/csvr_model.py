@@ -40,7 +40,10 @@ from csvr.losses import (
     sample_negatives,
     weighted_mean,
 )
+from csvr.data.transforms import MEAN, STD
 from csvr.models.backbones import backbone_kind, create_backbone
+from csvr.models.encoder import Encoder
+from csvr.models.features import FEATURE_NAMES, FeatureName, needs_clip, needs_poses
 from csvr.models.heads import ContextHead, MotionHead, global_average_pool
 from csvr.models.integration import IntegrationLayer
 from csvr.models.pose_gan import (
@@ -62,13 +65,12 @@ from csvr.models.video_gan import (
 )
 
 BRANCHES = ("pose", "context", "video")
-FEATURES = ("fi", "fs", "fd", "backbone")
-FeatureName = Literal["fi", "fs", "fd", "backbone"]
+FEATURES = FEATURE_NAMES  # csvr.models.features names them
 
-# The clip normalisation of the data layer (csvr.data.transforms.MEAN / STD, pytorchvideo's
-# Kinetics values); only used to turn a normalised clip back into a [-1, 1] pixel target.
-INPUT_MEAN = (0.45, 0.45, 0.45)
-INPUT_STD = (0.225, 0.225, 0.225)
+# The clip normalisation of the data layer (pytorchvideo's Kinetics values); here only used to
+# turn a normalised clip back into a [-1, 1] pixel target.
+INPUT_MEAN = MEAN
+INPUT_STD = STD
 
 
 @dataclass
@@ -218,7 +220,7 @@ class LossOutput:
     metrics: dict[str, Tensor]
 
 
-class CSVREncoder(nn.Module):
+class CSVREncoder(Encoder):
     """Standalone downstream encoder: ``forward(clip, poses=None, pose_conf=None) -> (B, out_dim)``.
 
     ``feature``: ``"fi"`` (integrated, the paper's choice for finetuning), ``"fs"`` (g^V output),
@@ -230,16 +232,14 @@ class CSVREncoder(nn.Module):
 
     def __init__(self, model: "CSVRModel", feature: FeatureName = "fi", copy_modules: bool = True) -> None:
         super().__init__()
-        if feature not in FEATURES:
-            raise ValueError(f"unknown feature {feature!r}; valid: {', '.join(FEATURES)}")
-        self.feature = feature
+        self.set_feature(feature)
         self.pose_cfg = model.cfg.pose
         take = copy.deepcopy if copy_modules else (lambda m: m)
-        if feature in ("fi", "fs", "backbone"):
+        if needs_clip(feature):
             self.v_network = take(model.v_network)
-        if feature in ("fi", "fs"):
+        if needs_clip(feature) and feature != "backbone":
             self.context_head_v = take(model.context_head_v)
-        if feature in ("fi", "fd"):
+        if needs_poses(feature):
             upto = model.cfg.pose.fd_layer_index
             self.pose_encoder = take(nn.ModuleList(list(model.pose_generator.encoder[:upto])))
             self.motion_head = take(model.motion_head)

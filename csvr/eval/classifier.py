@@ -1,5 +1,5 @@
-"""Supervised training of a classifier on a pretrained (or random) encoder: the engine side of
-``csvr finetune`` and ``csvr linear-probe``.
+"""The classifier of ``csvr finetune`` / ``csvr linear-probe``, and the :class:`Method` the engine
+trains it as.
 
 Finetuning (paper IV-B): the encoder is initialised from a pretraining checkpoint, all but the
 last FC layer, and the chosen feature (``fi`` — the paper's choice —, ``fs``, ``fd``, or
@@ -7,10 +7,15 @@ last FC layer, and the chosen feature (``fi`` — the paper's choice —, ``fs``
 a cosine schedule, with the pretraining augmentation. ``pretrained: null`` or
 ``init: scratch`` trains the same architecture from random weights (Table I's first row).
 Linear probing freezes the encoder (eval mode, no gradients) and trains only the linear layer.
+
+The classifier is *given* its encoder (:func:`build_encoder`, through the engine's model contract
+:mod:`csvr.engine.model`); :class:`Supervised` wraps it for the engine, which trains whatever
+method it is handed.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -18,18 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from csvr.config import from_dict
 from csvr.data.datasets import ClipDataset
+from csvr.engine.model import build_architecture, check_method_feature, load_trained
 from csvr.errors import ConfigError
-from csvr.eval.features import needs_poses
-from csvr.methods.base import LossOutput, Method, register_method
+from csvr.methods.base import LossOutput, Method
+from csvr.models.encoder import Encoder
+from csvr.models.features import FeatureName
 
 
 @dataclass
 class SupervisedConfig:
     pretrained: Optional[str] = None  # a pretraining checkpoint (its architecture, and its weights unless init=scratch)
     init: Literal["pretrained", "scratch"] = "pretrained"
-    feature: Literal["fi", "fs", "fd", "backbone"] = "fi"
+    feature: FeatureName = "fi"
     arch_method: str = "csvr"  # architecture when there is no checkpoint: a method name ...
     arch: dict[str, Any] = field(default_factory=dict)  # ... and its model config
     num_classes: int = 0  # filled in from the manifest by the job
@@ -42,27 +48,18 @@ class SupervisedConfig:
             raise ValueError("dropout must be in [0, 1)")
 
 
-def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[nn.Module, str]:
+def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[Encoder, str]:
     """The encoder for ``cfg`` and a description of where its weights come from.
 
     The architecture is ``arch_method`` + ``arch`` (the finetuning job copies them from the
     pretraining checkpoint's config, so a finetuned checkpoint rebuilds without the pretraining
     file); the weights come from ``pretrained`` when ``init == "pretrained"`` and ``load_weights``.
     """
-    from csvr.engine.pretrain import load_pretrained
-    from csvr.methods import get_method
-
     if cfg.pretrained and cfg.init == "pretrained" and load_weights:
-        method, state = load_pretrained(cfg.pretrained)
-        if cfg.feature not in method.features:
-            raise ConfigError(f"feature {cfg.feature!r} does not exist for a {method.name} checkpoint "
-                              f"(it has {', '.join(method.features)})")
-        return method.encoder(cfg.feature), f"{cfg.pretrained} (step {state.get('global_step')})"
-    method_cls = get_method(cfg.arch_method)
-    method = method_cls(from_dict(method_cls.config_class, cfg.arch, where="model.arch"))
-    if cfg.feature not in method.features:
-        raise ConfigError(f"feature {cfg.feature!r} does not exist for method {cfg.arch_method!r} "
-                          f"(it has {', '.join(method.features)})")
+        trained = load_trained(cfg.pretrained, cfg.feature)
+        return trained.encoder, f"{cfg.pretrained} (step {trained.checkpoint.step})"
+    method = build_architecture(cfg.arch_method, cfg.arch, where="model.arch")
+    check_method_feature(cfg.arch_method, tuple(method.features), cfg.feature, f"method {cfg.arch_method!r}")
     origin = f"architecture of {cfg.pretrained}" if cfg.pretrained else f"{cfg.arch_method} architecture"
     return method.encoder(cfg.feature), f"random init ({origin})"
 
@@ -70,7 +67,7 @@ def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[nn.
 class Classifier(nn.Module):
     """encoder -> dropout -> linear: ``forward(clip, poses=None, pose_conf=None) -> logits``."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, classes: list[str] | None = None, dropout: float = 0.3):
+    def __init__(self, encoder: Encoder, num_classes: int, classes: list[str] | None = None, dropout: float = 0.3):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -79,35 +76,47 @@ class Classifier(nn.Module):
 
     @property
     def feature(self) -> str:
-        return getattr(self.encoder, "feature", "backbone")
+        return self.encoder.feature
 
     def features(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
-        if needs_poses(self.encoder):
-            return self.encoder(clip, poses, pose_conf)
-        return self.encoder(clip)
+        return self.encoder.encode(clip, poses, pose_conf)
 
     def forward(self, clip: Tensor, poses: Tensor | None = None, pose_conf: Tensor | None = None) -> Tensor:
         return self.head(self.dropout(self.features(clip, poses, pose_conf)))
 
 
-@register_method("supervised")
 class Supervised(Method):
-    """Not a pretext task: the engine runs it for ``csvr finetune`` / ``csvr linear-probe``."""
+    """Not a pretext task: the engine trains it for ``csvr finetune`` / ``csvr linear-probe``.
 
+    Its checkpoints are of kind ``finetune`` / ``linear_probe`` and method ``supervised``; the
+    state dict holds ``classifier.encoder.*`` and ``classifier.head.*``
+    (:data:`csvr.engine.checkpoint.ENCODER_PREFIX`)."""
+
+    name = "supervised"
     config_class = SupervisedConfig
     pretext = False
 
-    def __init__(self, cfg: SupervisedConfig, color=None, load_weights: bool = True):
+    def __init__(self, cfg: SupervisedConfig, classifier: Classifier, color=None, source: str = ""):
         super().__init__(cfg, color)
-        if cfg.num_classes < 2:
-            raise ConfigError("the classifier needs at least 2 classes (model.num_classes)")
-        encoder, self.source = build_encoder(cfg, load_weights)
-        self.classifier = Classifier(encoder, cfg.num_classes, cfg.classes, 0.0 if cfg.freeze_encoder else cfg.dropout)
-        self.job_kind = "linear_probe" if cfg.freeze_encoder else "finetune"
+        self.classifier = classifier
+        self.source = source
         if cfg.freeze_encoder:
             for p in self.classifier.encoder.parameters():
                 p.requires_grad_(False)
         self.train()
+
+    @classmethod
+    def build(cls, cfg: SupervisedConfig, color=None, load_weights: bool = True) -> "Supervised":
+        """The classifier of ``cfg`` on the encoder :func:`build_encoder` gives, wrapped for the engine."""
+        if cfg.num_classes < 2:
+            raise ConfigError("the classifier needs at least 2 classes (model.num_classes)")
+        encoder, source = build_encoder(cfg, load_weights)
+        classifier = Classifier(encoder, cfg.num_classes, cfg.classes, 0.0 if cfg.freeze_encoder else cfg.dropout)
+        return cls(cfg, classifier, color, source)
+
+    @property
+    def job_kind(self) -> str:
+        return "linear_probe" if self.cfg.freeze_encoder else "finetune"
 
     @property
     def features(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -120,10 +129,11 @@ class Supervised(Method):
         return self
 
     def train_dataset(self, manifest, records, clip_cfg, seed, pose_cache=None):
-        if needs_poses(self.classifier.encoder) and pose_cache is None:
+        use_poses = self.classifier.encoder.needs_poses
+        if use_poses and pose_cache is None:
             raise ConfigError(f"feature {self.cfg.feature!r} needs poses: set data.pose_cache")
         return ClipDataset(manifest, records, clip_cfg, mode="train", num_clips=1, seed=seed,
-                           pose_cache=pose_cache if needs_poses(self.classifier.encoder) else None)
+                           pose_cache=pose_cache if use_poses else None)
 
     def stage_parameters(self, stage: str):
         if self.cfg.freeze_encoder:
@@ -146,7 +156,8 @@ class Supervised(Method):
         return LossOutput(total=loss, terms={"ce": loss.detach(), "total": loss.detach()},
                           metrics={"train_top1": top1})
 
-    def encoder(self, feature: str | None = None) -> nn.Module:
-        import copy
-
+    def encoder(self, feature: str | None = None) -> Encoder:
         return copy.deepcopy(self.classifier.encoder)
+
+
+__all__ = ["Classifier", "Supervised", "SupervisedConfig", "build_encoder"]
