@@ -171,7 +171,7 @@ def pretext_verdicts(rows: list[dict], stage: str, checks) -> list[dict]:
         elif c.better == "higher":
             ok = value >= c.factor * base
         else:
-            ok = abs(value) >= c.factor
+            ok = value >= c.factor  # signed: a critic rating generated above real is fooled, not learning
         out.append({"branch": c.branch, "signal": c.signal, "value": value, "baseline": c.baseline,
                     "baseline_value": base, "rule": f"{c.better} {c.factor:g}", "rows": len(vals),
                     "verdict": "learning" if ok else "not above baseline"})

@@ -44,7 +44,8 @@ class PretextCheck:
 
     * ``"lower"``: mean(signal) <= ``factor`` x mean(baseline) (errors: beat copying / the mean);
     * ``"higher"``: mean(signal) >= ``factor`` x mean(baseline) (accuracies: beat chance);
-    * ``"gap"``: |mean(signal)| >= ``factor`` (a critic that tells real from fake).
+    * ``"gap"``: mean(signal) >= ``factor`` (a critic that rates real above generated; a
+      negative gap is a fooled critic, not a learning one).
 
     Otherwise "not above baseline".
     """
