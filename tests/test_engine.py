@@ -122,6 +122,69 @@ def test_sigkill_then_resume_continues_the_same_loss_curve(tiny_synth, tmp_path)
     np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-5, atol=1e-6)
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def _run_with_workers(tiny_synth, run: Path) -> tuple[subprocess.Popen, list[int]]:
+    """`csvr pretrain` with 2 data-loader workers in a session of its own, once its first
+    checkpoint exists and its workers are running: (process, worker pids)."""
+    cmd = [sys.executable, "-m", "csvr", "pretrain", "--config", "tiny-test", f"data.manifest={tiny_synth['manifest']}",
+           f"data.pose_cache={tiny_synth['poses']}", "train.threads=1", "data.workers=2", "train.batch_size=2",
+           "train.stages=[{name: joint, epochs: 100}]", "train.ckpt_every_steps=3", f"out={run}"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid) if list_checkpoints(run) else []
+        if workers:
+            break
+        time.sleep(0.05)
+    assert workers, "the run never reached a checkpoint with its data-loader workers running"
+    return proc, workers
+
+
+def test_sigterm_to_the_process_group_checkpoints_and_ends_with_one_message(tiny_synth, tmp_path):
+    """SLURM pre-emption and `kill -TERM -PGID` reach the data-loader workers too: the workers
+    leave the signal to the main process, which finishes its step, checkpoints and says so."""
+    proc, _ = _run_with_workers(tiny_synth, tmp_path / "term")
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    step = int(lines[0].split("stopped by a signal at step ")[1].split(";")[0])
+    assert "the checkpoint is saved, continue with --resume" in lines[0]
+    path, state = latest_checkpoint(tmp_path / "term")
+    assert state["global_step"] == step
+
+
+def test_a_worker_killed_alone_ends_the_run_with_one_message_and_the_last_checkpoint_intact(tiny_synth, tmp_path):
+    """The out-of-memory killer takes one data-loader worker (SIGKILL): one clear line, exit 2,
+    and the latest checkpoint still loads (resume continues from it)."""
+    proc, workers = _run_with_workers(tiny_synth, tmp_path / "oom")
+    os.kill(workers[0], signal.SIGKILL)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert "a data-loader worker died at step" in lines[0] and "out-of-memory killer" in lines[0]
+    path, state = latest_checkpoint(tmp_path / "oom")
+    assert str(path) in lines[0] and "is intact: continue with --resume" in lines[0]
+    assert state["format"] == "csvr-checkpoint"
+
+
 def test_nonfinite_losses_are_skipped_then_stop_with_last_good_checkpoint(tiny_synth, tmp_path, monkeypatch,
                                                                           capsys):
     """Steps 3 and 5.. give NaN: step 3 is skipped and reported, training goes on; from step 5 on

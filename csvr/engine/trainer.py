@@ -243,6 +243,10 @@ class Trainer:
             final_path = final[-1] if final else None
             if "on_end" in self.hooks:
                 self.hooks["on_end"](self.method, self.fabric)
+        except RuntimeError as e:  # a worker's death is raised (SIGCHLD) wherever the main process is
+            if _is_worker_death(e):
+                raise self._worker_died(e) from None
+            raise
         finally:
             self.stop.restore()
             self.logs.close()
@@ -382,12 +386,7 @@ class Trainer:
             t0 = time.perf_counter()
             micro = self._next_batches(it, si)
             t1 = time.perf_counter()
-            try:
-                out, finite, lr_now = self._step(stage, micro, total)
-            except RuntimeError as e:  # a worker's death is reported (SIGCHLD) wherever the main process is
-                if _is_worker_death(e):
-                    raise self._worker_died(e) from None
-                raise
+            out, finite, lr_now = self._step(stage, micro, total)
             t2 = time.perf_counter()
             means.wait += t1 - t0
             means.busy += t2 - t1
@@ -405,6 +404,7 @@ class Trainer:
                 self._checkpoint(si)
             if self.stop.set:
                 self._stop(si)
+        self._close(it)
         del it, loader
         epoch_done = pos.step_in_epoch >= self.steps_per_epoch
         self.logs.epoch(means, stage.name, pos.epoch, pos.global_step)
@@ -425,11 +425,18 @@ class Trainer:
                 self._stop(si)
             raise self._worker_died(e) from None
 
+    def _close(self, it) -> None:
+        """Shut the epoch's workers down here rather than in the iterator's ``__del__``, where the
+        death of a worker (raised by torch's SIGCHLD handler) would be printed and ignored."""
+        shutdown = getattr(it, "_shutdown_workers", None)  # absent when data.workers = 0
+        if shutdown is not None:
+            shutdown()
+
     def _worker_died(self, e: RuntimeError) -> DataWorkerDied:
         last = list_checkpoints(self.run_dir)
         return DataWorkerDied(
-            f"a data-loader worker died at step {self.pos.global_step} ({e}); the out-of-memory killer is the usual "
-            f"cause: lower data.workers, train.batch_size or the clip size. The last checkpoint, "
+            f"a data-loader worker died at step {self.pos.global_step} ({str(e).strip()}); the out-of-memory killer is "
+            "the usual cause: lower data.workers, train.batch_size or the clip size. The last checkpoint, "
             f"{last[-1] if last else '(none yet)'}, is intact: continue with --resume")
 
     # ------------------------------------------------------------------ one step
