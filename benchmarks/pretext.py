@@ -13,7 +13,9 @@ Parts (each resumable: a finished run is skipped, a killed one resumed):
            rate at a short budget. Writes ``OUT/sweep.json``.
 ``final``  CSVR with the demo preset as committed; CVRL and IIC with as many steps as fit in the
            CSVR run's wall-clock (measured, stated); then retrieval (test videos query training
-           videos, ``--clips`` uniform clips each) of CSVR f_s, CVRL and IIC backbone features and
+           videos, ``--clips`` uniform clips each); the steps of CVRL and IIC come from a 40-step
+           calibration run of each right after the CSVR run (0.95 x CSVR's seconds / their seconds
+           per step, start-up included, so they never get more time than CSVR) of CSVR f_s, CVRL and IIC backbone features and
            of the same networks from ``--control-seeds`` random initialisations; R@1 / R@5 with a
            bootstrap 95 % CI over queries of the paired difference to the controls' mean; weighted kNN
            top-1 (k = 20, tau = 0.07) on the same features. Writes
@@ -206,8 +208,12 @@ def final(args, data) -> dict:
     out["csvr_goals"] = csvr_goals(csvr_run)
     runs = {"csvr": (csvr_run, s)}
     for method in ("cvrl", "iic"):
-        per_step = np.mean([r["seconds"] / r["steps"] for r in sw[method].values()])
+        # seconds per step measured now, on the same (otherwise idle) machine as the CSVR run
+        cal = args.out / "final" / f"{method}-calibration"
+        c = pretrain_run(cal, f"small-cpu-{method}", data, ["train.stages=[{name: main, epochs: 100, max_steps: 40}]"])
+        per_step = c["seconds"] / c["global_step"]
         steps = int(0.95 * budget / per_step)
+        out[f"{method}_seconds_per_step"] = per_step
         run = args.out / "final" / method
         runs[method] = (run, pretrain_run(run, f"small-cpu-{method}", data,
                                           [f"train.stages=[{{name: main, epochs: 100, max_steps: {steps}}}]"]))
