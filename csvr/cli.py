@@ -24,7 +24,7 @@ from csvr.errors import CsvrError
 
 COMMAND_MODULES: list[str] = [
     "csvr.data.commands",
-    "csvr.data.synth.commands",
+    "csvr.synth.commands",
     "csvr.pose.commands",
     "csvr.engine.commands",
     "csvr.eval.commands",

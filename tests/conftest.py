@@ -95,7 +95,7 @@ def tiny_synth(tmp_path_factory) -> dict[str, Path]:
     through the real OpenPose-JSON path (shared by the engine and evaluation tests)."""
     from csvr.cli import main
     from csvr.data.index import build_index
-    from csvr.data.synth import generate
+    from csvr.synth import generate
 
     root = tmp_path_factory.mktemp("synth") / "data"
     generate(root, classes=4, videos_per_class=4, seconds=2.0, size="64x48", seed=0, workers=1)

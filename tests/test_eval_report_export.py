@@ -173,7 +173,7 @@ def test_export_checks_the_dataset_classes_of_a_finetuned_head(tiny_synth, runs,
 
 # ----------------------------------------------------------------------------- pictures
 def test_fig4_grouping_and_class_groups_of_the_builtin_dataset(tiny_synth):
-    from csvr.data.synth.catalogue import BY_NAME
+    from csvr.synth.catalogue import BY_NAME
     from csvr.eval.plots import _grouped_order, class_groups_for_manifest, per_class_chart
 
     groups = class_groups_for_manifest(tiny_synth["manifest"])

@@ -147,9 +147,9 @@ def _read_json_poses(folder: Path, stem: str, T: int) -> np.ndarray:
 
 
 def test_synthetic_dataset_openpose_round_trip(tmp_path, monkeypatch):
-    synth = pytest.importorskip("csvr.data.synth")
+    synth = pytest.importorskip("csvr.synth")
     if not hasattr(synth, "generate"):
-        pytest.skip("csvr.data.synth.generate not available")
+        pytest.skip("csvr.synth.generate not available")
     from csvr.data.index import build_index, load_manifest
     from csvr.pose import items_from_manifest
 

@@ -13,18 +13,18 @@ import av
 import numpy as np
 import pytest
 
-from csvr.data.synth import (
+from csvr.synth import (
     CLASSES,
     generate,
     group_layout,
-    load_manifest,
+    read_synth_json,
     openpose_json,
     parse_size,
     read_openpose_sequence,
     select_classes,
 )
-from csvr.data.synth.dataset import MANIFEST, PROGRESS
-from csvr.data.synth.encode import expected_iframes
+from csvr.synth.dataset import MANIFEST, PROGRESS
+from csvr.synth.encode import expected_iframes
 from csvr.errors import CsvrError
 
 W, H, SECONDS, VPC = 96, 72, 1.2, 4
@@ -128,7 +128,7 @@ def test_split_is_by_group(tiny):
 
 def test_every_video_decodes_with_as_many_frames_as_pose_files(tiny):
     root, _ = tiny
-    m = load_manifest(root)
+    m = read_synth_json(root)
     for v in m["videos"]:
         frames, types, (codec, w, h, fps, pix) = _decode(root / v["rel"])
         assert (codec, w, h, fps, pix) == ("h264", W, H, 25.0, "yuv420p")
@@ -143,7 +143,7 @@ def test_every_video_decodes_with_as_many_frames_as_pose_files(tiny):
 
 def test_iframes_follow_the_gop_policy_and_vary(tiny):
     root, _ = tiny
-    m = load_manifest(root)
+    m = read_synth_json(root)
     counts, lists = [], []
     for v in m["videos"]:
         _, types, _ = _decode(root / v["rel"])
@@ -211,10 +211,10 @@ def test_openpose_number_format():
 def test_poses_sit_on_the_drawn_figure(tiny):
     """The neck-hip midpoint lies on the shirt: its colour is closer to the actor's shirt than the
     background a figure-width to the side is."""
-    from csvr.data.synth.generator import group_look
+    from csvr.synth.generator import group_look
 
     root, _ = tiny
-    m = load_manifest(root)
+    m = read_synth_json(root)
     hits, total = 0, 0
     for v in m["videos"]:
         shirt = np.array(group_look(0, v["group"]).body.shirt, float)
@@ -241,7 +241,7 @@ def test_same_seed_gives_identical_poses_and_frames(tiny, twin):
     assert len(a) == 16 * FRAMES and a.keys() == b.keys()
     assert all(a[k] == b[k] for k in a)
     assert (root / "trainlist01.txt").read_bytes() == (twin / "trainlist01.txt").read_bytes()
-    for v in load_manifest(root)["videos"]:
+    for v in read_synth_json(root)["videos"]:
         fa, _, _ = _decode(root / v["rel"])
         fb, _, _ = _decode(twin / v["rel"])
         assert np.array_equal(fa, fb)
@@ -271,7 +271,7 @@ def test_second_run_skips_and_killed_run_is_completed(tiny, tmp_path):
     again = _gen(root)
     assert again.skipped and again.generated == 0
     original = _pose_files(root)
-    m = load_manifest(root)
+    m = read_synth_json(root)
     # make it look like a run killed after 14 of 16 videos, with a half-written temporary
     keep = m["videos"][:14]
     header = json.dumps({"params": m["params"]}, sort_keys=True)
@@ -317,8 +317,8 @@ def _cli(argv, monkeypatch):
     from csvr import cli
 
     mods = list(cli.COMMAND_MODULES)
-    if "csvr.data.synth.commands" not in mods:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", mods + ["csvr.data.synth.commands"])
+    if "csvr.synth.commands" not in mods:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", mods + ["csvr.synth.commands"])
     return cli.main(argv)
 
 
@@ -353,7 +353,7 @@ def test_cli_generates(tmp_path, monkeypatch, capsys):
 
 
 def test_register_adds_synth_under_data():
-    from csvr.data.synth.commands import register, run_synth
+    from csvr.synth.commands import register, run_synth
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd")
@@ -380,8 +380,8 @@ def test_parse_size_and_class_selection():
 def test_motion_classes_share_their_single_frame_poses():
     """Every motion class draws its per-frame joint angles from the same distribution (only the
     dynamics differ), while the tempo separates walking from running."""
-    from csvr.data.synth.motions import make_motion
-    from csvr.data.synth.skeleton import Body
+    from csvr.synth.motions import make_motion
+    from csvr.synth.skeleton import Body
 
     body = Body()
     chans = ("r_hip_flex", "r_shin_flex", "r_sh_flex", "r_fa_flex", "lean")
@@ -402,7 +402,7 @@ def test_motion_classes_share_their_single_frame_poses():
 
 
 def test_groups_fix_the_actor_across_classes():
-    from csvr.data.synth.generator import group_look
+    from csvr.synth.generator import group_look
 
     a, b, c = group_look(0, 3), group_look(0, 3), group_look(0, 4)
     assert a.body == b.body and a.styles == b.styles and a.generic == b.generic
@@ -430,7 +430,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_fixed_gop_puts_iframes_exactly_at_multiples_of_the_gop(gop12):
     from csvr.data.video import VideoReader
 
-    m = load_manifest(gop12)
+    m = read_synth_json(gop12)
     assert m["params"]["gop"] == GOP
     want = list(range(0, FRAMES, GOP))  # 0, 12, 24
     for v in m["videos"]:
@@ -455,7 +455,7 @@ def test_fixed_gop_keeps_everything_but_the_encoding(tiny, gop12):
     """Same random draws: same events, same poses (byte for byte), the same pictures up to coding
     noise; only the I-frames (and so the bitstream) differ."""
     root, _ = tiny
-    base, fixed = load_manifest(root), load_manifest(gop12)
+    base, fixed = read_synth_json(root), read_synth_json(gop12)
     assert {k: v for k, v in fixed["params"].items() if k != "gop"} == base["params"]
     assert _pose_files(root) == _pose_files(gop12)
     moved, others = 0, []
@@ -487,7 +487,7 @@ def test_finished_folder_with_another_gop_is_refused(tiny, gop12, tmp_path):
         _gen(fixed, gop=16)
     assert _gen(fixed, gop=GOP).skipped  # the same GOP: already complete
     # a run killed part-way with one GOP is not completed with another
-    m = load_manifest(fixed)
+    m = read_synth_json(fixed)
     (fixed / PROGRESS).write_text(json.dumps({"params": m["params"]}, sort_keys=True) + "\n"
                                   + json.dumps(m["videos"][0]) + "\n")
     (fixed / MANIFEST).unlink()
@@ -499,7 +499,7 @@ def test_finished_folder_with_another_gop_is_refused(tiny, gop12, tmp_path):
 
 
 def test_cli_gop_option():
-    from csvr.data.synth.commands import register
+    from csvr.synth.commands import register
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd")

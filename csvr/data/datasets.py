@@ -34,6 +34,8 @@ from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span,
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
 from csvr.data.video import VideoReader
 from csvr.errors import CsvrError, VideoError
+from csvr.pose.cache import PoseCache
+from csvr.pose.normalize import normalize
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,6 @@ class _VideoDataset(Dataset):
         if self.pose_cache_dir is None:
             return None
         if self._poses is None:
-            from csvr.pose import PoseCache
-
             self._poses = PoseCache(self.pose_cache_dir)
         return self._poses
 
@@ -226,12 +226,17 @@ class PretrainDataset(_VideoDataset):
       then confidence; ``poses_raw``/``future_poses_raw`` in crop coordinates [0, 1];
       ``pose_valid`` False when the video has no person (the pose losses skip the sample);
     - ``label`` (ignored by pretraining; -1 when unlabelled), ``index``, ``frame_indices``.
+
+    ``augment=False`` centre-crops the clip, its future and the I-frames without flipping (the
+    clips are still drawn with the item's random generator): the view the report's CSVR samples
+    show the model.
     """
 
     def __init__(self, manifest: Manifest, records: list[VideoRecord], clip: ClipConfig, seed: int = 0,
-                 pose_cache: str | None = None, **kw):
+                 pose_cache: str | None = None, augment: bool = True, **kw):
         super().__init__(manifest, records, clip, seed, pose_cache, **kw)
         self.with_poses = pose_cache is not None
+        self.augment = augment
 
     def load(self, index: int, rng: np.random.Generator) -> dict:
         rec = self.records[index]
@@ -248,9 +253,12 @@ class PretrainDataset(_VideoDataset):
         size = self.decode_size(rec)
         frames = reader.read(wanted.tolist(), size=size)
         h, w = frames.shape[1:3]
-        box = random_resized_crop_box(h, w, rng, c.crop_scale, c.crop_ratio, c.flip_prob)
-        ibox = box if c.iframe_crop == "shared" else random_resized_crop_box(h, w, rng, c.crop_scale, c.crop_ratio,
-                                                                              c.flip_prob)
+        if self.augment:
+            box = random_resized_crop_box(h, w, rng, c.crop_scale, c.crop_ratio, c.flip_prob)
+            ibox = box if c.iframe_crop == "shared" else random_resized_crop_box(h, w, rng, c.crop_scale,
+                                                                                  c.crop_ratio, c.flip_prob)
+        else:  # the no-augmentation view (the report's samples): centre crop, no flip
+            box = ibox = center_crop_box(h, w)
         t, tf = len(clip_idx), len(fut_idx)
         video = crop_resize(frames[: t + tf], box, c.size)
         ifr = crop_resize(frames[t + tf:], ibox, c.size)
@@ -274,8 +282,6 @@ class PretrainDataset(_VideoDataset):
         return out
 
     def _pose_fields(self, rec, clip_idx, fut_idx, box, hw) -> dict:
-        from csvr.pose import normalize
-
         both = self.poses_for(rec, np.concatenate([clip_idx, fut_idx]), box, hw)
         t, tf = len(clip_idx), len(fut_idx)
         if both is None:
@@ -369,8 +375,6 @@ class ClipDataset(_VideoDataset):
                     valid = False
                     poses.append(np.zeros((t, 18, 3), np.float32))
                 else:
-                    from csvr.pose import normalize
-
                     poses.append(np.asarray(normalize(p)[0], dtype=np.float32))
         single = self.mode == "train" and self.num_clips == 1
         out = {

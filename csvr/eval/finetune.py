@@ -53,7 +53,7 @@ class FinetuneConfig(PretrainConfig):
 
 def class_groups(manifest) -> dict[str, str]:
     """Fig. 4 groups (motion / context / both) of the built-in dataset's classes, when known."""
-    from csvr.data.synth import CLASSES
+    from csvr.synth import CLASSES
 
     groups = {c.name: c.group for c in CLASSES}
     if not all(c in groups for c in manifest.classes):

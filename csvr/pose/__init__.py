@@ -16,14 +16,33 @@ Public API:
   (:mod:`csvr.pose.normalize`), exactly invertible;
 - :func:`clean`: the gap-filling policy (:mod:`csvr.pose.clean`);
 - :func:`run_pose_job`: the parallel, resumable, shardable job behind ``csvr prepare poses``.
+
+Layers (``docs/architecture.md``): the pose *format* - :mod:`~csvr.pose.skeleton`,
+:mod:`~csvr.pose.base`, :mod:`~csvr.pose.normalize`, :mod:`~csvr.pose.cache` - sits below the data
+layer, which reads caches; pose *extraction* - :mod:`~csvr.pose.job`, :mod:`~csvr.pose.sources`,
+:mod:`~csvr.pose.clean`, :mod:`~csvr.pose.track`, :mod:`~csvr.pose.viz`, :mod:`~csvr.pose.commands`
+- sits above it (it decodes videos). The extraction names below are imported on first use, so
+importing a format module never loads the video layer.
 """
+
+from __future__ import annotations
 
 from csvr.pose.base import NoPersonError, PoseError, PoseNotCachedError, PoseRecord, RawPoses
 from csvr.pose.cache import FORMAT_VERSION, PoseCache, entry_status, load, load_record, write_record
 from csvr.pose.clean import CleanSettings, clean
-from csvr.pose.job import JobSummary, PoseJobItem, extract, extract_record, items_from_manifest, run_pose_job
 from csvr.pose.normalize import NormParams, denormalize, normalize
 from csvr.pose.skeleton import FLIP_INDEX, JOINT_NAMES, LIMBS, NUM_JOINTS
+
+_JOB_NAMES = ("JobSummary", "PoseJobItem", "extract", "extract_record", "items_from_manifest", "run_pose_job")
+
+
+def __getattr__(name: str):
+    if name in _JOB_NAMES:
+        from csvr.pose import job
+
+        return getattr(job, name)
+    raise AttributeError(f"module 'csvr.pose' has no attribute {name!r}")
+
 
 __all__ = [
     "extract", "extract_record", "load", "load_record", "PoseCache", "normalize", "denormalize", "NormParams",

@@ -33,7 +33,7 @@ GROUPS = {
 class ClassSpec:
     name: str
     group: str           # "motion" | "context" | "both"
-    motion: str          # a key of csvr.data.synth.motions.MOTIONS
+    motion: str          # a key of csvr.synth.motions.MOTIONS
     scene: str | None    # a context scene kind, or None for the group's generic scene
     held: str | None     # "racket" | "bat" | None
     description: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from csvr.data.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS
+from csvr.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS
 from csvr.errors import CsvrError
 
 DESCRIPTION = """\
@@ -53,7 +53,7 @@ def register(commands, groups) -> None:
 
 
 def run_synth(args) -> int:
-    from csvr.data.synth.dataset import generate, parse_size
+    from csvr.synth.dataset import generate, parse_size
 
     size = parse_size(args.size)
     if args.workers is not None and args.workers < 1:

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from csvr.data.synth import scenes as scn
-from csvr.data.synth.catalogue import BY_NAME, ClassSpec
-from csvr.data.synth.encode import H264Writer, expected_iframes
-from csvr.data.synth.motions import make_motion, smooth_noise
-from csvr.data.synth.openpose import write_openpose_sequence
-from csvr.data.synth.render import Canvas, draw_figure, random_held
-from csvr.data.synth.skeleton import Body, forward_kinematics, keypoint_confidence, random_body, to_screen
+from csvr.synth import scenes as scn
+from csvr.synth.catalogue import BY_NAME, ClassSpec
+from csvr.synth.encode import H264Writer, expected_iframes
+from csvr.synth.motions import make_motion, smooth_noise
+from csvr.synth.openpose import write_openpose_sequence
+from csvr.synth.render import Canvas, draw_figure, random_held
+from csvr.synth.skeleton import Body, forward_kinematics, keypoint_confidence, random_body, to_screen
 
 FPS = 25
 POSE_DIR = "poses/openpose"

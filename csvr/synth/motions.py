@@ -15,7 +15,7 @@ watch, point, squat, jumping jacks, arm circles, bow, look around). Every contex
 same distribution, so the pose sequence carries no information about a context class.
 
 Every function returns a :class:`Motion` for ``T`` frames at ``fps``; angles are radians (see
-:mod:`csvr.data.synth.skeleton` for their meaning), positions are in body heights (bh).
+:mod:`csvr.synth.skeleton` for their meaning), positions are in body heights (bh).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from csvr.data.synth.skeleton import ANGLE_CHANNELS, Body
+from csvr.synth.skeleton import ANGLE_CHANNELS, Body
 
 WALK_TEMPO = (0.8, 1.15)   # gait cycles per second
 RUN_TEMPO = (1.8, 2.5)

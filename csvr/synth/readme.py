@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from csvr.data.synth.encode import CRF, PRESET
-from csvr.data.synth.motions import GESTURES, RUN_TEMPO, WALK_TEMPO
-from csvr.data.synth.scenes import GENERIC_SCENES
-from csvr.data.synth.skeleton import OPENPOSE_COCO18
+from csvr.synth.encode import CRF, PRESET
+from csvr.synth.motions import GESTURES, RUN_TEMPO, WALK_TEMPO
+from csvr.synth.scenes import GENERIC_SCENES
+from csvr.synth.skeleton import OPENPOSE_COCO18
 
 
 def dataset_readme(m: dict) -> str:
@@ -18,7 +18,7 @@ def dataset_readme(m: dict) -> str:
     keyints = sorted(v["keyint"] for v in vids)
     n_events = sum(len(v["events"]) for v in vids)
     groups = m["groups"]
-    from csvr.data.synth.catalogue import CLASSES
+    from csvr.synth.catalogue import CLASSES
 
     all_classes = sorted(p["classes"]) == sorted(c.name for c in CLASSES)
     cls_arg = "" if all_classes else f" --classes {','.join(p['classes'])}"

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from csvr.data.synth.skeleton import HEAD, L_HAND, L_TOE, MID_HIP, R_HAND, R_TOE, Body
+from csvr.synth.skeleton import HEAD, L_HAND, L_TOE, MID_HIP, R_HAND, R_TOE, Body
 
 LIGHT = np.array([-0.45, -0.55, 0.70])
 LIGHT = LIGHT / np.linalg.norm(LIGHT)

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from csvr.data.synth.render import Canvas
+from csvr.synth.render import Canvas
 
 GENERIC_SCENES = ("room", "street", "hall", "yard")
 CONTEXT_SCENES = ("kitchen", "beach", "gym")

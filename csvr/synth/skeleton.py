@@ -1,7 +1,7 @@
 """The articulated figure: body proportions, forward kinematics and OpenPose COCO-18 keypoints.
 
 The body lives in a 3D body frame (x: the person's left, y: up, z: the facing direction; unit:
-the actor's standing height, "bh"). A motion (:mod:`csvr.data.synth.motions`) gives joint angles
+the actor's standing height, "bh"). A motion (:mod:`csvr.synth.motions`) gives joint angles
 per frame; :func:`forward_kinematics` turns them into 3D points for all frames at once
 (vectorised over time), places the feet on the ground and rotates the body by its yaw about the
 vertical axis. The camera looks along -Z (orthographic), so screen x = X, screen y = -Y and the

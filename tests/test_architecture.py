@@ -1,0 +1,56 @@
+"""The structure written down in docs/architecture.md holds: no module imports against the
+layers, every module has a layer, a method is built in one place and the feature names are
+spelled in one place (measured by tools/structure.py, from the code alone)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _structure():
+    spec = importlib.util.spec_from_file_location("csvr_structure", ROOT / "tools" / "structure.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+S = _structure()
+
+
+def test_no_module_imports_against_the_written_layers():
+    layers = S.read_layers()
+    bad = S.wrong_way(S.import_edges(), layers)
+    assert not bad, "imports against docs/architecture.md's layers:\n" + "\n".join(
+        f"  {a}:{line} ({la}) imports {b} ({lb})" for a, b, line, la, lb in bad)
+
+
+def test_every_module_has_a_layer():
+    layers = S.read_layers()
+    assert [m for m in S.modules() if S.layer_of(m, layers) is None] == []
+
+
+def test_the_checker_sees_a_wrong_way_import(tmp_path):
+    """A module of a lower layer importing a higher one, at module level or inside a function."""
+    pkg = tmp_path / "csvr"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "engine").mkdir()
+    for p in (pkg, pkg / "data", pkg / "engine"):
+        (p / "__init__.py").write_text("")
+    (pkg / "engine" / "trainer.py").write_text("from csvr.data import video\n")
+    (pkg / "data" / "video.py").write_text("def f():\n    from csvr.engine.trainer import Trainer\n")
+    layers = [("data", ["csvr.data"]), ("engine", ["csvr.engine"])]
+    bad = S.wrong_way(S.import_edges(tmp_path), layers)
+    assert [(a, b, line) for a, b, line, _, _ in bad] == [("csvr.data.video", "csvr.engine.trainer", 2)]
+
+
+def test_one_place_builds_a_method_and_one_spells_the_feature_names():
+    assert [b.split(":")[0] for b in S.method_builds()] == ["csvr.engine.model"]
+    copies, pose_rules = S.feature_name_copies()
+    assert {c.split(":")[0] for c in copies} == {"csvr.models.features"}
+    assert len(pose_rules) == 1
+    assert S.checkpoint_loaders() == ["csvr.engine.trainer._resume"]  # the engine's own resume
