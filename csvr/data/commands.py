@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(commands, groups) -> None:
+    from csvr.data.layouts import layout_names
+
     p = groups["prepare"].add_parser(
         "index", help="index a video dataset into a manifest (probe, keyframes, I-frames)",
         description="Scan a dataset (UCF101, HMDB51, folder-per-class or CSV layout), probe every video "
@@ -16,7 +18,7 @@ def register(commands, groups) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("root", help="dataset root folder")
     p.add_argument("--out", "-o", default=None, help="manifest path (default: ROOT/manifest.jsonl)")
-    p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "folder", "csv"],
+    p.add_argument("--layout", default="auto", choices=["auto", *layout_names()],
                    help="dataset layout; auto detects UCF101/HMDB51 split files, else folder-per-class")
     p.add_argument("--splits", default=None, metavar="DIR",
                    help="folder with the split files (default: searched in ROOT and its usual sub-folders)")

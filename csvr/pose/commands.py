@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from csvr.errors import CsvrError
-from csvr.pose.sources import SOURCES
+from csvr.pose.sources import source_names
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _add_prepare(groups) -> None:
     p.add_argument("--manifest", required=True, help="the dataset manifest (csvr prepare index)")
     p.add_argument("--root", default=None, help="dataset root, overriding the manifest's")
     p.add_argument("--out", required=True, help="the pose cache folder")
-    p.add_argument("--source", choices=SOURCES, default="mediapipe", help="where poses come from (default mediapipe)")
+    p.add_argument("--source", choices=source_names(), default="mediapipe", help="where poses come from (default mediapipe)")
     p.add_argument("--json-dir", default=None, help="openpose-json: the folder of *_keypoints.json files")
     p.add_argument("--pkl", default=None, help="mmaction-pkl: mmaction2's ucf101_2d.pkl / hmdb51_2d.pkl")
     p.add_argument("--workers", type=int, default=None,
@@ -57,7 +57,7 @@ def _add_viz(groups) -> None:
     p.add_argument("--cache", default=None, help="a pose cache folder (with --id)")
     p.add_argument("--id", default=None, help="the video id in the cache (e.g. Walk/v_Walk_g01_c01), or the name "
                    "to look up with --source openpose-json / mmaction-pkl (default: the video's file name)")
-    p.add_argument("--source", choices=SOURCES, default=None, help="extract the poses instead (default mediapipe)")
+    p.add_argument("--source", choices=source_names(), default=None, help="extract the poses instead (default mediapipe)")
     p.add_argument("--json-dir", default=None, help="openpose-json: the folder of *_keypoints.json files")
     p.add_argument("--pkl", default=None, help="mmaction-pkl: the skeleton file")
     p.add_argument("--frames", type=int, default=None,

@@ -31,10 +31,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from csvr.errors import CsvrError, VideoError
-from csvr.pose.base import NoPersonError, PoseError, PoseRecord, RawPoses
+from csvr.pose.base import NoPersonError, PoseError, PoseRecord
 from csvr.pose.cache import entry_status, write_no_person, write_record
 from csvr.pose.clean import CleanSettings, clean
-from csvr.pose.sources import SOURCES
+from csvr.pose.sources import PoseSource, SourceOptions, get_source
 from csvr.pose.track import TrackSettings
 from csvr.utils.io import atomic_write_json
 from csvr.utils.parallel import imap_progress, parse_shard, shard as take_shard
@@ -85,89 +85,44 @@ class _Config:
     source: str
     cache_dir: str | None
     clean: CleanSettings
-    mediapipe: dict = field(default_factory=dict)
-    json_dir: str | None = None
-    track: TrackSettings = field(default_factory=TrackSettings)
+    options: SourceOptions = field(default_factory=SourceOptions)
 
 
-_STATE: dict[str, Any] = {}  # per process: the config and the MediaPipe extractor
+_STATE: dict[str, Any] = {}  # per process: the config and the started source
 
 
 def _init_worker(config: _Config) -> None:
-    """Start a worker process: keep the config, start MediaPipe once (not once per video)."""
+    """Start a worker process: keep the config, start the source once (not once per video)."""
     _close_worker()
     _STATE["config"] = config
-    if config.source == "mediapipe":
-        from csvr.pose.sources.mediapipe import MediaPipeExtractor
-
-        try:
-            _STATE["extractor"] = MediaPipeExtractor(**config.mediapipe)
-        except CsvrError as e:  # reported per video (a dead pool would only say "BrokenProcessPool")
-            _STATE["init_error"] = str(e)
+    source = get_source(config.source)(config.options)
+    _STATE["source"] = source
+    try:
+        source.start()
+    except CsvrError as e:  # reported per video (a dead pool would only say "BrokenProcessPool")
+        _STATE["init_error"] = str(e)
 
 
 def _close_worker() -> None:
-    ext = _STATE.pop("extractor", None)
-    if ext is not None:
-        ext.close()
+    source = _STATE.pop("source", None)
+    if source is not None:
+        source.close()
     _STATE.pop("config", None)
     _STATE.pop("init_error", None)
-
-
-def _video_geometry(item: PoseJobItem) -> tuple[int | None, tuple[int, int] | None]:
-    """(num_frames, (w, h)) from the item, probing the video for what it lacks."""
-    n, size = item.num_frames, (item.width, item.height) if item.width and item.height else None
-    if (n is None or size is None) and item.path:
-        from csvr.data.video import VideoReader
-
-        with VideoReader(item.path) as r:
-            n = n if n is not None else r.num_frames
-            size = size or (r.width, r.height)
-    return n, size
-
-
-def _raw_poses(config: _Config, item: PoseJobItem, payload: Any = None) -> RawPoses:
-    if config.source == "mediapipe":
-        if not item.path:
-            raise PoseError(f"{item.video_id}: the mediapipe source needs the video file")
-        ext = _STATE.get("extractor")
-        if ext is None:
-            raise RuntimeError("MediaPipe worker not initialised")
-        return ext.process_video(item.path)
-    if config.source == "openpose-json":
-        from csvr.pose.sources.openpose import find_openpose_files, read_openpose_video
-
-        if not config.json_dir:
-            raise PoseError("the openpose-json source needs --json-dir (the folder of *_keypoints.json files)")
-        files = find_openpose_files(config.json_dir, item.video_id)
-        if not files:
-            raise PoseError(f"no OpenPose *_keypoints.json files for {item.video_id!r} under {config.json_dir}")
-        n, size = _video_geometry(item)
-        if size is None:
-            raise PoseError(f"{item.video_id}: frame size unknown (no manifest size and no video file)")
-        return read_openpose_video(files, n, size, track=config.track, what=item.video_id)
-    if config.source == "mmaction-pkl":
-        from csvr.pose.sources.mmaction import read_mmaction_annotation
-
-        if payload is None:
-            raise PoseError(f"{item.video_id}: not in the mmaction2 skeleton file")
-        return read_mmaction_annotation(payload, num_frames=item.num_frames, track=config.track,
-                                        what=item.video_id)
-    raise PoseError(f"unknown pose source {config.source!r} (choose from {', '.join(SOURCES)})")
 
 
 def _process(task: tuple[PoseJobItem, Any]) -> dict:
     """Worker function: one video -> one cache file. Returns a result dict, never raises."""
     item, payload = task
     config: _Config = _STATE["config"]
+    source: PoseSource = _STATE["source"]
     t0 = time.perf_counter()
-    ext = _STATE.get("extractor")
-    inf0 = ext.inference_seconds if ext is not None else 0.0
+    inf0 = source.inference_seconds
     res: dict[str, Any] = {"video_id": item.video_id, "path": item.path, "frames": 0}
     try:
         if "init_error" in _STATE:
             raise PoseError(_STATE["init_error"])
-        raw = _raw_poses(config, item, payload)
+        raw = source.read(item, payload)
         res["frames"] = raw.num_frames
         extra = {"source": config.source, "extractor": raw.settings, "source_info": raw.info,
                  "clean": config.clean.to_dict()}
@@ -189,8 +144,7 @@ def _process(task: tuple[PoseJobItem, Any]) -> dict:
         res.update(status="failed", reason=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=6))
     res["seconds"] = time.perf_counter() - t0
-    if ext is not None:
-        res["inference_seconds"] = ext.inference_seconds - inf0
+    res["inference_seconds"] = source.inference_seconds - inf0
     return res
 
 
@@ -201,8 +155,7 @@ def extract_record(video_path: str | os.PathLike | None, source: str = "mediapip
                    interp_conf_scale: float | None = None, track: TrackSettings | None = None,
                    **mediapipe_options: Any) -> PoseRecord:
     """Like :func:`extract` but returns the whole :class:`PoseRecord` (masks and metadata)."""
-    if source not in SOURCES:
-        raise PoseError(f"unknown pose source {source!r} (choose from {', '.join(SOURCES)})")
+    source_cls = get_source(source)
     bad = set(mediapipe_options) - set(MEDIAPIPE_OPTIONS)
     if bad:
         raise PoseError(f"unknown option(s) for extract: {', '.join(sorted(bad))}")
@@ -211,39 +164,22 @@ def extract_record(video_path: str | os.PathLike | None, source: str = "mediapip
             raise PoseError("extract needs a video path or a video_id")
         video_id = Path(video_path).stem
     settings = CleanSettings.for_source(source, conf_threshold, max_gap, interp_conf_scale)
-    config = _Config(source=source, cache_dir=None, clean=settings, mediapipe=dict(mediapipe_options),
-                     json_dir=None if json_dir is None else str(json_dir), track=track or TrackSettings())
+    options = SourceOptions(json_dir=None if json_dir is None else str(json_dir), mediapipe=dict(mediapipe_options),
+                            track=track or TrackSettings())
     item = PoseJobItem(video_id=video_id, path=None if video_path is None else str(video_path),
                        num_frames=num_frames, width=frame_size[0] if frame_size else None,
                        height=frame_size[1] if frame_size else None)
-    payload = None
-    if source == "mmaction-pkl":
-        from csvr.pose.sources.mmaction import load_mmaction_annotations, match_annotation
-
-        if pkl is None:
-            raise PoseError("the mmaction-pkl source needs pkl= (the skeleton file or its loaded annotations)")
-        by_name = isinstance(pkl, dict) and bool(pkl) and all(
-            isinstance(v, dict) and "keypoint" in v for v in pkl.values())  # already {frame_dir: annotation}
-        anns = pkl if by_name else load_mmaction_annotations(pkl)
-        payload = match_annotation(anns, video_id)
-    saved = dict(_STATE)
+    payload = source_cls.payloads([item], pkl, "pkl= (the skeleton file or its loaded annotations)").get(video_id)
+    reader = source_cls(options)
     try:
-        if source == "mediapipe":
-            from csvr.pose.sources.mediapipe import MediaPipeExtractor
-
-            _STATE["extractor"] = MediaPipeExtractor(**mediapipe_options)
-        _STATE["config"] = config
-        raw = _raw_poses(config, item, payload)
+        reader.start()
+        raw = reader.read(item, payload)
         what = str(video_path) if video_path is not None else video_id
         rec = clean(raw, settings, what=what)
         rec.meta.update({"source": source, "extractor": raw.settings, "source_info": raw.info})
         return rec
     finally:
-        ext = _STATE.get("extractor")
-        if ext is not None and ext is not saved.get("extractor"):
-            ext.close()
-        _STATE.clear()
-        _STATE.update(saved)
+        reader.close()
 
 
 def extract(video_path: str | os.PathLike | None, source: str = "mediapipe", **opts: Any) -> np.ndarray:
@@ -347,8 +283,7 @@ def run_pose_job(items: Sequence[PoseJobItem | tuple[str, Any]], cache_dir: str 
     ``items`` are :class:`PoseJobItem` or ``(video_id, video_path)`` pairs; ``shard`` is
     ``(i, n)``, ``"i/n"`` or None (torchrun's RANK / WORLD_SIZE, else the whole list).
     """
-    if source not in SOURCES:
-        raise PoseError(f"unknown pose source {source!r} (choose from {', '.join(SOURCES)})")
+    source_cls = get_source(source)
     i, n = shard if isinstance(shard, tuple) else parse_shard(shard)
     mine = take_shard(as_items(items), i, n)
     cache_dir = Path(cache_dir)
@@ -358,11 +293,10 @@ def run_pose_job(items: Sequence[PoseJobItem | tuple[str, Any]], cache_dir: str 
     bad = set(mp_opts) - set(MEDIAPIPE_OPTIONS)
     if bad:
         raise PoseError(f"unknown MediaPipe option(s): {', '.join(sorted(bad))}")
-    if source == "openpose-json" and (json_dir is None or not Path(json_dir).is_dir()):
-        raise PoseError(f"--json-dir {json_dir}: not a folder (the openpose-json source reads "
-                        "<json-dir>/<video id>_<frame>_keypoints.json)")
-    config = _Config(source=source, cache_dir=str(cache_dir), clean=settings, mediapipe=mp_opts,
-                     json_dir=None if json_dir is None else str(json_dir), track=track or TrackSettings())
+    options = SourceOptions(json_dir=None if json_dir is None else str(json_dir), mediapipe=mp_opts,
+                            track=track or TrackSettings())
+    source_cls.check_job(options)
+    config = _Config(source=source, cache_dir=str(cache_dir), clean=settings, options=options)
     summary = JobSummary(source=source, shard=(i, n), total=len(mine))
     t_start = time.perf_counter()
     removed = remove_stale_temp_files(cache_dir)
@@ -377,15 +311,10 @@ def run_pose_job(items: Sequence[PoseJobItem | tuple[str, Any]], cache_dir: str 
             todo.append(it)
 
     payloads: dict[str, Any] = {}
-    if source == "mmaction-pkl" and todo:
-        from csvr.pose.sources.mmaction import load_mmaction_annotations, match_annotation
-
-        if pkl is None:
-            raise PoseError("the mmaction-pkl source needs --pkl (mmaction2's ucf101_2d.pkl / hmdb51_2d.pkl)")
-        log.info("reading %s", pkl)
-        anns = load_mmaction_annotations(pkl)
-        payloads = {it.video_id: match_annotation(anns, it.video_id) for it in todo}
-        del anns
+    if todo:
+        if pkl is not None:
+            log.info("reading %s", pkl)
+        payloads = source_cls.payloads(todo, pkl, "--pkl (mmaction2's ucf101_2d.pkl / hmdb51_2d.pkl)")
 
     tasks = [(it, payloads.get(it.video_id)) for it in todo]
     eff_workers = min(max(1, workers), max(1, len(tasks)))

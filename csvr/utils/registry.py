@@ -78,12 +78,12 @@ class Registry(Generic[T]):
         return self._info[name]
 
     def names(self) -> list[str]:
+        """Registered names: those registered with an ``order`` first (by it), then by name."""
         self.load_all()
-        return sorted(self._items)
+        return sorted(self._items, key=lambda n: (self._info[n].get("order", float("inf")), n))
 
     def items(self) -> Iterator[tuple[str, T]]:
-        self.load_all()
-        return iter(sorted(self._items.items()))
+        return iter([(n, self._items[n]) for n in self.names()])
 
     def __contains__(self, name: object) -> bool:
         self.load_all()

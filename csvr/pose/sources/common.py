@@ -29,3 +29,15 @@ def to_unit(points: np.ndarray, frame_size: tuple[int, int] | None = None) -> np
     p[..., :2] = np.clip(xy, 0.0, 1.0)
     p[..., 2] = conf
     return p.astype(np.float32)
+
+
+def video_geometry(item) -> tuple[int | None, tuple[int, int] | None]:
+    """(num_frames, (w, h)) of a pose job item, probing its video for what the item lacks."""
+    n, size = item.num_frames, (item.width, item.height) if item.width and item.height else None
+    if (n is None or size is None) and item.path:
+        from csvr.data.video import VideoReader
+
+        with VideoReader(item.path) as r:
+            n = n if n is not None else r.num_frames
+            size = size or (r.width, r.height)
+    return n, size

@@ -57,6 +57,7 @@ import numpy as np
 
 from csvr.pose.base import PoseError, RawPoses
 from csvr.pose.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
+from csvr.pose.sources import PoseSource, register_source
 from csvr.pose.sources.common import to_unit
 
 
@@ -160,3 +161,29 @@ class MediaPipeExtractor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@register_source("mediapipe", order=0)
+class MediaPipeSource(PoseSource):
+    """Extraction with BlazePose: one :class:`MediaPipeExtractor` per process, every video decoded."""
+
+    def start(self) -> None:
+        self.extractor = MediaPipeExtractor(**self.options.mediapipe)
+
+    def read(self, item, payload=None) -> RawPoses:
+        if not item.path:
+            raise PoseError(f"{item.video_id}: the mediapipe source needs the video file")
+        ext = getattr(self, "extractor", None)
+        if ext is None:
+            raise RuntimeError("MediaPipe worker not initialised")
+        return ext.process_video(item.path)
+
+    def close(self) -> None:
+        ext = self.__dict__.pop("extractor", None)
+        if ext is not None:
+            ext.close()
+
+    @property
+    def inference_seconds(self) -> float:
+        ext = getattr(self, "extractor", None)
+        return ext.inference_seconds if ext is not None else 0.0

@@ -27,6 +27,7 @@ import numpy as np
 
 from csvr.pose.base import PoseError, RawPoses
 from csvr.pose.skeleton import map_to_coco18
+from csvr.pose.sources import PoseSource, register_source
 from csvr.pose.sources.common import to_unit
 from csvr.pose.track import TrackSettings, select_actor
 
@@ -178,3 +179,23 @@ def read_mmaction_annotation(ann: dict, num_frames: int | None = None, track: Tr
     info.update(persons_in_file=int(M), annotated_frames=int(T_ann), total_frames=total)
     return RawPoses(poses=poses, person_found=found, frame_size=(w, h), source="mmaction-pkl",
                     settings={"track": vars(track or TrackSettings())}, info=info)
+
+
+@register_source("mmaction-pkl", order=2)
+class MMActionSource(PoseSource):
+    """Import of mmaction2's skeleton pickle: read once in the main process, one annotation per video."""
+
+    @classmethod
+    def payloads(cls, items, pkl, option: str) -> dict[str, Any]:
+        if pkl is None:
+            raise PoseError(f"the mmaction-pkl source needs {option}")
+        by_name = isinstance(pkl, dict) and bool(pkl) and all(
+            isinstance(v, dict) and "keypoint" in v for v in pkl.values())  # already {frame_dir: annotation}
+        anns = pkl if by_name else load_mmaction_annotations(pkl)
+        return {it.video_id: match_annotation(anns, it.video_id) for it in items}
+
+    def read(self, item, payload=None) -> RawPoses:
+        if payload is None:
+            raise PoseError(f"{item.video_id}: not in the mmaction2 skeleton file")
+        return read_mmaction_annotation(payload, num_frames=item.num_frames, track=self.options.track,
+                                        what=item.video_id)

@@ -31,7 +31,8 @@ import numpy as np
 from csvr.errors import CsvrError
 from csvr.pose.base import PoseError, RawPoses
 from csvr.pose.skeleton import BODY25_TO_COCO18, COCO18_TO_COCO18, map_to_coco18
-from csvr.pose.sources.common import to_unit
+from csvr.pose.sources import PoseSource, SourceOptions, register_source
+from csvr.pose.sources.common import to_unit, video_geometry
 from csvr.pose.track import TrackSettings, select_actor
 from csvr.utils.io import resolve_inside
 
@@ -160,3 +161,26 @@ def read_openpose_video(files: dict[int, Path] | Iterable[tuple[int, Path]], num
 def people_to_coco18(points: np.ndarray, skeleton: str = "coco18") -> np.ndarray:
     """Map ``(K, J, 3)`` OpenPose people of ``skeleton`` (coco18 / body25) to COCO-18."""
     return map_to_coco18(points, skeleton)
+
+
+@register_source("openpose-json", order=1)
+class OpenPoseJSONSource(PoseSource):
+    """Import of OpenPose's per-frame JSON files under ``--json-dir`` (see the module docstring)."""
+
+    @classmethod
+    def check_job(cls, options: SourceOptions) -> None:
+        if options.json_dir is None or not Path(options.json_dir).is_dir():
+            raise PoseError(f"--json-dir {options.json_dir}: not a folder (the openpose-json source reads "
+                            "<json-dir>/<video id>_<frame>_keypoints.json)")
+
+    def read(self, item, payload=None) -> RawPoses:
+        json_dir = self.options.json_dir
+        if not json_dir:
+            raise PoseError("the openpose-json source needs --json-dir (the folder of *_keypoints.json files)")
+        files = find_openpose_files(json_dir, item.video_id)
+        if not files:
+            raise PoseError(f"no OpenPose *_keypoints.json files for {item.video_id!r} under {json_dir}")
+        n, size = video_geometry(item)
+        if size is None:
+            raise PoseError(f"{item.video_id}: frame size unknown (no manifest size and no video file)")
+        return read_openpose_video(files, n, size, track=self.options.track, what=item.video_id)

@@ -1,0 +1,53 @@
+"""Folder per class: ``<root>/<class>/<video>`` (any depth below the class folder); labels follow
+the sorted class names; split ``1``: every video is ``train`` unless ``--test-ratio`` (a
+deterministic, per-class hash-ordered fraction goes to ``test``) or ``--test-list FILE`` (relative
+paths, one a line) says otherwise. ``--unlabelled`` indexes every video under the root with label
+-1 (for pretraining only). The layout ``auto`` falls back to when no other one is detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csvr.data.layouts import register_layout
+from csvr.data.layouts._common import Entry, LayoutOptions, LayoutScan, hash01, is_video, read_lines
+from csvr.errors import DatasetError
+from csvr.utils.io import resolve_inside
+
+
+@register_layout("folder", order=2)
+def scan_folder(root: Path, opts: LayoutOptions) -> LayoutScan:
+    test_ratio, test_list, allow_outside = opts.test_ratio, opts.test_list, opts.allow_outside
+    problems: list[tuple[str, str]] = []
+    if opts.unlabelled:
+        vids = sorted(p for p in root.rglob("*") if is_video(p))
+        entries = [Entry(p.relative_to(root).as_posix(), -1, None, {"1": "train"}) for p in vids]
+        return LayoutScan(entries, [], ["1"], problems)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{root} has no class folders (expected <root>/<class>/<video>; "
+                           "use --unlabelled for a flat folder of videos)")
+    test_set: set[str] = set()
+    if test_list is not None:
+        tl = Path(test_list)
+        if not tl.is_file():
+            raise DatasetError(f"--test-list file not found: {test_list}")
+        for n, line in read_lines(tl):
+            rel = line.split()[0].replace("\\", "/")
+            resolve_inside(root, rel, allow_outside=allow_outside, what="path in test list")
+            test_set.add(rel)
+    if test_ratio is not None and not 0.0 <= test_ratio < 1.0:
+        raise DatasetError(f"--test-ratio must be in [0, 1), got {test_ratio}")
+    entries = []
+    for label, cls in enumerate(classes):
+        vids = sorted(p.relative_to(root).as_posix() for p in (root / cls).rglob("*") if is_video(p))
+        chosen: set[str] = set()
+        if test_ratio:
+            ranked = sorted(vids, key=lambda r: hash01(r))
+            chosen = set(ranked[: int(round(test_ratio * len(vids)))])
+        for rel in vids:
+            split = "test" if (rel in test_set or rel in chosen) else "train"
+            entries.append(Entry(rel, label, cls, {"1": split}))
+    known = {e.path for e in entries}
+    for rel in sorted(test_set - known):
+        problems.append((rel, "listed in --test-list but not found under the root"))
+    return LayoutScan(entries, classes, ["1"], problems)
