@@ -457,37 +457,21 @@ def _pose_tile(frame: np.ndarray, pose: np.ndarray | None, side: int, dim: bool 
     return im
 
 
-def _load_sample(manifest, rec, clip, pose_store, seed: int, k: int):
-    """One deterministic current + future clip of ``rec`` (centre crop, no flip, no colour
-    change), its poses in crop coordinates, and its pose normalisation parameters."""
-    from csvr.data.sampling import sample_pretrain_indices
-    from csvr.data.transforms import center_crop_box, crop_poses, crop_resize
-    from csvr.data.video import VideoReader
-    from csvr.pose import normalize
+def _load_samples(manifest, records, clip, pose_cache, seed: int) -> list[dict]:
+    """One deterministic current + future clip per record, through the pretraining dataset's own
+    no-augmentation path (``PretrainDataset(augment=False)``: centre crop, no flip, no colour
+    change), the k-th drawn with the generator ``[seed, k]``; plus the clip's pose normalisation
+    parameters (to draw predictions in crop coordinates)."""
+    from csvr.data.datasets import PretrainDataset
+    from csvr.pose.normalize import normalize
 
-    with VideoReader(manifest.video_path(rec)) as reader:
-        n = reader.num_frames
-        rng = np.random.default_rng([seed, k])
-        cur, fut, _ = sample_pretrain_indices(n, clip.frames, clip.stride, clip.future_frames, rng, clip.short_video)
-        size = None
-        s = clip.decode_short_side
-        if s is not None and min(reader.width, reader.height) > s:
-            if reader.width <= reader.height:
-                size = (s, int(round(reader.height * s / reader.width / 2)) * 2)
-            else:
-                size = (int(round(reader.width * s / reader.height / 2)) * 2, s)
-        idx = np.concatenate([cur, fut])
-        frames = reader.read(idx.tolist(), size=size)
-    h, w = frames.shape[1:3]
-    box = center_crop_box(h, w)
-    video = crop_resize(frames, box, clip.size).numpy()          # (T + T', S, S, 3)
-    raw = pose_store.get(rec.id)
-    # poses are in [0, 1] of the frame, so the crop maps them with the decoded frame's size
-    poses = crop_poses(raw[np.minimum(idx, len(raw) - 1)], box, h, w)
-    t = len(cur)
-    ncur, params = normalize(poses[:t])
-    nfut, _ = normalize(poses[t:], params=params)
-    return video, poses, ncur, nfut, params
+    ds = PretrainDataset(manifest, records, clip, seed=seed, pose_cache=str(pose_cache), augment=False)
+    out = []
+    for k in range(len(records)):
+        item = ds.load(k, np.random.default_rng([seed, k]))
+        item["norm_params"] = normalize(item["poses_raw"].numpy())[1]
+        out.append(item)
+    return out
 
 
 def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
@@ -503,8 +487,9 @@ def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str 
       reconstruction by G_v^r, real future clip, the prediction by G_v^p (at the generators'
       resolution), all from ``f_i`` of the real clip and poses.
 
-    One deterministic clip per video (centre crop, no augmentation), the model in eval mode,
-    fixed noise. Videos: the first of each class of ``subset`` that has poses in the cache.
+    One deterministic clip per video (the pretraining dataset without augmentation:
+    :func:`_load_samples`), the model's own :meth:`~csvr.models.csvr_model.CSVRModel.generate` in
+    eval mode, fixed noise. Videos: the first of each class of ``subset`` that has poses in the cache.
     """
     import torch
     from PIL import Image
@@ -514,18 +499,16 @@ def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str 
     from csvr.data.transforms import normalize as normalize_clip
     from csvr.data.transforms import to_float_clip
     from csvr.engine.config import PretrainConfig
-    from csvr.engine.pretrain import load_pretrained
+    from csvr.engine.model import load_method
     from csvr.errors import DatasetError
-    from csvr.models.heads import global_average_pool
-    from csvr.models.pose_gan import generator_input, sequence_to_poses
     from csvr.models.video_gan import video_target_from_clip
     from csvr.pose import PoseCache, denormalize
 
-    method, state = load_pretrained(checkpoint)
+    method, ckpt = load_method(checkpoint)
     if getattr(method, "name", "") != "csvr":
         raise CsvrError(f"{checkpoint} is a {getattr(method, 'name', '?')!r} checkpoint; CSVR sample pictures need a "
                         "'csvr' pretraining checkpoint")
-    cfg = from_dict(PretrainConfig, state["config"])
+    cfg = from_dict(PretrainConfig, ckpt.config)
     clip = cfg.data.clip
     if clip.future_frames < 1:
         raise CsvrError(f"{checkpoint}: data.clip.future_frames is 0, so the model predicts nothing to draw")
@@ -548,42 +531,36 @@ def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str 
     if not picked:
         raise CsvrError(f"the pose cache {pose_cache} holds poses for none of the {len(records)} videos of {man.path}")
 
-    samples = [_load_sample(man, rec, clip, store, seed, k) for k, rec in enumerate(picked)]
+    samples = _load_samples(man, picked, clip, pose_cache, seed)
     t, tf = clip.frames, clip.future_frames
-    clip_u8 = torch.from_numpy(np.stack([s[0][:t] for s in samples])).to(device)
-    fut_u8 = torch.from_numpy(np.stack([s[0][t:] for s in samples])).to(device)
-    ncur = torch.from_numpy(np.stack([s[2] for s in samples])).to(device)
+    clip_u8 = torch.stack([s["clip"] for s in samples]).to(device)
+    fut_u8 = torch.stack([s["future"] for s in samples]).to(device)
+    ncur = torch.stack([s["poses"] for s in samples]).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    pcfg = model.cfg.pose
     with torch.no_grad():
-        p_in = generator_input(ncur[..., :2], ncur[..., 2], pcfg)
-        feats = model.pose_generator.encode(p_in)
-        z = torch.randn(len(samples), pcfg.noise_dim, generator=gen, device=device)
-        fake = model.pose_generator.decode(feats[-1], z, tf, p_in[:, : 2 * pcfg.num_joints, -1:])
-        pred_norm = sequence_to_poses(fake).cpu().numpy()                       # (B, T', 18, 2)
+        x = normalize_clip(to_float_clip(clip_u8))
+        out = model.generate(x, ncur[..., :2], ncur[..., 2], tf, generator=gen)
+        pred_norm = out.future_poses.cpu().numpy()                              # (B, T', 18, 2)
         videos = None
-        if model.reconstructor is not None or model.predictor is not None:
-            x = normalize_clip(to_float_clip(clip_u8))
-            xf = normalize_clip(to_float_clip(fut_u8))
-            f_s = model.context_head_v(global_average_pool(model.v_network(x)))
-            f_d = model.motion_head(feats[pcfg.fd_layer_index - 1])
-            f_i = model.integration(f_s, f_d)
+        if out.videos:
             vcfg = model.cfg.video
             videos = {"real clip": video_target_from_clip(x, vcfg, model.pixel_mean, model.pixel_std)}
-            if model.reconstructor is not None:
-                zv = torch.randn(len(samples), vcfg.noise_dim, generator=gen, device=device)
-                videos["reconstructed"] = model.reconstructor(zv, f_i)
+            if "r" in out.videos:
+                videos["reconstructed"] = out.videos["r"]
+            xf = normalize_clip(to_float_clip(fut_u8))
             videos["real future"] = video_target_from_clip(xf, vcfg, model.pixel_mean, model.pixel_std)
-            if model.predictor is not None:
-                zv = torch.randn(len(samples), vcfg.noise_dim, generator=gen, device=device)
-                videos["predicted"] = model.predictor(zv, f_i)
+            if "p" in out.videos:
+                videos["predicted"] = out.videos["p"]
             videos = {k: v.float().cpu().numpy() for k, v in videos.items()}
 
     side = max(96, min(128, clip.size))
     rows: list[tuple[str, list]] = []
     gif_frames: list[list] = [[] for _ in range(tf)]
-    for b, (rec, (video, poses, _, nfut, params)) in enumerate(zip(picked, samples)):
-        conf = nfut[..., 2:3]
+    for b, (rec, sample) in enumerate(zip(picked, samples)):
+        video = torch.cat([sample["clip"], sample["future"]]).numpy()             # (T + T', S, S, 3)
+        poses = np.concatenate([sample["poses_raw"].numpy(), sample["future_poses_raw"].numpy()])
+        params = sample["norm_params"]
+        conf = sample["future_poses"].numpy()[..., 2:3]
         pred = denormalize(np.concatenate([pred_norm[b], conf], axis=-1), params)   # crop coordinates
         name = rec.class_name or str(rec.label)
         rows.append((f"{name[:14]}: input", [_pose_tile(video[i], poses[i], side) for i in range(t)]))

@@ -26,7 +26,17 @@ def nt_xent(a: Tensor, b: Tensor, tau: float = 0.1) -> Tensor:
     ``L = 1/(2B) sum_{k=1}^{2B} -log( e^{s(z_k, z_k+)/tau} / sum_{l != k} e^{s(z_k, z_l)/tau} )``
 
     with ``s`` the cosine similarity and ``z_k+`` the other view of ``z_k``. (CVRL's released code
-    sums the two directions' means, i.e. twice this value.)"""
+    sums the two directions' means, i.e. twice this value.)
+
+    Example: two videos with orthogonal embeddings, identical in both views; each of the 4
+    anchors has its positive at similarity 1 and two negatives at 0, so the loss is
+    ``log((e + 2) / e) = log(1 + 2/e)``::
+
+        >>> import math, torch
+        >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> round(float(nt_xent(a, a.clone(), tau=1.0)), 4), round(math.log(1 + 2 / math.e), 4)
+        (0.5514, 0.5514)
+    """
     n = a.shape[0]
     z = torch.cat([a, b], dim=0)
     idx = torch.arange(2 * n, device=z.device)
@@ -52,7 +62,23 @@ def inter_intra_nce(anchor: Tensor, other_view: Tensor, intra_negatives: Tensor,
     indices as the inter-negatives (the anchor's own index and K random others; BestJuly/IIC
     ``lib/NCEAverage.py``, ``NCEAverage.forward``). ``intra_of="own"``: ``J(i) = {i}``, only the
     anchor's own broken clip. ``M = 0`` gives the plain cross-view InfoNCE of CMC (IIC without
-    intra-negatives)."""
+    intra-negatives).
+
+    Example: two videos with orthogonal embeddings in both views, and intra-negatives that look
+    exactly like their clip (a model that ignores time). Without them the loss is
+    ``log(1 + 1/e)``; the anchor's own broken clip adds ``e`` to the denominator
+    (``log(2 + 1/e)``), every clip's broken copy adds ``e + 1`` (``log(2 + 2/e)``)::
+
+        >>> import math, torch
+        >>> v = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> u = v.unsqueeze(1)  # (B, M=1, D)
+        >>> round(float(inter_intra_nce(v, v, u[:, :0], tau=1.0)), 4), round(math.log(1 + 1 / math.e), 4)
+        (0.3133, 0.3133)
+        >>> round(float(inter_intra_nce(v, v, u, tau=1.0, intra_of="own")), 4), round(math.log(2 + 1 / math.e), 4)
+        (0.862, 0.862)
+        >>> round(float(inter_intra_nce(v, v, u, tau=1.0)), 4), round(math.log(2 + 2 / math.e), 4)
+        (1.0064, 1.0064)
+    """
     n, m = anchor.shape[0], intra_negatives.shape[1]
     dev = anchor.device
     z = torch.cat([other_view, intra_negatives.reshape(n * m, anchor.shape[1])], dim=0)

@@ -54,6 +54,7 @@ from csvr.models.pose_gan import (
     pose_l2_loss,
     pose_mse,
     poses_to_sequence,
+    sequence_to_poses,
 )
 from csvr.models.video_gan import (
     VideoCritic,
@@ -220,6 +221,19 @@ class LossOutput:
     metrics: dict[str, Tensor]
 
 
+@dataclass
+class Generated:
+    """What the generators make of one batch (:meth:`CSVRModel.generate`).
+
+    ``future_poses`` (B, T', N, 2): G_p's prediction, normalised like its input poses;
+    ``videos``: ``"r"`` (G_v^r's reconstruction of the clip) and / or ``"p"`` (G_v^p's prediction
+    of the future clip), each (B, 3, frames, size, size) in [-1, 1], from ``f_i``."""
+
+    future_poses: Tensor
+    videos: dict[str, Tensor]
+    f_i: Optional[Tensor] = None
+
+
 class CSVREncoder(Encoder):
     """Standalone downstream encoder: ``forward(clip, poses=None, pose_conf=None) -> (B, out_dim)``.
 
@@ -346,6 +360,44 @@ class CSVRModel(nn.Module):
         """(B, C) feature ``"fi"`` | ``"fs"`` | ``"fd"`` (or ``"backbone"``: pooled V-network map)."""
         return CSVREncoder(self, feature, copy_modules=False)(clip, poses, pose_conf)
 
+    # ------------------------------------------------------------------ generation
+    def generate_poses(self, feats: list[Tensor], cond: Tensor, future_frames: int,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """G_p's decoder (Eq. 1): the future pose sequence (B, 2N, T') from the encoder features
+        ``feats`` of P_in, a fresh noise z_p and the last observed pose of ``cond`` (B, 2N, T)."""
+        z = torch.randn(cond.shape[0], self.cfg.pose.noise_dim, generator=generator, device=feats[-1].device)
+        return self.pose_generator.decode(feats[-1], z, future_frames, cond[:, :, -1:])
+
+    def generate_video(self, target: Literal["r", "p"], f_i: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """G_v^r (``"r"``, the clip) or G_v^p (``"p"``, the future clip) from ``f_i`` and a fresh
+        noise z_v (Eq. 6-7): (B, 3, frames, size, size) in [-1, 1]."""
+        gen = self.reconstructor if target == "r" else self.predictor
+        if gen is None:
+            raise ValueError(f"this model has no video generator {target!r} (model.video_targets)")
+        z = torch.randn(f_i.shape[0], self.cfg.video.noise_dim, generator=generator, device=f_i.device)
+        return gen(z, f_i)
+
+    def generate(self, clip: Tensor, poses: Tensor, pose_conf: Tensor | None, future_frames: int,
+                 generator: torch.Generator | None = None) -> Generated:
+        """Everything the generators make of one batch: G_p's future poses from ``poses`` (B, T,
+        N, 2, normalised) and, when the model has video generators, G_v^r's and G_v^p's clips from
+        ``f_i`` of ``clip`` (B, 3, T, H, W, normalised) and the poses. The same pieces as
+        :meth:`compute_losses` (:meth:`generate_poses`, :meth:`generate_video`), drawn in the same
+        order: z_p, then z_v of G_v^r, then of G_v^p. Train / eval mode is the caller's business."""
+        p_in = generator_input(poses, pose_conf, self.cfg.pose)
+        feats = self.pose_generator.encode(p_in)
+        fake = self.generate_poses(feats, p_in[:, : 2 * self.cfg.pose.num_joints], future_frames, generator)
+        videos: dict[str, Tensor] = {}
+        f_i = None
+        if self.reconstructor is not None or self.predictor is not None:
+            f_s = self.context_head_v(global_average_pool(self.v_network(clip)))
+            f_d = self.motion_head(feats[self.cfg.pose.fd_layer_index - 1])
+            f_i = self.integration(f_s, f_d)
+            for target, gen in (("r", self.reconstructor), ("p", self.predictor)):
+                if gen is not None:
+                    videos[target] = self.generate_video(target, f_i, generator)
+        return Generated(sequence_to_poses(fake), videos, f_i)
+
     # ------------------------------------------------------------------ losses
     def active_branches(self, branches: Iterable[str] | None = None) -> tuple[str, ...]:
         enabled = {"pose": self.cfg.use_pose, "context": self.cfg.use_context, "video": self.cfg.use_video}
@@ -405,12 +457,10 @@ class CSVRModel(nn.Module):
         """L_pose, Eq. 1: adversarial (OSGAN) + (1/T') sum_t ||p_t - p'_t||^2 + WGAN-GP, on valid samples."""
         cfg = self.cfg.pose
         b.require("future_poses")
-        n = p_in.shape[0]
         real = poses_to_sequence(b.future_poses)
         cond = p_in[:, : 2 * cfg.num_joints]
         weight = None if b.pose_valid is None else b.pose_valid.to(torch.float32)
-        z = torch.randn(n, cfg.noise_dim, generator=generator, device=p_in.device)
-        fake = self.pose_generator.decode(feats[-1], z, real.shape[2], cond[:, :, -1:])
+        fake = self.generate_poses(feats, cond, real.shape[2], generator)
         adv = one_stage_adversarial_loss(self.pose_critic, real, fake, self.cfg.adversarial_loss, cond=cond,
                                          weight=weight, generator_weight=cfg.adv_weight)
         l2 = pose_l2_loss(fake, real, b.future_pose_conf, weight)
@@ -468,17 +518,16 @@ class CSVRModel(nn.Module):
             target = b.video_target
             if target is None:
                 target = video_target_from_clip(b.clip, vcfg, self.pixel_mean, self.pixel_std)
-            jobs.append(("r", self.reconstructor, self.reconstructor_critic, target))
+            jobs.append(("r", self.reconstructor_critic, target))
         if self.predictor is not None:
             target = b.future_target
             if target is None:
                 b.require("future")
                 target = video_target_from_clip(b.future, vcfg, self.pixel_mean, self.pixel_std)
-            jobs.append(("p", self.predictor, self.predictor_critic, target))
+            jobs.append(("p", self.predictor_critic, target))
         losses = []
-        for tag, gen, critic, target in jobs:
-            z = torch.randn(f_i.shape[0], vcfg.noise_dim, generator=generator, device=f_i.device)
-            fake = gen(z, f_i)
+        for tag, critic, target in jobs:
+            fake = self.generate_video(tag, f_i, generator)
             if fake.shape != target.shape:
                 raise ValueError(f"video target for G_v^{tag} is {tuple(target.shape)}, generator gives {tuple(fake.shape)}")
             adv = one_stage_adversarial_loss(critic, target, fake, cfg.adversarial_loss,
@@ -505,4 +554,4 @@ class CSVRModel(nn.Module):
 
 
 __all__ = ["BRANCHES", "FEATURES", "BackboneConfig", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",
-           "INPUT_MEAN", "INPUT_STD", "LossOutput"]
+           "Generated", "INPUT_MEAN", "INPUT_STD", "LossOutput"]
