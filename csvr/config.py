@@ -204,6 +204,14 @@ def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     return data
 
 
+def command_line_overrides(args: list[str]) -> list[str]:
+    """A command's positional ``key.sub=value`` overrides, copied; anything else is a ConfigError."""
+    for o in args:
+        if "=" not in o:
+            raise ConfigError(f"unexpected argument {o!r}: overrides look like key.sub=value")
+    return list(args)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")

@@ -46,3 +46,13 @@ def test_paper_rows_have_the_paper_settings():
     assert (ucf.optim.lr_per_sample, ucf.optim.weight_decay, ucf.train.batch_size) == (0.0001, 0.003, 32)
     assert (hmdb.optim.lr_per_sample, hmdb.optim.weight_decay) == (0.0002, 0.002)
     assert ucf.model["dropout"] == 0.3 and ucf.eval.clips == 10
+
+
+def test_command_line_overrides_are_checked_once_for_every_command(capsys):
+    from csvr.cli import main
+    from csvr.config import command_line_overrides
+
+    assert command_line_overrides(["a.b=1"]) == ["a.b=1"]
+    for argv in (["pretrain", "--config", "tiny-test", "oops"], ["finetune", "--config", "tiny-test", "oops"]):
+        assert main(argv) == 2
+        assert "unexpected argument 'oops': overrides look like key.sub=value" in capsys.readouterr().err

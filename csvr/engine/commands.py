@@ -50,10 +50,9 @@ def build_config(args):
     from csvr.config import load_config
     from csvr.engine.config import PretrainConfig
 
-    overrides = list(args.overrides)
-    for o in overrides:
-        if "=" not in o:
-            raise ConfigError(f"unexpected argument {o!r}: overrides look like key.sub=value")
+    from csvr.config import command_line_overrides
+
+    overrides = command_line_overrides(args.overrides)
     if args.method:
         overrides.append(f"method={args.method}")
     if args.out:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported only when a command runs (fast --help)
     from torch import nn
 
-from csvr.errors import ConfigError, CsvrError
+from csvr.errors import CsvrError
 from csvr.models.features import FEATURE_NAMES, needs_poses
 
 log = logging.getLogger(__name__)
@@ -336,10 +336,9 @@ def _run_finetune(args) -> int:
     from csvr.engine.commands import resolve_config_path
     from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
 
-    overrides = list(args.overrides)
-    for o in overrides:
-        if "=" not in o:
-            raise ConfigError(f"unexpected argument {o!r}: overrides look like key.sub=value")
+    from csvr.config import command_line_overrides
+
+    overrides = command_line_overrides(args.overrides)
     if args.pretrained:
         overrides.append(f"model.pretrained={args.pretrained}")
     if args.feature == "scratch":
