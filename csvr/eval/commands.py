@@ -364,7 +364,10 @@ def _run_finetune(args) -> int:
 
 
 def register(commands, groups) -> None:
+    from csvr.eval.inference import register as register_inference
+
     register_classifier_jobs(commands)
+    register_inference(commands)  # csvr test, csvr predict
     fmt = argparse.RawDescriptionHelpFormatter
     p = commands.add_parser(
         "retrieve", help="nearest-neighbour video retrieval, Recall@k (paper Table VIII)", formatter_class=fmt,
