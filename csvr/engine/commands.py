@@ -3,41 +3,117 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.resources
+import sys
 from pathlib import Path
 
 from csvr.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+def config_dir() -> Path:
+    """The presets shipped inside the package (``csvr/configs``, package data), found through
+    :mod:`importlib.resources` so that an installed wheel has them as well as a source checkout
+    (whose top-level ``configs/`` is a link to the same folder)."""
+    # csvr is a regular package, installed unzipped: files() is a real directory, and presets are
+    # read as files because they ``inherit:`` each other by relative path
+    return Path(str(importlib.resources.files("csvr").joinpath("configs")))
+
+
+CONFIG_DIR = config_dir()
+
+
+def preset_names(kind: str = "pretrain") -> list[str]:
+    """The presets of one kind, as ``--config`` takes them (``small-cpu``, ``paper/ucf101-r3d``)."""
+    folder = CONFIG_DIR / kind
+    return sorted(str(x.relative_to(folder).with_suffix("")) for x in folder.rglob("*.yaml")
+                  if x.name != "base.yaml") if folder.is_dir() else []
 
 
 def resolve_config_path(name: str | None, kind: str = "pretrain") -> Path | None:
-    """A config path, or a name of a file in the repository's ``configs/`` (``small-cpu`` ->
-    ``configs/<kind>/small-cpu.yaml``, else ``configs/small-cpu.yaml``, else any sub-folder)."""
+    """A config path, or the name of a preset of ``kind`` shipped in the package:
+    ``small-cpu`` -> ``configs/<kind>/small-cpu.yaml``; ``paper/ucf101-r3d``, or just
+    ``ucf101-r3d`` when only one preset of that kind has that name. An unknown or ambiguous name
+    is a ConfigError listing the closest presets."""
     if name is None:
         return None
     p = Path(name)
     if p.is_file():
         return p
-    for cand in (CONFIG_DIR / kind / f"{name}.yaml", CONFIG_DIR / f"{name}.yaml", *CONFIG_DIR.glob(f"*/{name}.yaml")):
+    stem = name[:-5] if name.endswith(".yaml") else name
+    folder = CONFIG_DIR / kind
+    for cand in (folder / f"{stem}.yaml", CONFIG_DIR / f"{stem}.yaml"):
         if cand.is_file():
             return cand
-    known = sorted(str(x.relative_to(CONFIG_DIR).with_suffix("")) for x in CONFIG_DIR.rglob("*.yaml")) \
-        if CONFIG_DIR.is_dir() else []
-    raise ConfigError(f"config not found: {name!r} (not a file; known names: {', '.join(known) or 'none'})")
+    known = preset_names(kind)
+    matches = [k for k in known if k.rsplit("/", 1)[-1] == stem]
+    if len(matches) == 1:
+        return folder / f"{matches[0]}.yaml"
+    if matches:
+        raise ConfigError(f"config {name!r} is ambiguous: {', '.join(matches)} (give one of them)")
+    close = difflib.get_close_matches(stem, known, n=3, cutoff=0.5) or \
+        [k for k in known if stem in k][:3]
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ConfigError(f"config not found: {name!r} (not a file, nor a {kind} preset{hint}); "
+                      f"{kind} presets: {', '.join(known) or 'none'}")
+
+
+def _preset_label(path: Path, kind: str) -> str:
+    try:
+        return str(path.resolve().relative_to((CONFIG_DIR / kind).resolve()).with_suffix(""))
+    except ValueError:
+        return str(path)
+
+
+def _file_method(path: Path) -> tuple[str, bool]:
+    """A config file's method (PretrainConfig's default when unset) and whether it has a model: section."""
+    from csvr.config import read_yaml_tree
+
+    data = read_yaml_tree(path)
+    return str(data.get("method", "csvr")), bool(data.get("model"))
+
+
+def preset_for_method(path: Path, method: str, kind: str = "pretrain") -> Path:
+    """``--method M`` with ``--config P``: P itself when it is M's (or has no ``model:`` section,
+    whose keys are per method); else P's sibling for M (``small-cpu`` -> ``small-cpu-cvrl``,
+    ``small-cpu-iic`` -> ``small-cpu`` for csvr), announced on stderr; else a ConfigError naming
+    M's presets. Never the model keys of one method checked against another's config."""
+    from csvr.methods import list_methods
+
+    if method not in list_methods():
+        return path  # the method check names the valid ones
+    current, has_model = _file_method(path)
+    if current == method or not has_model:
+        return path
+    base = path.stem
+    for m in list_methods():
+        if base.endswith(f"-{m}"):
+            base = base[: -len(m) - 1]
+            break
+    for cand in (path.parent / f"{base}-{method}.yaml", path.parent / f"{base}.yaml"):
+        if cand.is_file() and cand.resolve() != path.resolve() and _file_method(cand)[0] == method:
+            print(f"csvr: --method {method}: using preset {_preset_label(cand, kind)!r}, the {method} version of "
+                  f"{_preset_label(path, kind)!r}", file=sys.stderr)
+            return cand
+    own = [n for n in preset_names(kind) if _file_method(CONFIG_DIR / kind / f"{n}.yaml")[0] == method]
+    raise ConfigError(f"--method {method} with --config {_preset_label(path, kind)}: that is a {current} config "
+                      f"(its model: section has {current}'s keys) and has no {method} version; use a {method} "
+                      f"preset ({', '.join(own) or 'none'}) or a config file with 'method: {method}'")
 
 
 def register(commands, groups) -> None:
     p = commands.add_parser(
         "pretrain", help="self-supervised pretraining (csvr, iic or cvrl) on an indexed dataset",
         description="Pretrain a method on a manifest. Settings come from --config (a YAML file or the name of one "
-                    "in configs/) and key=value overrides, e.g. 'train.batch_size=8 data.workers=2'. An unknown "
+                    "shipped in the package, csvr/configs/pretrain: small-cpu, paper/ucf101-r3d or just "
+                    "ucf101-r3d) and key=value overrides, e.g. 'train.batch_size=8 data.workers=2'. An unknown "
                     "key is an error that lists the valid keys. Runs are resumable with --resume.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  csvr pretrain --config small-cpu data.manifest=data/synth/manifest.jsonl "
                "data.pose_cache=data/synth/poses out=runs/csvr\n"
                "  torchrun --nproc_per_node 8 -m csvr pretrain --config ucf101-r3d train.devices=8\n"
                "  csvr pretrain --config small-cpu-cvrl data.manifest=data/synth/manifest.jsonl out=runs/cvrl\n")
-    p.add_argument("--config", "-c", default=None, help="YAML config file or a name in configs/")
+    p.add_argument("--config", "-c", default=None, help="YAML config file or a preset name (csvr/configs/pretrain), e.g. small-cpu")
     p.add_argument("--method", default=None, help="override the config's method (csvr, iic, cvrl)")
     p.add_argument("--out", default=None, help="run folder (same as out=...)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -57,7 +133,10 @@ def build_config(args):
         overrides.append(f"method={args.method}")
     if args.out:
         overrides.append(f"out={args.out}")
-    return load_config(PretrainConfig, resolve_config_path(args.config), overrides)
+    path = resolve_config_path(args.config)
+    if args.method and path is not None:
+        path = preset_for_method(path, args.method)
+    return load_config(PretrainConfig, path, overrides)
 
 
 def _run(args) -> int:
