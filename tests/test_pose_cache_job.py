@@ -283,3 +283,32 @@ def test_extractor_start_failure_is_reported_per_video(tmp_path, monkeypatch):
                      source="mediapipe", workers=1, shard=(0, 1))
     assert (s.failed, s.done) == (2, 0)
     assert all("model_complexity=2" in f["reason"] for f in s.failures)
+
+
+def test_job_reports_per_video_detection_rates_and_flags_low_ones(tmp_path):
+    """Issue 14 item 8: the summary gives each video's fraction of frames with a person and lists
+    those under 50 %, in the lines, the JSON report and the cache entry's metadata."""
+    rng = np.random.default_rng(11)
+    jdir = tmp_path / "json"
+    # A: a person in every frame (10/10); B: in frames 0..2 of 10 (3/10 = 30 %, flagged);
+    # C: in 5 of 10 frames (50 %: not below the threshold); D: nobody (a "no person" marker)
+    _write_json_video(jdir, "X/A", 10, lambda t: [_kp(rng)])
+    _write_json_video(jdir, "X/B", 10, lambda t: [_kp(rng)] if t < 3 else [])
+    _write_json_video(jdir, "X/C", 10, lambda t: [_kp(rng)] if t % 2 else [])
+    _write_json_video(jdir, "X/D", 10, lambda t: [])
+    from csvr.pose.job import PoseJobItem
+
+    items = [PoseJobItem(video_id=f"X/{v}", path=None, num_frames=10, width=W, height=H) for v in "ABCD"]
+    cache = tmp_path / "cache"
+    s = run_pose_job(items, cache, source="openpose-json", json_dir=jdir, workers=1, shard=(0, 1))
+    assert (s.done, s.no_person) == (3, 1)
+    assert s.detection_rates == {"X/A": 1.0, "X/B": 0.3, "X/C": 0.5, "X/D": 0.0}
+    assert s.low_detection == ["X/B"]  # D is listed as "no person" already
+    lines = s.lines()
+    # mean over the four videos: (1 + 0.3 + 0.5 + 0) / 4 = 45 %
+    assert "detection rate (frames with a person): mean 45.0 %, lowest 0.0 % (X/D)" in lines[1]
+    assert "  low detection rate (< 50 %): X/B: 30.0 % (3/10 frames)" in lines
+    report = json.loads(Path(s.report_path).read_text())
+    assert report["detection_rates"]["X/B"] == 0.3 and report["low_detection"] == ["X/B"]
+    assert load_record(cache, "X/B").meta["detection_rate"] == 0.3
+    assert load_record(cache, "X/A").meta["detection_rate"] == 1.0

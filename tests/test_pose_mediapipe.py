@@ -187,3 +187,20 @@ def test_synthetic_dataset_openpose_round_trip(tmp_path, monkeypatch):
     rc = csvr.cli.main(["viz", "poses", str(manifest.video_path(r)), "--source", "openpose-json", "--json-dir",
                         str(ds / "poses" / "openpose"), "--id", r.id, "--out", str(out), "--frames", "4"])
     assert rc == 0 and out.is_file()
+
+
+def test_mediapipe_native_log_lines_do_not_reach_stderr(capfd):
+    """Issue 14 item 8: a fresh BlazePose graph on 12 real frames writes its ``W0000`` / TF Lite
+    INFO lines (5 without the fix) nowhere near the progress bar."""
+    from csvr.data.video import VideoReader
+    from csvr.pose.sources.mediapipe import MediaPipeExtractor
+
+    with VideoReader(CARPHONE) as r:
+        frames = r.read(list(range(12)))
+    capfd.readouterr()
+    with MediaPipeExtractor() as ext:
+        raw = ext.process_frames(list(frames))
+    err = capfd.readouterr().err
+    assert raw.person_found.sum() >= 10
+    assert "W0000" not in err and "XNNPACK" not in err, err
+    assert raw.info["identity"]["tracks"] == 1 and raw.info["identity"]["dropped_frames"] == 0

@@ -254,3 +254,96 @@ def test_mmaction_video_without_people_is_no_person():
            "keypoint": np.zeros((1, 5, 17, 2), np.float32), "keypoint_score": np.zeros((1, 5, 17), np.float32)}
     with pytest.raises(NoPersonError):
         extract(None, "mmaction-pkl", pkl={"v_empty": ann}, video_id="v_empty")
+
+
+def _body(x, y, s):
+    """A synthetic person: 18 joints spread over a box of width ``s`` and height ``2 s`` around (x, y)."""
+    p = np.zeros((18, 3), np.float32)
+    p[:, 0] = x + s * np.linspace(-0.5, 0.5, 18)
+    p[:, 1] = y + s * np.linspace(-1, 1, 18) ** 2
+    p[:, 2] = 0.9
+    return p
+
+
+def test_two_people_with_swapping_detector_order_keep_one_identity():
+    """Issue 14 item 8: two people of nearly the same size, listed in the opposite order every
+    other frame; the kept actor is the same person (the slightly larger, walking one) throughout."""
+    T = 16
+    a = [_body(0.25 + 0.01 * t, 0.5, 0.22) for t in range(T)]  # walks right
+    b = [_body(0.75, 0.5, 0.20) for _ in range(T)]  # stands still
+    frames = [np.stack([a[t], b[t]] if t % 2 == 0 else [b[t], a[t]]) for t in range(T)]
+    poses, found, info = select_actor(frames)
+    assert found.all() and info["tracks"] == 2 and info["kept_track_frames"] == T
+    np.testing.assert_array_equal(poses, np.stack(a))
+
+
+def test_single_pose_source_that_jumps_to_another_person_keeps_the_first():
+    """MediaPipe reports one pose a frame; after losing its person it may re-detect someone else.
+    Person A in frames 0-9 and 14-19, person B (elsewhere) in 10-13, nobody in frame 7: A is kept
+    (10 + 6 - 1 = 15 frames), B's 4 frames become 'no person' and are reported."""
+    from csvr.pose.track import keep_one_identity
+
+    T = 20
+    poses = np.zeros((T, 18, 3), np.float32)
+    found = np.zeros(T, bool)
+    for t in range(T):
+        if t == 7:
+            continue
+        poses[t] = _body(0.8, 0.5, 0.2) if 10 <= t < 14 else _body(0.2 + 0.005 * t, 0.5, 0.25)
+        found[t] = True
+    out, kept, info = keep_one_identity(poses, found)
+    expect = np.array([t != 7 and not 10 <= t < 14 for t in range(T)])
+    assert kept.tolist() == expect.tolist()
+    np.testing.assert_array_equal(out[expect], poses[expect])
+    assert not out[~expect].any()  # B's frames are zeroed, not left behind
+    assert info == {"tracks": 2, "kept_frames": 15, "dropped_frames": 4, "switch_frames": [10, 14]}
+    # one person throughout: nothing dropped
+    out, kept, info = keep_one_identity(poses[:10], found[:10])
+    assert kept.tolist() == found[:10].tolist() and info["tracks"] == 1 and info["dropped_frames"] == 0
+
+
+def test_viz_draws_nothing_on_a_frame_without_a_person():
+    """Issue 14 item 8: a frame where the actor was not found gets no skeleton (the cleaner fills
+    its pose from the nearest frame, which used to be drawn in grey)."""
+    from PIL import Image
+
+    from csvr.pose.base import PoseRecord
+    from csvr.pose.viz import contact_sheet, draw_pose
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (72, 96, 3), dtype=np.uint8)
+    pose = _body(0.5, 0.5, 0.4)
+    im = draw_pose(Image.fromarray(frame), pose, filled=np.ones(18, bool), person_found=False)
+    np.testing.assert_array_equal(np.asarray(im), frame)
+    # the person is drawn when found
+    assert (np.asarray(draw_pose(Image.fromarray(frame), pose)) != frame).any()
+    # in a contact sheet: frame 1 (no person) shows the video frame, apart from the caption
+    # strip at the bottom where the frame number and the "no person" tag are written
+    T = 2
+    rec = PoseRecord(poses=np.stack([pose] * T), valid=np.ones((T, 18), bool), interpolated=np.zeros((T, 18), bool),
+                     filled=np.array([[False] * 18, [True] * 18]), person_found=np.array([True, False]),
+                     frame_size=(96, 72))
+    sheet = np.asarray(contact_sheet([frame, frame], rec, [0, 1], cols=2))
+    assert (sheet[:56, :96] != frame[:56]).any()
+    np.testing.assert_array_equal(sheet[:56, 96:], frame[:56])
+
+
+def test_native_stderr_drops_absl_lines_and_passes_the_rest(capfd):
+    """What MediaPipe's C++ side writes to fd 2: absl W/I records are dropped, anything else
+    (an error record) still reaches stderr."""
+    from csvr.pose.sources.common import NativeStderr
+
+    quiet = NativeStderr()
+    lines = [b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+             b"W0000 00:00:1796153970.765036   23100 inference_feedback_manager.cc:114] Feedback manager "
+             b"requires a model with a single signature inference. Disabling support for feedback tensors.\n",
+             b"E0000 00:00:1796153970.931964   23100 calculator_graph.cc:887] a real error\n"]
+    for _ in range(2):  # the temporary file is reused
+        with quiet:
+            for line in lines:
+                os.write(2, line)
+    quiet.close()
+    err = capfd.readouterr().err
+    assert err == "E0000 00:00:1796153970.931964   23100 calculator_graph.cc:887] a real error\n" * 2
+    assert quiet.dropped_lines == 6

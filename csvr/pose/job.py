@@ -14,8 +14,11 @@ The job (``csvr prepare poses``):
 - never stops on a bad video: a failure (unreadable video, missing OpenPose files, a video not in
   the mmaction2 pickle...) is reported with the path and reason, counted, and retried on the next
   run; a video without any person is written as a "no person" marker and reported;
-- ends with a :class:`JobSummary` (done, skipped, no person, failed, time, frames per second),
-  also written to ``<cache_dir>/_reports/poses-<source>-shard-<i>-of-<n>.json``.
+- ends with a :class:`JobSummary` (done, skipped, no person, failed, time, frames per second;
+  each processed video's *detection rate*, the fraction of its frames with a person, with the
+  videos below 50 % listed by name; videos where a single-person source jumped to another
+  person), also written to ``<cache_dir>/_reports/poses-<source>-shard-<i>-of-<n>.json``; each
+  cache entry's metadata keeps its ``detection_rate``.
 """
 
 from __future__ import annotations
@@ -124,8 +127,14 @@ def _process(task: tuple[PoseJobItem, Any]) -> dict:
             raise PoseError(_STATE["init_error"])
         raw = source.read(item, payload)
         res["frames"] = raw.num_frames
+        res["person_frames"] = int(raw.person_found.sum())
+        rate = round(res["person_frames"] / raw.num_frames, 6) if raw.num_frames else 0.0
+        res["detection_rate"] = rate
+        identity = raw.info.get("identity") or {}
+        if identity.get("dropped_frames"):
+            res["identity"] = identity
         extra = {"source": config.source, "extractor": raw.settings, "source_info": raw.info,
-                 "clean": config.clean.to_dict()}
+                 "clean": config.clean.to_dict(), "detection_rate": rate}
         if item.num_frames is not None and item.num_frames != raw.num_frames:
             extra["manifest_num_frames"] = int(item.num_frames)
         try:
@@ -223,6 +232,14 @@ class JobSummary:
     inference_seconds: float = 0.0
     failures: list[dict] = field(default_factory=list)  # {"video_id", "path", "reason"}
     no_person_ids: list[str] = field(default_factory=list)
+    #: fraction of each processed video's frames with a person (its actor), by video id
+    detection_rates: dict[str, float] = field(default_factory=dict)
+    low_detection_threshold: float = 0.5
+    low_detection: list[str] = field(default_factory=list)  # rate below the threshold (not 0: "no person")
+    #: videos whose single-person source jumped to another person: {"video_id", "tracks", "kept_frames",
+    #: "dropped_frames", "switch_frames"} (the other person's frames were dropped)
+    identity_lost: list[dict] = field(default_factory=list)
+    person_frames: dict[str, list[int]] = field(default_factory=dict, repr=False)  # [with a person, frames]
     report_path: str | None = None
 
     @property
@@ -234,6 +251,21 @@ class JobSummary:
         out = [f"poses ({self.source}, shard {i}/{n}): {self.total} videos: {self.done} done, "
                f"{self.skipped} skipped (already cached), {self.no_person} no person, {self.failed} failed; "
                f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s)"]
+        if self.detection_rates:
+            rates = self.detection_rates
+            worst = min(rates, key=lambda v: (rates[v], v))
+            pct = 100 * self.low_detection_threshold
+            out.append(f"detection rate (frames with a person): mean {100 * np.mean(list(rates.values())):.1f} %, "
+                       f"lowest {100 * rates[worst]:.1f} % ({worst}); {len(self.low_detection)} video(s) below "
+                       f"{pct:.0f} %")
+            for vid in self.low_detection[:max_failures]:
+                n, total = self.person_frames.get(vid, (0, 0))
+                frames = f" ({n}/{total} frames)" if total else ""
+                out.append(f"  low detection rate (< {pct:.0f} %): {vid}: {100 * rates[vid]:.1f} %{frames}")
+        for d in self.identity_lost[:max_failures]:
+            out.append(f"  identity lost: {d['video_id']}: the pose jumped between {d['tracks']} people (first at "
+                       f"frame {d['switch_frames'][0] if d['switch_frames'] else '?'}); kept {d['kept_frames']} "
+                       f"frames of the main one, dropped {d['dropped_frames']}")
         for vid in self.no_person_ids[:max_failures]:
             out.append(f"  no person: {vid}")
         for f in self.failures[:max_failures]:
@@ -247,6 +279,18 @@ class JobSummary:
         d = asdict(self)
         d["fps"] = round(self.fps, 3)
         return d
+
+    def add_rate(self, res: dict) -> None:
+        """Record a processed video's detection rate (and flag it when low)."""
+        if "detection_rate" not in res:
+            return
+        vid, rate = res["video_id"], float(res["detection_rate"])
+        self.detection_rates[vid] = rate
+        self.person_frames[vid] = [int(res.get("person_frames", 0)), int(res.get("frames", 0))]
+        if 0 < rate < self.low_detection_threshold:
+            self.low_detection.append(vid)
+        if res.get("identity"):
+            self.identity_lost.append({"video_id": vid, **res["identity"]})
 
 
 def remove_stale_temp_files(cache_dir: str | os.PathLike, max_age_s: float = 3600.0) -> int:
@@ -325,6 +369,8 @@ def run_pose_job(items: Sequence[PoseJobItem | tuple[str, Any]], cache_dir: str 
             st = res["status"]
             summary.frames += int(res.get("frames", 0)) if st != "failed" else 0
             summary.inference_seconds += float(res.get("inference_seconds", 0.0))
+            if st != "failed":
+                summary.add_rate(res)
             if st == "done":
                 summary.done += 1
             elif st == "no_person":

@@ -16,6 +16,9 @@ Rule (OpenPose JSON and mmaction2 skeletons; MediaPipe tracks one person itself)
    is kept (ties: the earliest track).
 
 Frames where the kept track has no detection are *missing* (``person_found`` False).
+
+A source that reports one pose a frame (MediaPipe) goes through :func:`keep_one_identity`: the
+same linking, so a pose that jumps to another person is dropped rather than followed.
 """
 
 from __future__ import annotations
@@ -118,3 +121,39 @@ def _extend(track: dict, t: int, i: int, desc: tuple[np.ndarray, float, float]) 
     track["items"].append((t, i))
     track["center"], track["size"], track["last"] = center, size, t
     track["score"] += area
+
+
+def keep_one_identity(poses: np.ndarray, person_found: np.ndarray, aspect: float = 1.0,
+                      settings: TrackSettings | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One person per video for a source that reports one pose a frame (MediaPipe BlazePose).
+
+    Such a source re-detects when it loses its person and may then follow someone else: the
+    pose jumps by more than a body size between two detected frames. The per-frame poses are
+    linked with :func:`select_actor`'s rule (without a gap limit: the one pose of a frame after
+    a gap is the same person when it reappears within a body size of where it was last seen)
+    and only the best track (area x frames) is kept; the other tracks' frames become "no person".
+
+    Returns:
+        ``(poses, person_found, info)``; ``info``: ``tracks`` (1 when identity was never lost),
+        ``kept_frames``, ``dropped_frames`` (frames of other people, now "no person"), and
+        ``switch_frames`` (the first frames where the pose jumped to another track, at most 20).
+    """
+    s = settings or TrackSettings()
+    poses = np.asarray(poses, dtype=np.float32)
+    found = np.asarray(person_found, dtype=bool)
+    T = len(poses)
+    frames = [poses[t][None] if found[t] else None for t in range(T)]
+    s = TrackSettings(min_joints=s.min_joints, max_link_cost=s.max_link_cost, max_link_gap=max(T, 1),
+                      min_size=s.min_size)
+    kept, kept_found, info = select_actor(frames, aspect=aspect, settings=s)
+    out = poses.copy()
+    out[~kept_found] = 0.0
+    out[kept_found] = kept[kept_found]
+    # detections (>= min_joints joints) of another track, and where the pose jumped to another
+    # track: a detection kept while the previous one was not, or the other way round
+    det = found & ((poses[..., 2] > 0).sum(-1) >= s.min_joints)
+    idx = np.flatnonzero(det)
+    switches = [int(b) for a, b in zip(idx[:-1], idx[1:]) if kept_found[a] != kept_found[b]]
+    info = {"tracks": int(info["tracks"]), "kept_frames": int(kept_found.sum()),
+            "dropped_frames": int((det & ~kept_found).sum()), "switch_frames": switches[:20]}
+    return out, kept_found, info

@@ -2,8 +2,10 @@
 
 Drawing conventions: limbs in OpenPose's colours; observed joints as filled dots, interpolated
 joints as hollow circles, filled joints (copied from the nearest frame, or never seen and placed
-on their parent) and the limbs touching them in grey; frames where the actor was not found get
-a red "no person" tag.
+on their parent) and the limbs touching them in grey. A frame where the actor was not found
+gets no skeleton at all (its cached pose is only the nearest frame's, copied so that clips have
+no holes): the frame is left as it is, with a red "no person" tag in the caption strip of
+contact sheets and GIFs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ GREY = (150, 150, 150)
 
 def draw_pose(image: Image.Image, pose: np.ndarray, *, interpolated: np.ndarray | None = None,
               filled: np.ndarray | None = None, person_found: bool = True, width: int | None = None) -> Image.Image:
-    """Draw one ``(18, 3)`` pose (x, y in [0, 1]) on ``image`` in place; returns it."""
+    """Draw one ``(18, 3)`` pose (x, y in [0, 1]) on ``image`` in place; returns it.
+
+    ``person_found=False`` draws nothing (the image is returned unchanged).
+    """
+    if not person_found:
+        return image
     pose = np.asarray(pose, dtype=np.float64)
     W, H = image.size
     lw = width or max(1, round(min(W, H) / 90))
@@ -49,9 +56,6 @@ def draw_pose(image: Image.Image, pose: np.ndarray, *, interpolated: np.ndarray 
             d.ellipse(box, outline=(255, 255, 255), width=1)
         else:
             d.ellipse(box, fill=(255, 255, 255), outline=(0, 0, 0))
-    if not person_found:
-        d.rectangle([0, 0, min(W - 1, 70), 12], fill=(200, 0, 0))
-        d.text((2, 0), "no person", fill=(255, 255, 255))
     return image
 
 
@@ -60,8 +64,10 @@ def _record_of(poses: np.ndarray | PoseRecord) -> PoseRecord:
         return poses
     p = np.asarray(poses, dtype=np.float32)
     T = p.shape[0]
+    # a bare array: a frame with no confident joint is a frame without a person
     return PoseRecord(poses=p, valid=p[..., 2] > 0, interpolated=np.zeros((T, NUM_JOINTS), bool),
-                      filled=np.zeros((T, NUM_JOINTS), bool), person_found=np.ones(T, bool), frame_size=(0, 0))
+                      filled=np.zeros((T, NUM_JOINTS), bool), person_found=(p[..., 2] > 0).any(-1),
+                      frame_size=(0, 0))
 
 
 def _frame(img: np.ndarray, rec: PoseRecord, t: int, max_side: int) -> Image.Image:
@@ -69,9 +75,13 @@ def _frame(img: np.ndarray, rec: PoseRecord, t: int, max_side: int) -> Image.Ima
     scale = max_side / max(im.size)
     if scale < 1:
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
-    draw_pose(im, rec.poses[t], interpolated=rec.interpolated[t], filled=rec.filled[t],
-              person_found=bool(rec.person_found[t]) if len(rec.person_found) > t else False)
-    ImageDraw.Draw(im).text((2, im.height - 12), f"{t}", fill=(255, 255, 0))
+    found = bool(rec.person_found[t]) if len(rec.person_found) > t else False
+    draw_pose(im, rec.poses[t], interpolated=rec.interpolated[t], filled=rec.filled[t], person_found=found)
+    d = ImageDraw.Draw(im)
+    d.text((2, im.height - 12), f"{t}", fill=(255, 255, 0))
+    if not found:  # in the caption strip, not over the picture
+        d.rectangle([22, im.height - 12, min(im.width - 1, 80), im.height - 1], fill=(200, 0, 0))
+        d.text((24, im.height - 12), "no person", fill=(255, 255, 255))
     return im
 
 

@@ -41,9 +41,20 @@ One :class:`MediaPipeExtractor` is created per worker process and reused for eve
 graph is reset between videos (:meth:`reset`) so neither the tracked region nor the landmark
 smoothing filter carries over from one video to the next.
 
-MediaPipe's C++ side prints a few warnings to stderr when a process first runs the graph
-("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a single
-signature..."); they are harmless and cannot be turned off from Python in 0.10.21.
+MediaPipe's C++ side writes log lines straight to file descriptor 2 when it builds and runs the
+graph ("INFO: Created TensorFlow Lite XNNPACK delegate", ``W0000 ... Feedback manager requires a
+model with a single signature...``, ``W0000 ... Using NORM_RECT without IMAGE_DIMENSIONS...``,
+about five per graph, ~30 in a multi-worker job), from the graph's own threads at any time; they
+are harmless but break the progress bar, and absl's C++ logging in 0.10.21 ignores
+``GLOG_minloglevel`` / ``TF_CPP_MIN_LOG_LEVEL``. While an extractor is open, fd 2 therefore goes
+through :class:`~csvr.pose.sources.common.NativeStderr`, which sends those lines to the debug
+log and passes everything else through to stderr as it comes.
+
+BlazePose tracks one person, but when it loses them it runs its detector again, which may pick
+*another* person: on a two-person video the landmarks jump from one to the other mid-video. The
+per-frame poses are therefore linked into tracks like the importers' detections
+(:func:`csvr.pose.track.keep_one_identity`) and only the best track is kept; the other frames
+count as "no person", and ``info["identity"]`` says how many tracks and frames were dropped.
 """
 
 from __future__ import annotations
@@ -58,7 +69,8 @@ import numpy as np
 from csvr.pose.base import PoseError, RawPoses
 from csvr.pose.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
 from csvr.pose.sources import PoseSource, register_source
-from csvr.pose.sources.common import to_unit
+from csvr.pose.sources.common import NativeStderr, to_unit
+from csvr.pose.track import TrackSettings, keep_one_identity
 
 
 class MediaPipeExtractor:
@@ -71,16 +83,22 @@ class MediaPipeExtractor:
             again on the next frame (MediaPipe's default 0.5).
         smooth_landmarks: MediaPipe's temporal landmark filter (tracking mode only).
         threads: decoder threads for the video reader (1 inside worker processes).
+        track: how the per-frame poses are linked into one person's track
+            (:func:`csvr.pose.track.keep_one_identity`).
     """
 
     def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, smooth_landmarks: bool = True, threads: int = 1):
+                 min_tracking_confidence: float = 0.5, smooth_landmarks: bool = True, threads: int = 1,
+                 track: TrackSettings | None = None):
         self.settings = {"model": "blazepose", "mediapipe_version": None, "model_complexity": int(model_complexity),
                          "min_detection_confidence": float(min_detection_confidence),
                          "min_tracking_confidence": float(min_tracking_confidence),
                          "smooth_landmarks": bool(smooth_landmarks), "static_image_mode": False,
                          "confidence": "visibility"}
         self.threads = threads
+        self.track = track or TrackSettings()
+        # for the graph's whole life: it logs from its own threads, also between our calls
+        self._quiet = NativeStderr().__enter__()
         try:
             import mediapipe as mp
 
@@ -91,8 +109,10 @@ class MediaPipeExtractor:
                 min_detection_confidence=float(min_detection_confidence),
                 min_tracking_confidence=float(min_tracking_confidence))
         except ImportError:
+            self._quiet.close()
             raise PoseError("the mediapipe source needs mediapipe 0.10.21 (see README, 'Set-up')") from None
         except Exception as e:  # mediapipe raises plain RuntimeErrors when a model is missing
+            self._quiet.close()
             hint = "" if model_complexity == 1 else (
                 " (only model_complexity=1 ships with mediapipe 0.10.21; 0 and 2 download their model)")
             raise PoseError(f"cannot start MediaPipe pose with model_complexity={model_complexity}: {e}{hint}") from None
@@ -140,8 +160,10 @@ class MediaPipeExtractor:
             if idx < T:
                 poses[idx] = pose
                 found[idx] = True
+        w, h = size or (1, 1)
+        poses, found, identity = keep_one_identity(poses, found, aspect=w / h if h else 1.0, settings=self.track)
         return RawPoses(poses=poses, person_found=found, frame_size=size or (0, 0), source="mediapipe",
-                        settings=dict(self.settings), info={"decoded_frames": seen})
+                        settings=dict(self.settings), info={"decoded_frames": seen, "identity": identity})
 
     def process_video(self, path: str | os.PathLike) -> RawPoses:
         """Raw poses of every frame of the video at ``path`` (raises VideoError if unreadable)."""
@@ -155,6 +177,7 @@ class MediaPipeExtractor:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._pose.close()
+        self._quiet.close()
 
     def __enter__(self) -> "MediaPipeExtractor":
         return self
@@ -168,7 +191,7 @@ class MediaPipeSource(PoseSource):
     """Extraction with BlazePose: one :class:`MediaPipeExtractor` per process, every video decoded."""
 
     def start(self) -> None:
-        self.extractor = MediaPipeExtractor(**self.options.mediapipe)
+        self.extractor = MediaPipeExtractor(**self.options.mediapipe, track=self.options.track)
 
     def read(self, item, payload=None) -> RawPoses:
         if not item.path:
