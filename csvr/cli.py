@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "csvr.pose.commands",
     "csvr.engine.commands",
     "csvr.eval.commands",
+    "csvr.eval.frozen",
     "csvr.demo",
 ]
 

@@ -278,27 +278,23 @@ class RetrievalResult:
         return d
 
 
-def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
-                    pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS, backend: Backend = "auto",
-                    device: str = "cpu", batch_size: int = 8, workers: int = 0, checkpoint: str = "",
-                    keep: int | None = None):
-    """Run the Table VIII protocol with ``encoder`` on ``manifest``'s split ``split``: features of
-    the test videos (queries) and training videos (gallery) from ``num_clips`` uniformly spaced
-    clips, then :func:`recall_at_k`. Returns ``(RetrievalResult, query Features, gallery Features)``.
-
-    ``keep``: how many neighbours per query to store (default ``max(ks)``, clamped to the gallery).
-    """
+def split_features(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
+                   pose_cache: str | None = None, device: str = "cpu", batch_size: int = 8, workers: int = 0,
+                   checkpoint: str = "", what: str = "retrieval"):
+    """Features of the test videos (queries) and training videos (gallery) of ``manifest``'s split
+    ``split``, each video from ``num_clips`` uniformly spaced, centre-cropped clips (the one
+    extractor of ``csvr retrieve`` and ``csvr knn``). Returns ``(query Features, gallery Features,
+    seconds)``."""
     import time
 
     from csvr.data.datasets import ClipDataset
     from csvr.eval.features import extract_features
 
-    ks = _check_ks(ks)
     queries = manifest.select(split, "test")
     gallery = manifest.select(split, "train")
     if not queries or not gallery:
         raise CsvrError(f"split {split!r} of {manifest.path} has {len(queries)} test and {len(gallery)} training "
-                        "videos; retrieval needs both (test videos query the training videos)")
+                        f"videos; {what} needs both (test videos query the training videos)")
     cache = pose_cache if encoder.needs_poses else None
     times = {}
     feats = {}
@@ -311,7 +307,24 @@ def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clip
         except ValueError as e:
             raise FeatureError(f"{checkpoint or 'the encoder'}: {e}") from None
         times[f"{name}_features"] = round(time.perf_counter() - t0, 3)
-    q, g = feats["query"], feats["gallery"]
+    return feats["query"], feats["gallery"], times
+
+
+def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
+                    pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS, backend: Backend = "auto",
+                    device: str = "cpu", batch_size: int = 8, workers: int = 0, checkpoint: str = "",
+                    keep: int | None = None):
+    """Run the Table VIII protocol with ``encoder`` on ``manifest``'s split ``split``: features of
+    the test videos (queries) and training videos (gallery) from ``num_clips`` uniformly spaced
+    clips, then :func:`recall_at_k`. Returns ``(RetrievalResult, query Features, gallery Features)``.
+
+    ``keep``: how many neighbours per query to store (default ``max(ks)``, clamped to the gallery).
+    """
+    import time
+
+    ks = _check_ks(ks)
+    q, g, times = split_features(encoder, manifest, split, clip_cfg, num_clips, pose_cache, device, batch_size,
+                                 workers, checkpoint, what="retrieval")
     t0 = time.perf_counter()
     nb = nearest_neighbors(q.videos, g.videos, keep or max(ks), backend, device)
     recall = recall_from_neighbors(nb.indices, q.labels, g.labels, ks)
@@ -340,4 +353,5 @@ def format_recall_table(recall: dict[int, float], title: str = "") -> str:
 
 
 __all__ = ["DEFAULT_KS", "FeatureError", "Neighbors", "RetrievalResult", "format_recall_table", "l2_normalize",
-           "nearest_neighbors", "recall_at_k", "recall_from_neighbors", "resolve_backend", "retrieve_videos"]
+           "nearest_neighbors", "recall_at_k", "recall_from_neighbors", "resolve_backend", "retrieve_videos",
+           "split_features"]
