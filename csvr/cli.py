@@ -20,7 +20,7 @@ import traceback
 from typing import Sequence
 
 from csvr import __version__
-from csvr.errors import CsvrError
+from csvr.errors import CsvrError, OutsideRootError
 
 COMMAND_MODULES: list[str] = [
     "csvr.data.commands",
@@ -77,11 +77,22 @@ def _group_help(gp: argparse.ArgumentParser):
     return show
 
 
+def outside_root_advice(args: argparse.Namespace) -> str:
+    """How the running command lets paths leave the dataset root: its ``--allow-outside-root``
+    flag, or the config key of a config-driven command (one spelling of each everywhere)."""
+    if hasattr(args, "allow_outside_root"):
+        return "pass --allow-outside-root"
+    if hasattr(args, "overrides"):
+        return "set data.allow_outside_root=true"
+    return "pass allow_outside_root=True"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("CSVR_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    args = None
     try:
         parser = build_parser()
         # key=value config overrides may appear anywhere after the sub-command (argparse alone
@@ -102,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CsvrError as e:
         if debug:
             traceback.print_exc()
+        if isinstance(e, OutsideRootError) and args is not None:
+            e = e.with_advice(outside_root_advice(args))
         print(f"csvr: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

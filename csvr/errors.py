@@ -28,3 +28,16 @@ class VideoError(CsvrError):
 
 class DatasetError(CsvrError):
     """A dataset layout, split file or manifest that does not make sense."""
+
+
+class OutsideRootError(DatasetError):
+    """A manifest / split-file path that leaves the dataset root *as written* (``../x``, an absolute
+    path elsewhere). The message's advice names the option of the command that hit it: the CLI
+    calls :meth:`with_advice` (``--allow-outside-root`` or ``data.allow_outside_root=true``)."""
+
+    def __init__(self, what: str, path: str, root: str, advice: str = "pass allow_outside_root=True"):
+        self.what, self.path, self.root, self.advice = what, path, root, advice
+        super().__init__(f"{what} {path!r} points outside the dataset root {root!r} ({advice} if that is intended)")
+
+    def with_advice(self, advice: str) -> "OutsideRootError":
+        return OutsideRootError(self.what, self.path, self.root, advice)

@@ -31,7 +31,8 @@ def register(commands, groups) -> None:
     p.add_argument("--clip-span", type=int, default=61,
                    help="report videos shorter than this many frames (one 16-frame clip at stride 4)")
     p.add_argument("--allow-outside-root", action="store_true",
-                   help="allow split/CSV paths that point outside ROOT")
+                   help="allow split/CSV paths that leave ROOT as written (../x, absolute paths elsewhere); "
+                        "symlinks inside ROOT need no flag")
     p.set_defaults(func=_run_index)
 
     r = groups["prepare"].add_parser(

@@ -46,8 +46,9 @@ Layouts (one module each in :mod:`csvr.data.layouts`)
     ``csv``  a CSV file ``path,label[,split]`` (header optional); ``label`` is a class name or
     an integer; ``split`` is ``train``/``test``/``unused`` for split ``1``.
 
-Paths in split files, CSVs and manifests may not point outside the dataset root
-(``--allow-outside-root`` lifts that).
+Paths in split files, CSVs and manifests may not point outside the dataset root *as written*
+(lexically: no ``..`` escaping, no absolute path elsewhere); symlinks inside the root may point
+anywhere (``--allow-outside-root`` / ``data.allow_outside_root=true`` lift the check).
 """
 
 from __future__ import annotations
@@ -141,6 +142,14 @@ class Manifest:
     def video_path(self, record: VideoRecord) -> Path:
         return resolve_inside(self.root, record.path, allow_outside=self.allow_outside_root, what="video path")
 
+    def check_paths(self) -> None:
+        """Refuse the manifest now if a good record's path leaves the root (the lexical rule of
+        :func:`csvr.utils.io.resolve_inside`), so the error is one message in the main process
+        rather than a data-loader worker's traceback later."""
+        if not self.allow_outside_root:
+            for r in self.records:
+                self.video_path(r)
+
     def get(self, vid: str) -> VideoRecord:
         try:
             return self._by_id[vid]
@@ -168,8 +177,11 @@ def write_manifest(path: str | os.PathLike, header: dict, records: Iterable[Vide
 
 
 def load_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None,
-                  allow_outside_root: bool = False) -> Manifest:
-    """Read a manifest written by ``csvr prepare index``; ``root`` overrides the stored root."""
+                  allow_outside_root: bool = False, check_paths: bool = True) -> Manifest:
+    """Read a manifest written by ``csvr prepare index``; ``root`` overrides the stored root.
+
+    ``check_paths``: refuse a video path that leaves the root (:meth:`Manifest.check_paths`)
+    unless ``allow_outside_root``; False only for callers that never open the videos."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"manifest not found: {path} (create it with 'csvr prepare index')")
@@ -192,7 +204,10 @@ def load_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None
                 records.append(VideoRecord.from_json(json.loads(line)))
             except (json.JSONDecodeError, TypeError) as e:
                 raise DatasetError(f"{path}:{n}: bad manifest line ({e})") from None
-    return Manifest(header, records, path=path, root=root, allow_outside_root=allow_outside_root)
+    manifest = Manifest(header, records, path=path, root=root, allow_outside_root=allow_outside_root)
+    if check_paths:
+        manifest.check_paths()
+    return manifest
 
 
 # ---------------------------------------------------------------------------- probing
@@ -273,7 +288,7 @@ def build_index(root: str | os.PathLike, out: str | os.PathLike, layout: str = "
     previous: dict[str, VideoRecord] = {}
     if out.exists():
         try:
-            old = load_manifest(out)
+            old = load_manifest(out, check_paths=False)  # only its records' probe results are reused
             previous = {r.path: r for r in old.all_records}
         except DatasetError as e:
             log.warning("ignoring the existing file at %s: %s", out, e)

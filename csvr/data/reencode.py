@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from csvr.data.index import Manifest, VideoRecord, load_manifest, write_manifest
-from csvr.errors import CsvrError, VideoError
+from csvr.errors import CsvrError, DatasetError, OutsideRootError, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,11 @@ def reencode_dataset(manifest_path: str | os.PathLike, out_root: str | os.PathLi
     if gop < 1:
         raise CsvrError("--gop must be >= 1")
     max_gap = 2 * gop if max_gap is None else max_gap
-    m: Manifest = load_manifest(manifest_path)
+    try:
+        m: Manifest = load_manifest(manifest_path)
+    except OutsideRootError as e:  # no flag here: the output keeps each path, so it must stay under --out
+        raise DatasetError(f"{e.what} {e.path!r} points outside the dataset root {e.root!r}: re-encoding writes every "
+                           "video at its own path under --out, so every path must stay inside the root") from None
     out_root = Path(out_root).resolve()
     if out_root == m.root:
         raise CsvrError("--out must be a different folder than the dataset root (originals are kept)")

@@ -169,7 +169,8 @@ def _run_retrieve(args) -> int:
 
     ks = _ks(args.ks)
     model = load_model(args.checkpoint, args.feature, random_init=args.random_init, seed=args.seed)
-    manifest = load_manifest(args.manifest, root=args.root)
+    # paths are checked here, before any data-loader worker could hit one that leaves the root
+    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     if not args.any_classes:
         check_classes(model, manifest)
     records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
@@ -185,7 +186,7 @@ def _run_retrieve(args) -> int:
     doc = result.to_json()
     doc.update({"method": model.method, "checkpoint_kind": model.kind,
                 "init": "random" if args.random_init else "checkpoint", "manifest": str(Path(args.manifest).resolve()),
-                "root": args.root, "split": args.split,
+                "root": args.root, "allow_outside_root": args.allow_outside_root, "split": args.split,
                 "pose_cache": str(Path(args.pose_cache).resolve()) if args.pose_cache else None,
                 "clip": dataclasses.asdict(clip)})
     if args.save_features:
@@ -275,7 +276,8 @@ def _run_export(args) -> int:
             print(f"torchvision format skipped: torchvision has no model of this backbone ({backbone_name(model.backbone)})")
     else:
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    # only its classes are read (never its videos), so its paths are not checked
+    manifest = load_manifest(args.manifest, check_paths=False) if args.manifest else None
     info = export_model(model, args.out, formats, args.opset, manifest, args.frames, args.size)
     print(f"exported {model.kind} checkpoint {args.checkpoint} ({model.method}, feature {model.feature}, backbone "
           f"{info['backbone']}):")
@@ -296,7 +298,8 @@ def _run_report(args) -> int:
     from csvr.eval.report import build_report
 
     written = build_report(args.runs, args.out, samples=args.samples, title=args.title,
-                           retrieval_examples=not args.no_retrieval_examples)
+                           retrieval_examples=not args.no_retrieval_examples,
+                           allow_outside_root=args.allow_outside_root)
     for p in written:
         print(f"written: {p}")
     return 0
@@ -405,6 +408,9 @@ def register(commands, groups) -> None:
                    help="the checkpoint's architecture with random weights (the no-pretraining baseline)")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init (default 0)")
     p.add_argument("--save-features", action="store_true", help="also write OUT/features.npz (video features)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="allow manifest paths that leave the dataset root as written (../x, absolute paths "
+                        "elsewhere); symlinks inside the root need no flag")
     p.add_argument("--out", required=True, help="output folder (retrieval.json)")
     p.set_defaults(func=_run_retrieve)
 
@@ -422,6 +428,9 @@ def register(commands, groups) -> None:
     p.add_argument("--samples", action="store_true",
                    help="also draw CSVR sample pictures (predicted poses and frames) for CSVR pretraining runs "
                         "(reads the run's dataset and pose cache)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="the pictures may read manifest paths that leave the dataset root as written (as the runs "
+                        "themselves may have, with data.allow_outside_root=true or --allow-outside-root)")
     p.add_argument("--no-retrieval-examples", action="store_true",
                    help="skip the retrieval example pictures (they read the videos)")
     p.set_defaults(func=_run_report)

@@ -85,7 +85,7 @@ def class_groups_for_manifest(manifest_path: str | os.PathLike | None) -> dict[s
     try:
         from csvr.data.index import load_manifest
 
-        candidates.append(load_manifest(p).root / "synth.json")
+        candidates.append(load_manifest(p, check_paths=False).root / "synth.json")
     except CsvrError:
         pass
     for c in candidates:
@@ -513,7 +513,8 @@ def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str 
     if clip.future_frames < 1:
         raise CsvrError(f"{checkpoint}: data.clip.future_frames is 0, so the model predicts nothing to draw")
     model = method.model.to(device).eval()
-    man = load_manifest(manifest) if isinstance(manifest, (str, os.PathLike)) else manifest
+    man = load_manifest(manifest, allow_outside_root=cfg.data.allow_outside_root) \
+        if isinstance(manifest, (str, os.PathLike)) else manifest
     if pose_cache is None or not Path(pose_cache).is_dir():
         raise CsvrError(f"CSVR sample pictures need the pose cache; not a folder: {pose_cache}")
     store = PoseCache(pose_cache)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from csvr.errors import CsvrError
+from csvr.errors import CsvrError, OutsideRootError
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,12 @@ def _curves_section(runs: list[RunData]) -> _Section | None:
     return _Section("Training curves", images=imgs) if imgs else None
 
 
-def _retrieval_section(runs: list[RunData], notes: list[str]) -> _Section | None:
+def _skip_note(e: Exception) -> str:
+    """A skipped picture's reason; a path outside the root names the report's own flag."""
+    return str(e.with_advice("pass --allow-outside-root") if isinstance(e, OutsideRootError) else e)
+
+
+def _retrieval_section(runs: list[RunData], notes: list[str], allow_outside_root: bool = False) -> _Section | None:
     from csvr.data.index import load_manifest
     from csvr.eval.plots import retrieval_examples_chart
 
@@ -310,10 +315,11 @@ def _retrieval_section(runs: list[RunData], notes: list[str]) -> _Section | None
                 notes.append(f"retrieval examples of {name} skipped: no manifest recorded")
                 continue
             try:
-                manifest = load_manifest(mpath, root=r.get("root"))
+                manifest = load_manifest(mpath, root=r.get("root"),
+                                         allow_outside_root=allow_outside_root or bool(r.get("allow_outside_root")))
                 png = retrieval_examples_chart(r, manifest)
             except (CsvrError, OSError) as e:
-                notes.append(f"retrieval examples of {name} skipped: {e}")
+                notes.append(f"retrieval examples of {name} skipped: {_skip_note(e)}")
                 continue
             imgs.append(_Image(f"retrieval-{_slug(name)}.png",
                                f"retrieval examples: {name} (feature {r.get('feature')}; green: same class as the "
@@ -321,7 +327,7 @@ def _retrieval_section(runs: list[RunData], notes: list[str]) -> _Section | None
     return _Section("Retrieval examples", images=imgs) if imgs else None
 
 
-def _samples_section(runs: list[RunData], notes: list[str]) -> _Section | None:
+def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: bool = False) -> _Section | None:
     from csvr.engine.checkpoint import list_checkpoints
     from csvr.eval.plots import csvr_sample_images
 
@@ -340,10 +346,11 @@ def _samples_section(runs: list[RunData], notes: list[str]) -> _Section | None:
         try:
             from csvr.data.index import load_manifest
 
-            manifest = load_manifest(data["manifest"], root=data.get("root"))
+            manifest = load_manifest(data["manifest"], root=data.get("root"),
+                                     allow_outside_root=allow_outside_root or bool(data.get("allow_outside_root")))
             pics = csvr_sample_images(ckpts[-1], manifest, data["pose_cache"], split=str(data.get("split") or "1"))
         except (CsvrError, OSError) as e:
-            notes.append(f"CSVR samples of {run.name} skipped: {e}")
+            notes.append(f"CSVR samples of {run.name} skipped: {_skip_note(e)}")
             continue
         captions = {"csvr_poses.png": "future poses, real vs predicted",
                     "csvr_poses.gif": "real vs predicted (animated)",
@@ -427,10 +434,11 @@ def _meta_line(runs: list[RunData]) -> str:
 
 
 def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: bool = False, title: str | None = None,
-                 retrieval_examples: bool = True) -> list[Path]:
+                 retrieval_examples: bool = True, allow_outside_root: bool = False) -> list[Path]:
     """Write ``report.html``, ``report.md`` and ``images/`` for ``run_dirs`` into ``out_dir``;
     returns the written paths. Raises :class:`CsvrError` (writing nothing) for a missing folder
-    or one without results."""
+    or one without results. ``allow_outside_root``: the pictures may read manifest paths that
+    leave the dataset root (a run that allowed them, by its config or its flag, is allowed anyway)."""
     from csvr.utils.io import atomic_write, atomic_write_text
 
     if not run_dirs:
@@ -449,11 +457,11 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
         if s is not None:
             sections.append(s)
     if retrieval_examples:
-        s = _retrieval_section(runs, notes)
+        s = _retrieval_section(runs, notes, allow_outside_root)
         if s is not None:
             sections.append(s)
     if samples:
-        s = _samples_section(runs, notes)
+        s = _samples_section(runs, notes, allow_outside_root)
         if s is not None:
             sections.append(s)
     for n in notes:

@@ -46,6 +46,9 @@ def _add_prepare(groups) -> None:
     p.add_argument("--min-tracking-confidence", type=float, default=None, help="mediapipe (default 0.5)")
     p.add_argument("--no-smooth", action="store_true", help="mediapipe: turn off its landmark smoothing")
     p.add_argument("--limit", type=int, default=None, help="only the first N videos of the manifest (trials)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="allow manifest paths that leave the dataset root as written (../x, absolute paths "
+                        "elsewhere); symlinks inside the root need no flag")
     p.set_defaults(func=cmd_prepare_poses)
 
 
@@ -77,7 +80,7 @@ def cmd_prepare_poses(args: argparse.Namespace) -> int:
     from csvr.pose.job import items_from_manifest, run_pose_job
     from csvr.utils.parallel import default_workers
 
-    manifest = load_manifest(args.manifest, root=args.root)
+    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     items = items_from_manifest(manifest)
     if args.limit is not None:
         items = items[: max(0, args.limit)]

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from csvr.errors import CsvrError
+from csvr.errors import OutsideRootError
 
 
 @contextlib.contextmanager
@@ -84,21 +84,26 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> None:
 
 def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike, *, allow_outside: bool = False,
                    what: str = "path") -> Path:
-    """Join ``relative`` to ``root`` and refuse a result that escapes ``root``.
+    """Join ``relative`` to ``root`` and refuse a result that escapes ``root`` *as written*.
 
     Paths read from manifests, split files and CSVs are untrusted: ``../../etc/passwd`` or an
-    absolute path must not make csvr read or write outside the dataset. ``allow_outside=True``
-    (the user's explicit choice, e.g. ``--allow-outside-root``) lifts the check.
+    absolute path elsewhere must not make csvr read or write outside the dataset. The rule is
+    lexical (``os.path.normpath``, no ``..`` escaping): symlinks *inside* the root are not
+    followed for the check, so a dataset assembled from symlinks works, and where a link the user
+    made points is the user's business. The returned path is the normalised one (what is opened).
+    ``allow_outside=True`` (the user's explicit choice: ``--allow-outside-root`` or
+    ``data.allow_outside_root=true``) lifts the check.
     """
-    root = Path(root).resolve()
+    root_abs = Path(os.path.abspath(root))
     rel = Path(relative)
-    full = (root / rel).resolve() if not rel.is_absolute() else rel.resolve()
-    if not allow_outside and full != root and root not in full.parents:
-        raise CsvrError(
-            f"{what} {str(relative)!r} points outside the dataset root {str(root)!r} "
-            "(pass --allow-outside-root if that is intended)"
-        )
+    full = Path(os.path.normpath(rel if rel.is_absolute() else root_abs / rel))
+    if not allow_outside and not _within(full, root_abs) and not _within(full, root_abs.resolve()):
+        raise OutsideRootError(what, str(relative), str(root_abs))
     return full
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def human_bytes(n: float) -> str:

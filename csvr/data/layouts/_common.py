@@ -8,6 +8,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from csvr.errors import DatasetError
 from csvr.utils.io import resolve_inside
@@ -117,6 +118,23 @@ def find_split_dir(root: Path, split_dir: str | os.PathLike | None, marker: str,
 
 def is_video(p: Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.name.startswith(".")
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file below ``folder``, following symlinked folders (datasets are often assembled
+    from links; ``Path.rglob`` does not follow them). Each real folder is walked once, and a link
+    back to ``folder`` or above it is not followed (a loop)."""
+    start = os.path.realpath(folder)
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen or (real != start and os.path.commonpath([real, start]) == real):
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in filenames:
+            yield Path(dirpath) / name
 
 
 def hash01(text: str) -> float:

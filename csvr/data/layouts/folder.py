@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from csvr.data.layouts import register_layout
-from csvr.data.layouts._common import Entry, LayoutOptions, LayoutScan, hash01, is_video, read_lines
+from csvr.data.layouts._common import (Entry, LayoutOptions, LayoutScan, hash01, is_video, read_lines,
+                                       walk_files)
 from csvr.errors import DatasetError
 from csvr.utils.io import resolve_inside
 
@@ -19,7 +20,7 @@ def scan_folder(root: Path, opts: LayoutOptions) -> LayoutScan:
     test_ratio, test_list, allow_outside = opts.test_ratio, opts.test_list, opts.allow_outside
     problems: list[tuple[str, str]] = []
     if opts.unlabelled:
-        vids = sorted(p for p in root.rglob("*") if is_video(p))
+        vids = sorted(p for p in walk_files(root) if is_video(p))
         entries = [Entry(p.relative_to(root).as_posix(), -1, None, {"1": "train"}) for p in vids]
         return LayoutScan(entries, [], ["1"], problems)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -39,7 +40,7 @@ def scan_folder(root: Path, opts: LayoutOptions) -> LayoutScan:
         raise DatasetError(f"--test-ratio must be in [0, 1), got {test_ratio}")
     entries = []
     for label, cls in enumerate(classes):
-        vids = sorted(p.relative_to(root).as_posix() for p in (root / cls).rglob("*") if is_video(p))
+        vids = sorted(p.relative_to(root).as_posix() for p in walk_files(root / cls) if is_video(p))
         chosen: set[str] = set()
         if test_ratio:
             ranked = sorted(vids, key=lambda r: hash01(r))
