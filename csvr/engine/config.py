@@ -118,6 +118,34 @@ class OptimConfig:
 
 
 @dataclass
+class KnnMonitorConfig:
+    """The online kNN monitor (``train.knn_monitor``; :mod:`csvr.engine.monitor`): every ``every``
+    steps, the weighted-kNN top-1 (k = ``k``, temperature ``tau``) of the current encoder's
+    ``feature`` on ``videos`` labelled videos: those of the split's training part are the memory,
+    those of its test part the queries. The labels are read by the monitor only; training never
+    sees them. ``every: 0`` turns it off."""
+
+    every: int = 0
+    videos: int = 64  # labelled videos, memory and queries together (class-balanced)
+    feature: Optional[str] = None  # default: the method's first feature (csvr: fi, iic/cvrl: backbone)
+    k: int = 20
+    tau: float = 0.07
+    clips: int = 1  # uniformly spaced clips per video
+    batch_size: int = 16
+    manifest: Optional[str] = None  # labelled manifest (default: data.manifest)
+    pose_cache: Optional[str] = None  # its pose cache (default: data.pose_cache)
+    split: Optional[str] = None  # default: data.split
+
+    def __post_init__(self):
+        if self.every < 0:
+            raise ValueError("every must be >= 0 (0 turns the monitor off)")
+        if self.videos < 2 or self.k < 1 or self.clips < 1 or self.batch_size < 1:
+            raise ValueError("videos >= 2, k >= 1, clips >= 1 and batch_size >= 1 are required")
+        if self.tau <= 0:
+            raise ValueError("tau must be > 0")
+
+
+@dataclass
 class TrainConfig:
     batch_size: int = 16  # per device
     accumulate: int = 1
@@ -133,6 +161,7 @@ class TrainConfig:
     log_every_steps: int = 10
     max_nonfinite: int = 5  # stop after this many consecutive non-finite losses
     threads: Optional[int] = None  # torch intra-op threads in the main process (CPU)
+    knn_monitor: KnnMonitorConfig = field(default_factory=KnnMonitorConfig)
 
     def __post_init__(self):
         if self.batch_size < 1 or self.accumulate < 1:

@@ -56,6 +56,13 @@ def print_summary(summary: dict) -> None:
             print(f"    {stage:8s} {c['branch']:18s} {c['signal']} {c['value']:.4g} vs {base}: {c['verdict']}")
     if summary["nonfinite_steps"]:
         print(f"  {summary['nonfinite_steps']} step(s) skipped for non-finite losses")
+    mon = summary.get("knn_monitor")
+    if mon and mon["history"]:
+        (s0, v0), (s1, v1) = mon["history"][0], mon["history"][-1]
+        share = 100 * mon["seconds"] / max(float(summary["seconds"]), 1e-9)
+        print(f"  kNN monitor ({mon['feature']}, k={mon['k']}, {mon['memory_videos']} memory / {mon['query_videos']} "
+              f"query videos): top-1 {v0:.1f}% at step {s0} -> {v1:.1f}% at step {s1}; {len(mon['history'])} runs, "
+              f"{mon['seconds']:.1f} s ({share:.1f}% of the run)")
     print(f"  checkpoint: {summary['checkpoint']}")
     print(f"  logs: {summary['out']}/metrics.csv, epochs.csv, tb/")
 

@@ -49,6 +49,7 @@ from csvr.data.transforms import MEAN, STD
 from csvr.engine.checkpoint import latest_checkpoint, list_checkpoints, rng_state, save_checkpoint, set_rng_state
 from csvr.engine.config import PretrainConfig, StageConfig
 from csvr.engine.logging import EpochMeans, RunLog, to_float
+from csvr.engine.monitor import KnnMonitor
 from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factor
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods.base import Method
@@ -300,6 +301,8 @@ class Trainer:
         if found is None:
             log.info("csvr: --resume: no checkpoint in %s yet, starting from scratch", self.run_dir)
             return
+        # the online kNN monitor (train.knn_monitor; off by default): checked here, before any step
+        self.monitor = KnnMonitor.build(cfg, self.method, self.manifest)
         path, loaded = found
         kind, method = self.method.job_kind, self.cfg.method
         if loaded.get("method") != method or loaded.get("kind") != kind:
@@ -398,8 +401,9 @@ class Trainer:
                 vals = to_float({**out.terms, **out.metrics})
                 means.add(vals)
             bar.update(1)
-            if pos.global_step % cfg.train.log_every_steps == 0 and finite:
-                self._log_step(stage, vals, lr_now, t2 - t0, means, bar)
+            knn = self._monitor() if self.monitor is not None and self.monitor.due(pos.global_step) else {}
+            if (pos.global_step % cfg.train.log_every_steps == 0 or knn) and finite:
+                self._log_step(stage, {**vals, **knn}, lr_now, t2 - t0, means, bar)
             if pos.global_step % cfg.train.ckpt_every_steps == 0:
                 self._checkpoint(si)
             if self.stop.set:
@@ -488,6 +492,15 @@ class Trainer:
                "lr": lr_now["encoder"] if "encoder" in lr_now else next(iter(lr_now.values())),
                **{f"lr_{r}": v for r, v in lr_now.items() if r != "encoder"}, **vals, "samples_per_s": sps,
                "data_wait_frac": means.wait_frac}
+    def _monitor(self) -> dict[str, float]:
+        """The kNN monitor's values at this step (rank 0; {} elsewhere): logged in the step's row."""
+        if self.rank != 0:
+            return {}
+        values = self.monitor(self.method, self.pos.global_step, self.fabric.device)
+        if values:
+            self.fabric.print(self.monitor.line(self.pos.global_step, values))
+        return values
+
         bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]} | {"sps": f"{sps:.1f}"})
         self.logs.step(row, stage.name, pos.global_step)
 
@@ -539,6 +552,8 @@ def train(cfg: PretrainConfig, method_cls: type[Method], build: Callable[[], Met
           fabric=None, hooks: dict | None = None) -> dict:
     """``Trainer(cfg, method_cls, build, fabric, hooks).fit(resume)``."""
     return Trainer(cfg, method_cls, build, fabric, hooks).fit(resume)
+        if self.monitor is not None:
+            summary["knn_monitor"] = self.monitor.summary()
 
 
 __all__ = ["DataWorkerDied", "Position", "ResumableSampler", "StopFlag", "StoppedBySignal", "Trainer",

@@ -14,25 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from csvr.data.transforms import normalize, to_float_clip
-from csvr.models.encoder import Encoder
+from csvr.models.encoder import Encoder, encoder_inputs  # noqa: F401 (encoder_inputs: re-exported)
 from csvr.utils.progress import progress
-
-
-def encoder_inputs(batch: dict[str, Tensor], device: torch.device | str) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``clip`` uint8 ``(B, [N,] T, S, S, 3)`` -> normalised float ``(B*N, 3, T, S, S)``; poses
-    ``(B, [N,] T, 18, 3)`` -> ``(B*N, T, 18, 2)`` and confidences ``(B*N, T, 18)`` (or None)."""
-    clip = batch["clip"].to(device, non_blocking=True)
-    if clip.ndim == 6:
-        clip = clip.flatten(0, 1)
-    x = normalize(to_float_clip(clip))
-    poses = conf = None
-    if "poses" in batch:
-        p = batch["poses"].to(device, non_blocking=True).float()
-        if p.ndim == 5:
-            p = p.flatten(0, 1)
-        poses, conf = p[..., :2], p[..., 2]
-    return x, poses, conf
 
 
 @dataclass

@@ -36,16 +36,17 @@ log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- shared
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its latest loadable checkpoint)."""
-    from csvr.engine.checkpoint import latest_checkpoint
+    """A checkpoint file, or a run folder (its newest checkpoint; it is loaded, and checked, by
+    :meth:`csvr.engine.checkpoint.Checkpoint.load`)."""
+    from csvr.engine.checkpoint import list_checkpoints
 
     p = Path(path)
     if p.is_dir():
-        found = latest_checkpoint(p)
-        if found is None:
+        found = list_checkpoints(p.parent if p.name == "checkpoints" else p)
+        if not found:
             raise CsvrError(f"{p} is a folder without checkpoints (expected a checkpoint file or a run folder with "
                             "checkpoints/step-*.pt)")
-        return found[0]
+        return found[-1]
     return p
 
 

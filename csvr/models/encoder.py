@@ -17,9 +17,10 @@ only, so checkpoints written before the contract existed load unchanged.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from csvr.data.transforms import MEAN, STD
+from csvr.data.transforms import MEAN, STD, normalize, to_float_clip
 from csvr.models.features import check_feature, needs_poses
 
 
@@ -62,4 +63,22 @@ class BackboneEncoder(Encoder):
         return self.v_network(clip).mean(dim=(2, 3, 4))
 
 
-__all__ = ["BackboneEncoder", "Encoder"]
+def encoder_inputs(batch: dict[str, Tensor], device: torch.device | str) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``clip`` uint8 ``(B, [N,] T, S, S, 3)`` -> normalised float ``(B*N, 3, T, S, S)``; poses
+    ``(B, [N,] T, 18, 3)`` -> ``(B*N, T, 18, 2)`` and confidences ``(B*N, T, 18)`` (or None): a
+    collated batch of eval-mode :class:`~csvr.data.datasets.ClipDataset` items, ready for
+    :meth:`Encoder.encode`."""
+    clip = batch["clip"].to(device, non_blocking=True)
+    if clip.ndim == 6:
+        clip = clip.flatten(0, 1)
+    x = normalize(to_float_clip(clip))
+    poses = conf = None
+    if "poses" in batch:
+        p = batch["poses"].to(device, non_blocking=True).float()
+        if p.ndim == 5:
+            p = p.flatten(0, 1)
+        poses, conf = p[..., :2], p[..., 2]
+    return x, poses, conf
+
+
+__all__ = ["BackboneEncoder", "Encoder", "encoder_inputs"]
