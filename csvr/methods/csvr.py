@@ -35,7 +35,7 @@ from csvr.data.datasets import PretrainDataset
 from csvr.data.transforms import normalize, to_float_clip
 from csvr.errors import ConfigError
 from csvr.methods.base import LossOutput, Method, PretextCheck, register_method
-from csvr.models.csvr_model import CSVRModel, CSVRModelConfig
+from csvr.models.csvr_model import CSVRBatch, CSVRModel, CSVRModelConfig
 from csvr.models.features import FEATURE_NAMES
 from csvr.models.video_gan import video_target_from_clip
 
@@ -104,26 +104,21 @@ class CSVR(Method):
         branches = STAGE_BRANCHES[stage] or ("pose", "context", "video")
         on = {"pose": self.cfg.use_pose, "context": self.cfg.use_context, "video": self.cfg.use_video}
         need_pixels = any(on[b] for b in branches if b in ("context", "video"))
+        # the augmented views; the pose stage never looks at pixels, so it skips the colour
+        # augmentation and everything else (poses, masks) is CSVRBatch.from_samples' conversion
+        aug: dict[str, Tensor] = {}
+        params = None
         if need_pixels:
-            clip, params = self.augment_clip(batch["clip"])
-        else:  # the pose stage never looks at pixels: skip the colour augmentation
-            clip, params = normalize(to_float_clip(batch["clip"])), None
-        inputs = {"clip": clip}
+            aug["clip"], params = self.augment_clip(batch["clip"])
         video_on = "video" in branches and on["video"]
         if video_on:
-            inputs["video_target"] = self._clean_target(batch["clip"])
+            aug["video_target"] = self._clean_target(batch["clip"])
         if video_on and "future" in batch:
-            inputs["future"], _ = self.augment_clip(batch["future"], params)
-            inputs["future_target"] = self._clean_target(batch["future"])
+            aug["future"], _ = self.augment_clip(batch["future"], params)
+            aug["future_target"] = self._clean_target(batch["future"])
         if "context" in branches and on["context"] and "iframes" in batch:
-            inputs["iframes"] = self._iframes(batch["iframes"])
-            inputs["iframe_mask"] = batch["iframe_mask"]
-        if "poses" in batch:
-            inputs["poses"] = batch["poses"][..., :2]
-            inputs["pose_conf"] = batch["poses"][..., 2]
-            inputs["future_poses"] = batch["future_poses"][..., :2]
-            inputs["future_pose_conf"] = batch["future_poses"][..., 2]
-            inputs["pose_valid"] = batch["pose_valid"]
+            aug["iframes"] = self._iframes(batch["iframes"])
+        inputs = CSVRBatch.from_samples(batch, **aug)
         out = self.model.compute_losses(inputs, branches=STAGE_BRANCHES[stage], detach_features=(stage == "video"))
         if "context" in branches and on["context"]:
             out.metrics.update(iframe_statistics(batch))

@@ -25,10 +25,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import default_collate
 
 from csvr.losses import (
     context_top1,
@@ -40,7 +41,7 @@ from csvr.losses import (
     sample_negatives,
     weighted_mean,
 )
-from csvr.data.transforms import MEAN, STD
+from csvr.data.transforms import MEAN, STD, normalize, to_float_clip
 from csvr.models.backbones import backbone_kind, create_backbone
 from csvr.models.encoder import Encoder
 from csvr.models.features import FEATURE_NAMES, FeatureName, needs_clip, needs_poses
@@ -153,7 +154,8 @@ class CSVRBatch:
     ``pose_valid`` (B,) bool (false: no person, the sample is left out of the pose losses);
     optional ``video_target`` / ``future_target`` (B, 3, frames, size, size) in [-1, 1], else
     derived from ``clip`` / ``future`` (see :func:`csvr.models.video_gan.video_target_from_clip`).
-    Fields a branch does not use may be None.
+    Fields a branch does not use may be None. :meth:`from_samples` builds one from
+    :class:`~csvr.data.datasets.PretrainDataset` samples (docs/python-api.md).
     """
 
     clip: Tensor
@@ -169,9 +171,48 @@ class CSVRBatch:
     future_target: Optional[Tensor] = None
 
     @classmethod
-    def from_any(cls, batch: "CSVRBatch | Mapping[str, Any]") -> "CSVRBatch":
+    def from_samples(cls, batch: "Mapping[str, Any] | Sequence[Mapping[str, Any]]", **ready: Tensor | None
+                     ) -> "CSVRBatch":
+        """:class:`~csvr.data.datasets.PretrainDataset` samples -> the model's batch.
+
+        ``batch``: a list of samples, or their ``torch.utils.data.default_collate``. Pixels are
+        converted as the engine converts them (:func:`~csvr.data.transforms.to_float_clip`, then
+        :func:`~csvr.data.transforms.normalize`), without its colour augmentation: ``clip`` /
+        ``future`` uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W); ``iframes`` (B, K, S, S, 3) ->
+        (B, K, 3, S, S) with ``iframe_mask``; ``poses`` / ``future_poses`` (B, T, 18, 3) -> x, y
+        and ``pose_conf`` / ``future_pose_conf``; ``pose_valid``. Keys the model does not read
+        (``label``, ``frame_indices``, ``iframe_count``, ``poses_raw``, ...) are ignored.
+        ``ready``: fields already converted (the engine passes its augmented clips), used as given.
+        """
+        if not isinstance(batch, Mapping):
+            batch = default_collate(list(batch))
+
+        def pixels(x: Tensor) -> Tensor:  # uint8 (B, T, H, W, 3) -> normalised (B, 3, T, H, W)
+            return normalize(to_float_clip(x))
+
+        out: dict[str, Any] = {"clip": pixels(batch["clip"])} if ready.get("clip") is None else {}
+        if batch.get("future") is not None and ready.get("future") is None:
+            out["future"] = pixels(batch["future"])
+        if batch.get("iframes") is not None:
+            if ready.get("iframes") is None:  # the K I-frames of a clip converted as K time steps
+                out["iframes"] = pixels(batch["iframes"]).permute(0, 2, 1, 3, 4)
+            out["iframe_mask"] = batch["iframe_mask"]
+        for name in ("poses", "future_poses"):
+            if batch.get(name) is not None:  # (x, y, confidence) per joint
+                out[name] = batch[name][..., :2]
+                out[name.replace("poses", "pose_conf")] = batch[name][..., 2]
+        if batch.get("pose_valid") is not None:
+            out["pose_valid"] = batch["pose_valid"]
+        out.update({k: v for k, v in ready.items() if v is not None})
+        return cls(**out)
+
+    @classmethod
+    def from_any(cls, batch: "CSVRBatch | Mapping[str, Any] | Sequence[Mapping[str, Any]]") -> "CSVRBatch":
+        """A CSVRBatch, a mapping of its fields, or dataset samples (uint8 clips: :meth:`from_samples`)."""
         if isinstance(batch, cls):
             return batch
+        if not isinstance(batch, Mapping) or (isinstance(batch.get("clip"), Tensor) and batch["clip"].dtype == torch.uint8):
+            return cls.from_samples(batch)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(batch) - names)
         if unknown:
@@ -410,10 +451,12 @@ class CSVRModel(nn.Module):
                 raise ValueError(f"unknown branch(es) {bad}; valid: {', '.join(BRANCHES)}")
         return tuple(b for b in BRANCHES if b in wanted and enabled[b])
 
-    def compute_losses(self, batch: CSVRBatch | Mapping[str, Any], branches: Iterable[str] | None = None,
+    def compute_losses(self, batch: CSVRBatch | Mapping[str, Any] | Sequence[Mapping[str, Any]], branches: Iterable[str] | None = None,
                        detach_features: bool = False, generator: torch.Generator | None = None) -> LossOutput:
         """Eq. 9: ``total = sigma_p L_pose + sigma_c L_context + L_video`` over the active branches.
 
+        ``batch``: a :class:`CSVRBatch`, a mapping of its fields, or PretrainDataset samples (a list
+        or their ``default_collate``, uint8 clips), converted by :meth:`CSVRBatch.from_samples`.
         ``branches`` restricts the branches (default: all that the config enables).
         ``detach_features=True`` feeds the video branch detached f_s / f_d (schedule stage 3: only
         the integration layer and the video GANs learn from L_video). ``generator`` (on the
