@@ -207,8 +207,8 @@ def register(commands, groups) -> None:
     p.add_argument("--workers", type=int, default=0, help="worker processes for the data steps (0 = cores)")
     p.add_argument("--label-fraction", type=float, default=None,
                    help="finetune on this stratified fraction of the training labels (default: the preset's)")
-    p.add_argument("--pretrain-config", default="demo", help="pretraining preset (configs/pretrain)")
-    p.add_argument("--finetune-config", default="demo", help="finetuning preset (configs/finetune)")
+    p.add_argument("--pretrain-config", default="demo", help="pretraining preset (csvr/configs/pretrain)")
+    p.add_argument("--finetune-config", default="demo", help="finetuning preset (csvr/configs/finetune)")
     p.add_argument("--fresh", action="store_true", help="delete --out first and start over")
     p.set_defaults(func=lambda a: (run_demo(a.out, a.data, a.layout, a.workers, a.fresh, a.label_fraction,
                                             a.pretrain_config, a.finetune_config), 0)[1])

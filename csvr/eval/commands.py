@@ -314,14 +314,14 @@ def register_classifier_jobs(commands) -> None:
             name, help=f"train {what} on a labelled dataset from a pretraining checkpoint, then evaluate",
             description=f"Train {what} (engine: checkpoints, --resume, DDP) from a pretraining checkpoint, then "
                         "report clip- and video-level top-1, per-class accuracy and the confusion matrix on the "
-                        "test split (results.json). Config: --config (YAML or a name in configs/finetune/) plus "
+                        "test split (results.json). Config: --config (YAML or a preset name in csvr/configs/finetune) plus "
                         "key=value overrides.",
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=f"examples:\n  csvr {name} --config ucf101 --pretrained runs/csvr/checkpoints/step-000010000.pt "
                    "--feature fi data.manifest=data/UCF101/manifest.jsonl data.pose_cache=data/UCF101/poses\n"
                    f"  csvr {name} --config small-cpu --pretrained CKPT --feature scratch  # same net, random init\n"
                    f"  csvr {name} --config small-cpu --pretrained CKPT data.label_fraction=0.1  # 10% of the labels")
-        p.add_argument("--config", "-c", default=None, help="YAML config or a name in configs/finetune")
+        p.add_argument("--config", "-c", default=None, help="YAML config or a preset name (csvr/configs/finetune), e.g. small-cpu")
         p.add_argument("--pretrained", default=None, help="pretraining checkpoint (model.pretrained)")
         p.add_argument("--feature", default=None, choices=[*FEATURE_NAMES, "scratch"],
                        help="feature to build on; scratch = the fs network with random weights (Table I row 1)")

@@ -6,7 +6,7 @@ uniformly spaced clips), per-class accuracy and the confusion matrix (``results.
 Protocol (paper IV-B): init from the pretraining checkpoint except the last FC layer, dropout
 0.3 before the classifier, SGD with a cosine schedule, UCF101 ``lr = 0.0001 x B``, weight decay
 0.003; HMDB51 ``lr = 0.0002 x B``, weight decay 0.002; batch 32, 100 epochs; the pretraining
-augmentation. ``configs/finetune/{ucf101,hmdb51}.yaml`` hold those settings.
+augmentation. ``csvr/configs/finetune/{ucf101,hmdb51}.yaml`` hold those settings.
 """
 
 from __future__ import annotations
