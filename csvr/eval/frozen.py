@@ -333,7 +333,7 @@ def _run_knn(args) -> int:
         raise CsvrError(f"--linear-wd must be >= 0, got {args.linear_wd}")
     if not Path(args.checkpoint).is_file():
         raise CsvrError(f"checkpoint not found: {args.checkpoint}")
-    manifest = load_manifest(args.manifest, root=args.root)
+    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
     _check_pose_cache(args.pose_cache, args.feature, manifest, records)
     clip = _clip_settings(args.checkpoint, args.frames, args.stride, args.size)
@@ -382,6 +382,8 @@ def register(commands, groups) -> None:
     p.add_argument("--feature", required=True, choices=FEATURE_NAMES, help="encoder feature")
     p.add_argument("--manifest", required=True, help="manifest from 'csvr prepare index'")
     p.add_argument("--root", default=None, help="override the manifest's video root")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="allow manifest paths that leave the dataset root (symlinks inside it need no flag)")
     p.add_argument("--pose-cache", default=None, help="pose cache (needed by fi and fd)")
     p.add_argument("--split", default="1", help="split: its training videos are the memory, its test videos the "
                    "queries (default 1)")
