@@ -130,6 +130,8 @@ def test_method_picks_the_presets_method_version_or_names_it(capsys):
     out, err = capsys.readouterr()
     assert "method: cvrl\nout: runs/cvrl\n" in out and "proj_layers: 3" in out
     assert "using preset 'small-cpu-cvrl', the cvrl version of 'small-cpu'" in err
+    assert main(["pretrain", "--config", "small-cpu", "method=iic", "--print-config"]) == 0  # the override too
+    assert "using preset 'small-cpu-iic'" in capsys.readouterr().err
     assert main(["pretrain", "--config", "ucf101-r3d", "--method", "iic", "--print-config"]) == 0
     out, err = capsys.readouterr()
     assert "using preset 'paper/ucf101-r3d-iic'" in err and "intra_negatives: repeat" in out

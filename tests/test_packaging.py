@@ -36,6 +36,12 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+def test_the_source_trees_configs_folder_is_the_packages():
+    """configs/ (what older docs and scripts name) still works in a checkout: a link to csvr/configs."""
+    assert (REPO / "configs").resolve() == PRESETS.resolve()
+    assert (REPO / "configs" / "pretrain" / "small-cpu.yaml").is_file()
+
+
 def test_the_wheel_ships_every_preset(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     presets = sorted(str(p.relative_to(REPO)) for p in PRESETS.rglob("*.yaml"))

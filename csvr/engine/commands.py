@@ -134,8 +134,11 @@ def build_config(args):
     if args.out:
         overrides.append(f"out={args.out}")
     path = resolve_config_path(args.config)
-    if args.method and path is not None:
-        path = preset_for_method(path, args.method)
+    # --method M (or method=M): a preset of another method gives way to its M version, or a message
+    method = next((o.split("=", 1)[1].strip() for o in reversed(overrides) if o.split("=", 1)[0].strip() == "method"),
+                  None)
+    if method and path is not None:
+        path = preset_for_method(path, method)
     return load_config(PretrainConfig, path, overrides)
 
 
