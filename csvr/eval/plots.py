@@ -4,12 +4,19 @@ Charts use matplotlib's object API on an Agg canvas (never ``pyplot``, so import
 changes no global backend and works without a display); picture grids use Pillow. Every
 function returns PNG (or GIF) bytes; :func:`save_image` writes them atomically.
 
+* :func:`top1_chart` - video top-1 per run, with error bars (a 95 % interval, or the spread of
+  several seeds, whose values are drawn as dots).
 * :func:`per_class_chart` - per-class accuracy of several runs side by side, classes grouped as in
-  the paper's Fig. 4: motion-related (orange labels), context-related (blue), both (black).
+  the paper's Fig. 4: motion-related (orange labels), context-related (blue), both (black); bars
+  in :data:`SERIES_COLORS`, which none of the group colours resemble.
 * :func:`confusion_chart` - a confusion matrix heatmap (rows = true class, row-normalised colours,
-  counts written in the cells for up to 30 classes).
+  counts written in the cells for up to 30 classes), classes in the bars' group order.
 * :func:`training_curves_chart` - losses and pretext metrics of a run's ``metrics.csv`` per step,
-  with ``epochs.csv``'s per-epoch means as markers and the stages shaded.
+  with ``epochs.csv``'s per-epoch means as markers and the stages shaded; x: step, y: the panel's
+  quantity.
+
+Every chart's PNG carries :func:`describe_figure` (titles, axis and tick labels, legend, error
+bars) in its :data:`PNG_AXES_KEY` text chunk.
 * :func:`retrieval_examples_chart` - query videos and their top-k neighbours (middle frames),
   green border: same class as the query, red: another class.
 * :func:`csvr_sample_images` / :func:`csvr_samples` - for a CSVR pretraining checkpoint: predicted
@@ -34,9 +41,17 @@ from csvr.errors import CsvrError
 log = logging.getLogger(__name__)
 
 GROUP_ORDER = ("motion", "context", "both")
-#: Fig. 4's label colours: orange = motion, blue = context, black = both.
+#: Fig. 4's label colours: orange = motion, blue = context, black = both. Used only for class
+#: labels, group titles and the light background bands behind each group, never for data.
 GROUP_COLORS = {"motion": "#e67e22", "context": "#1f77b4", "both": "#000000", None: "#666666"}
 GROUP_TITLES = {"motion": "motion", "context": "context", "both": "motion + context", None: "other"}
+#: Colours of data series (one per run in the per-class bars): purples, greens and pinks, at
+#: least 37 CIELAB units (Delta E 1976) from every group colour, so that a bar's colour is never
+#: read as its class's group (matplotlib's default C0 / C1 *are* the context / motion colours).
+SERIES_COLORS = ("#7b3294", "#1a9850", "#d01c8b", "#c2a5cf", "#a6dba0", "#f1b6da", "#00441b")
+#: PNG text chunk holding what each chart shows (titles, axis labels, tick labels, legend,
+#: error bars), so that a test can check a report's figures without a browser.
+PNG_AXES_KEY = "csvr:axes"
 
 
 # ----------------------------------------------------------------------------- basics
@@ -49,10 +64,39 @@ def _figure(width: float, height: float):
     return fig
 
 
+def describe_figure(fig) -> dict:
+    """What a drawn Figure shows, axes by axes: title, axis labels, tick labels, legend entries
+    (label, colour), the number of points with error bars, whether it is a colour bar."""
+    from matplotlib.colors import to_hex
+
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    axes = []
+    for ax in fig.axes:
+        title = next((ax.get_title(loc=w) for w in ("center", "left", "right") if ax.get_title(loc=w)), "")
+        entry = {"title": title, "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                 "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
+                 "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
+                 "colorbar": ax.get_label() == "<colorbar>",
+                 "errorbar_points": sum(len(c.lines[2][0].get_segments()) for c in ax.containers
+                                        if type(c).__name__ == "ErrorbarContainer" and c.lines[2])}
+        leg = ax.get_legend()
+        if leg is not None:
+            handles = getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", [])
+            entry["legend"] = [{"label": t.get_text(),
+                                "color": to_hex(h.get_facecolor() if hasattr(h, "get_facecolor") else h.get_color())}
+                               for t, h in zip(leg.get_texts(), handles)]
+        axes.append(entry)
+    return {"suptitle": suptitle, "axes": axes}
+
+
 def figure_png(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib Figure to PNG bytes."""
+    """Render a matplotlib Figure to PNG bytes (with :func:`describe_figure` in the
+    :data:`PNG_AXES_KEY` text chunk)."""
+    import json
+
+    meta = json.dumps(describe_figure(fig), ensure_ascii=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={PNG_AXES_KEY: meta})
     return buf.getvalue()
 
 
@@ -109,10 +153,13 @@ def _grouped_order(classes: Sequence[str], groups: Mapping[str, str] | None) -> 
 
 # ----------------------------------------------------------------------------- per-class accuracy
 def per_class_chart(runs: Mapping[str, Mapping[str, float | None]], class_groups: Mapping[str, str] | None = None,
-                    classes: Sequence[str] | None = None, title: str = "Per-class accuracy") -> bytes:
-    """Bar chart of per-class (video-level) accuracy, one bar colour per run, classes grouped as
-    in Fig. 4 (group order motion, context, both, then ungrouped; group names over the bars and
-    tick labels in the group's colour). ``None`` accuracies (no test video) draw no bar."""
+                    classes: Sequence[str] | None = None, title: str = "Per-class accuracy",
+                    errors: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> bytes:
+    """Bar chart of per-class (video-level) accuracy, one bar colour per run
+    (:data:`SERIES_COLORS`), classes grouped as in Fig. 4 (group order motion, context, both,
+    then ungrouped; group names over the bars, tick labels in the group's colour, a light band
+    of it behind each group). ``None`` accuracies (no test video) draw no bar. ``errors``:
+    ``{run: {class: (lo, hi)}}`` intervals (fractions) drawn as error bars."""
     if not runs:
         raise CsvrError("per-class chart: no runs")
     if classes is None:
@@ -128,24 +175,39 @@ def per_class_chart(runs: Mapping[str, Mapping[str, float | None]], class_groups
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(n)
     bw = 0.8 / r
-    colors = [f"C{i % 10}" for i in range(r)]
+    colors = [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(r)]
+    ex, ey, elo, ehi = [], [], [], []
     for i, (name, per) in enumerate(runs.items()):
         vals = [per.get(c) for c, _ in order]
         xs = [x[j] - 0.4 + bw * (i + 0.5) for j, v in enumerate(vals) if v is not None]
         ys = [100.0 * float(v) for v in vals if v is not None]
-        ax.bar(xs, ys, width=bw, color=colors[i], label=name, edgecolor="white", linewidth=0.3)
+        ax.bar(xs, ys, width=bw, color=colors[i], label=name, edgecolor="white", linewidth=0.3, zorder=2)
+        ci = (errors or {}).get(name) or {}
+        for j, (c, _) in enumerate(order):
+            if vals[j] is not None and ci.get(c) is not None:
+                lo, hi = (100.0 * float(v) for v in ci[c])
+                y = 100.0 * float(vals[j])
+                ex.append(x[j] - 0.4 + bw * (i + 0.5))
+                ey.append(y)
+                elo.append(max(0.0, y - lo))
+                ehi.append(max(0.0, hi - y))
+    if ex:
+        ax.errorbar(ex, ey, yerr=[elo, ehi], fmt="none", ecolor="#222222", elinewidth=0.8, capsize=2, zorder=3,
+                    label="_95 % interval")
     ax.set_xticks(x)
     ax.set_xticklabels([c for c, _ in order], rotation=90, fontsize=8)
     for lab, (_, g) in zip(ax.get_xticklabels(), order):
         lab.set_color(GROUP_COLORS[g])
     ax.set_ylim(0, 112)
     ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("class" + (" (label colour: group)" if class_groups else ""))
     ax.set_xlim(-0.6, n - 0.4)
     if class_groups:
         start = 0
         for k in range(1, n + 1):
             if k == n or order[k][1] != order[start][1]:
                 g = order[start][1]
+                ax.axvspan(start - 0.5, k - 0.5, color=GROUP_COLORS[g], alpha=0.07, linewidth=0, zorder=0)
                 if k < n:
                     ax.axvline(k - 0.5, color="#999999", linewidth=0.8, linestyle="--")
                 ax.text((start + k - 1) / 2, 106, GROUP_TITLES[g], ha="center", va="center", fontsize=9,
@@ -157,14 +219,59 @@ def per_class_chart(runs: Mapping[str, Mapping[str, float | None]], class_groups
     return figure_png(fig)
 
 
+# ----------------------------------------------------------------------------- top-1 per run
+def top1_chart(bars: Sequence[Mapping], title: str = "Video-level top-1 per run",
+               ylabel: str = "video top-1 (%)") -> bytes:
+    """One bar per run (or per group of seeds) with its error bar.
+
+    ``bars``: mappings with ``label``, ``value`` (a fraction), optionally ``interval`` (lo, hi)
+    drawn as an error bar, ``points`` (each seed's value, drawn as dots) and ``scratch`` (a run
+    trained from random weights: hatched)."""
+    if not bars:
+        raise CsvrError("top-1 chart: no runs")
+    fig = _figure(min(16.0, max(4.5, 1.1 * len(bars) + 2)), 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(bars))
+    for i, b in enumerate(bars):
+        ax.bar(x[i], 100.0 * float(b["value"]), width=0.6, color=SERIES_COLORS[i % len(SERIES_COLORS)],
+               hatch="//" if b.get("scratch") else None, edgecolor="white", zorder=2)
+        pts = b.get("points") or []
+        if pts:
+            ax.plot([x[i]] * len(pts), [100.0 * float(p) for p in pts], "o", color="#000000", markersize=3, zorder=4)
+    err = [(i, b) for i, b in enumerate(bars) if b.get("interval") is not None]
+    if err:
+        ys = [100.0 * float(b["value"]) for _, b in err]
+        lo = [max(0.0, y - 100.0 * float(b["interval"][0])) for y, (_, b) in zip(ys, err)]
+        hi = [max(0.0, 100.0 * float(b["interval"][1]) - y) for y, (_, b) in zip(ys, err)]
+        ax.errorbar([x[i] for i, _ in err], ys, yerr=[lo, hi], fmt="none", ecolor="#222222", elinewidth=1.0,
+                    capsize=3, zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(b["label"]) for b in bars], rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(bars) - 0.4)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("run")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    return figure_png(fig)
+
+
 # ----------------------------------------------------------------------------- confusion matrix
 def confusion_chart(confusion, classes: Sequence[str], class_groups: Mapping[str, str] | None = None,
                     title: str = "Confusion matrix") -> bytes:
-    """Heatmap of a ``C x C`` count matrix (rows = true class), colour = row-normalised fraction."""
+    """Heatmap of a ``C x C`` count matrix (rows = true class), colour = row-normalised fraction.
+
+    With ``class_groups``, rows and columns are ordered as the per-class bars (Fig. 4's groups,
+    :func:`_grouped_order`) and the groups are separated by lines."""
     cm = np.asarray(confusion, dtype=np.float64)
     c = len(classes)
     if cm.shape != (c, c):
         raise CsvrError(f"confusion matrix is {cm.shape}, but there are {c} classes")
+    order = _grouped_order(list(classes), class_groups)
+    if class_groups:
+        perm = [list(classes).index(name) for name, _ in order]
+        cm = cm[np.ix_(perm, perm)]
+        classes = [name for name, _ in order]
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     side = min(24.0, max(4.0, 0.32 * c + 2.5))
@@ -188,6 +295,11 @@ def confusion_chart(confusion, classes: Sequence[str], class_groups: Mapping[str
                 if cm[i, j]:
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
                             color="white" if frac[i, j] > 0.5 else "black")
+    if class_groups:
+        for k in range(1, c):
+            if order[k][1] != order[k - 1][1]:
+                ax.axhline(k - 0.5, color="#666666", linewidth=0.8)
+                ax.axvline(k - 0.5, color="#666666", linewidth=0.8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, loc="left", fontsize=10)
@@ -297,6 +409,8 @@ def training_curves_chart(run_dir: str | os.PathLike, title: str | None = None, 
             if len(x):
                 ax.plot(x, y, "o", color="C3", markersize=4, label="epoch mean")
         ax.set_title(col, fontsize=9, pad=12 if (i < ncol and len(spans) > 1) else 4)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel(col, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if i == 0:
@@ -609,6 +723,7 @@ def csvr_samples(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.P
     return {name: save_image(data, out / name) for name, data in images.items()}
 
 
-__all__ = ["GROUP_COLORS", "GROUP_ORDER", "class_groups_for_manifest", "confusion_chart", "csvr_sample_images",
-           "csvr_samples", "curve_columns", "figure_png", "per_class_chart", "pick_queries", "read_csv_rows",
-           "retrieval_examples_chart", "save_image", "training_curves_chart"]
+__all__ = ["GROUP_COLORS", "GROUP_ORDER", "PNG_AXES_KEY", "SERIES_COLORS", "class_groups_for_manifest",
+           "confusion_chart", "csvr_sample_images", "csvr_samples", "curve_columns", "describe_figure", "figure_png",
+           "per_class_chart", "pick_queries", "read_csv_rows", "retrieval_examples_chart", "save_image",
+           "top1_chart", "training_curves_chart"]

@@ -9,12 +9,17 @@ A run folder is any of
 * a folder written by ``csvr retrieve`` (``retrieval.json``); a run folder may also hold
   ``retrieval.json`` or ``retrieval*/retrieval.json`` of its own checkpoints.
 
-The report has: a summary table (run, kind, method, feature, clip / video top-1, R@k), the last
-pretext metrics of pretraining runs (Table II's columns), per-class accuracy of all runs in one
-chart grouped as in Fig. 4 (groups from ``results.json`` or from the dataset when it documents
+The report has: a summary table (run, kind, method, feature, clip / video top-1, R@k, the video
+top-1's 95 % interval), the last pretext metrics of pretraining runs (Table II's columns), video
+top-1 per run with error bars (:func:`video_top1_interval`; seeds of one configuration pooled as
+mean +- sd), per-class accuracy of all runs in one chart grouped as in Fig. 4 (groups from ``results.json`` or from the dataset when it documents
 them: the built-in synthetic dataset does) and as a table, confusion matrices, training curves,
 retrieval examples (reading the videos through the manifest named in ``retrieval.json`` or the
 run's config), and with ``samples=True`` the CSVR sample pictures of CSVR pretraining runs.
+The method column is the run's own record: a classifier trained from random weights
+(``init: scratch`` or no pretraining checkpoint) is "scratch", one initialised from a checkpoint
+carries that checkpoint's method ("csvr", "iic", "cvrl", "supervised"), a retrieval of a random
+encoder is "scratch". The confusion matrices order classes as the per-class bars.
 
 Outputs: ``OUT/report.html`` (self-contained: every picture embedded as a base64 data URI, no
 external file, script or style sheet), ``OUT/report.md`` (same content; pictures under
@@ -115,8 +120,52 @@ def load_run(path: str | Path) -> RunData:
         or next((r.get("method") for _, r in retrievals if r.get("method")), None) or "?"
     if method == "supervised":  # a finetuning job: name the method whose architecture it trains
         method = (config.get("model") or {}).get("arch_method") or method
+    if results is not None and _is_scratch(results, config):
+        method = "scratch"
+    elif results is None and retrievals and all(r.get("init") == "random" for _, r in retrievals):
+        method = "scratch"
     return RunData(path=p, name=p.name or str(p), kind=kind, method=str(method), config=config, summary=summary,
                    results=results, retrievals=retrievals, has_curves=curves)
+
+
+def _is_scratch(results: dict, config: dict) -> bool:
+    """A classifier trained from random weights, by the run's own record: ``init: scratch``, or
+    no pretraining checkpoint at all (``pretrained: null``). Its method column then says
+    "scratch" rather than the method whose architecture it borrowed; a run initialised from a
+    supervised checkpoint keeps "supervised" (its pretraining method)."""
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    init = results.get("init") or model.get("init")
+    if init == "scratch":
+        return True
+    if "pretrained" in results:
+        return not results["pretrained"]
+    return "pretrained" in model and not model["pretrained"]
+
+
+def video_top1_interval(results: dict) -> tuple[float, float] | None:
+    """The 95 % interval of a run's video top-1: its own ``video_top1_ci`` when results.json has
+    one, else a percentile bootstrap over its test videos (each right or wrong, from the
+    confusion matrix's diagonal; :func:`csvr.eval.stats.bootstrap_ci`). None without either."""
+    given = results.get("video_top1_ci")
+    if isinstance(given, (list, tuple)) and len(given) == 2:
+        return float(given[0]), float(given[1])
+    cm = results.get("confusion")
+    if not cm:
+        return None
+    import numpy as np
+
+    from csvr.eval.stats import bootstrap_ci
+
+    m = np.asarray(cm, dtype=np.int64)
+    right, total = int(np.trace(m)), int(m.sum())
+    if total == 0:
+        return None
+    return bootstrap_ci(np.r_[np.ones(right), np.zeros(total - right)])
+
+
+def _seed(run: "RunData") -> Any:
+    train = run.config.get("train") if isinstance(run.config.get("train"), dict) else {}
+    return (run.results or {}).get("seed", train.get("seed"))
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -172,7 +221,7 @@ def _last_values(rows: list[dict[str, str]], keys: Sequence[str]) -> dict[str, s
 def _summary_section(runs: list[RunData]) -> _Section:
     ks = sorted({int(k) for run in runs for _, r in run.retrievals for k in r["recall"]})
     head = ["run", "kind", "method", "feature", "clip top-1 (%)", "video top-1 (%)"] + [f"R@{k} (%)" for k in ks] \
-        + ["test videos"]
+        + ["test videos", "video top-1 95 % CI (%)"]
     rows = []
     for run in runs:
         used = set()
@@ -184,18 +233,20 @@ def _summary_section(runs: list[RunData]) -> _Section:
             if rec is not None:
                 used.add(rec[0])
                 recall = rec[1]["recall"]
+            ci = video_top1_interval(res)
             rows.append([run.name, run.kind, run.method, str(res.get("feature") or ""), _pct(res.get("clip_top1")),
                          _pct(res.get("video_top1"))] + [_pct(recall.get(str(k))) for k in ks]
-                        + [str(res.get("num_videos") or "")])
+                        + [str(res.get("num_videos") or ""), f"{_pct(ci[0])}-{_pct(ci[1])}" if ci else ""])
         for i, (label, r) in enumerate(run.retrievals):
             if i in used:
                 continue
             name = run.name if label == "retrieval" else f"{run.name} ({label})"
             feat = str(r.get("feature") or "") + (", random init" if r.get("init") == "random" else "")
-            rows.append([name, "retrieval", str(r.get("method") or run.method), feat, "", ""]
-                        + [_pct(r["recall"].get(str(k))) for k in ks] + [str(r.get("num_queries") or "")])
+            method = "scratch" if r.get("init") == "random" else str(r.get("method") or run.method)
+            rows.append([name, "retrieval", method, feat, "", ""]
+                        + [_pct(r["recall"].get(str(k))) for k in ks] + [str(r.get("num_queries") or ""), ""])
         if run.results is None and not run.retrievals:
-            rows.append([run.name, run.kind, run.method, "", "", ""] + [""] * len(ks) + [""])
+            rows.append([run.name, run.kind, run.method, "", "", ""] + [""] * len(ks) + ["", ""])
     sec = _Section("Summary", tables=[(head, rows)])
     if ks:
         clips = sorted({str((r.get("protocol") or {}).get("clips_per_video", "?")) for run in runs
@@ -250,6 +301,43 @@ def _class_groups(runs: list[RunData]) -> dict[str, str] | None:
     return None
 
 
+def _top1_section(runs: list[RunData]) -> _Section | None:
+    """Video top-1 of every classifier run as bars with error bars; runs that differ only in
+    their seed (same kind, method, feature, label fraction) are one bar, mean +- 1 sd."""
+    from csvr.eval.plots import top1_chart
+
+    with_res = [r for r in runs if r.results and r.results.get("video_top1") is not None]
+    if not with_res:
+        return None
+    groups: dict[tuple, list[RunData]] = {}
+    for r in with_res:
+        res = r.results
+        key = (r.kind, r.method, str(res.get("feature") or ""), res.get("label_fraction"))
+        groups.setdefault(key, []).append(r)
+    bars, text = [], []
+    for key, members in groups.items():
+        seeds = [_seed(m) for m in members]
+        if len(members) > 1 and None not in seeds and len(set(map(str, seeds))) == len(members):
+            import numpy as np
+
+            vals = np.array([float(m.results["video_top1"]) for m in members])
+            mean, sd = float(vals.mean()), float(vals.std(ddof=1))
+            bars.append({"label": f"{key[1]} {key[2]} ({len(members)} seeds)".replace("  ", " "), "value": mean,
+                         "interval": (mean - sd, mean + sd), "points": vals.tolist(), "scratch": key[1] == "scratch"})
+            text.append(f"{bars[-1]['label']}: {', '.join(m.name for m in members)} (seeds "
+                        f"{', '.join(map(str, seeds))}): mean {100 * mean:.1f} %, sd {100 * sd:.1f}.")
+            continue
+        for m in members:
+            bars.append({"label": f"{m.name} ({m.method})", "value": float(m.results["video_top1"]),
+                         "interval": video_top1_interval(m.results), "scratch": m.method == "scratch"})
+    png = top1_chart(bars)
+    text.insert(0, "Error bars: for one run, the 95 % interval of its video top-1 (the run's own video_top1_ci "
+                   "when results.json has one, else a percentile bootstrap over its test videos); for several "
+                   "seeds of one configuration, mean +- 1 sd across the seeds (each seed a dot). Hatched: trained "
+                   "from random weights (scratch).")
+    return _Section("Top-1 accuracy per run", images=[_Image("top1.png", "video top-1 per run", png)], text=text)
+
+
 def _per_class_section(runs: list[RunData], groups: dict[str, str] | None) -> _Section | None:
     from csvr.eval.plots import GROUP_ORDER, _grouped_order, per_class_chart
 
@@ -260,17 +348,23 @@ def _per_class_section(runs: list[RunData], groups: dict[str, str] | None) -> _S
     for r in with_pc:
         for c in r.results.get("classes") or list(r.results["per_class"]):
             classes.setdefault(str(c), None)
-    data = {r.name + (f" ({r.results.get('feature')})" if r.results.get("feature") else ""): r.results["per_class"]
-            for r in with_pc}
-    png = per_class_chart(data, groups, list(classes), title="Per-class video-level accuracy (grouped as Fig. 4)")
+    def label(r: RunData) -> str:
+        return r.name + (f" ({r.results.get('feature')})" if r.results.get("feature") else "")
+
+    data = {label(r): r.results["per_class"] for r in with_pc}
+    errors = {label(r): r.results["per_class_ci"] for r in with_pc if isinstance(r.results.get("per_class_ci"), dict)}
+    png = per_class_chart(data, groups, list(classes), title="Per-class video-level accuracy (grouped as Fig. 4)",
+                          errors=errors or None)
     order = _grouped_order(list(classes), groups)
     head = ["class", "group"] + list(data)
     rows = [[c, g if g in GROUP_ORDER else "", *[_pct(per.get(c)) for per in data.values()]] for c, g in order]
     sec = _Section("Per-class accuracy", tables=[(head, rows)],
                    images=[_Image("per-class.png", "per-class accuracy, all runs", png)])
     if groups:
-        sec.text.append("Groups as in the paper's Fig. 4: motion-related classes (orange), context-related (blue), "
-                        "both (black).")
+        sec.text.append("Groups as in the paper's Fig. 4: motion-related classes (orange labels and band), "
+                        "context-related (blue), both (black); bar colours only tell the runs apart.")
+    if errors:
+        sec.text.append("Error bars: the per-class 95 % intervals of " + ", ".join(errors) + " (per_class_ci).")
     return sec
 
 
@@ -451,7 +545,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     notes: list[str] = []
     groups = _class_groups(runs)
     sections = [_summary_section(runs)]
-    for make in (lambda: _pretext_section(runs), lambda: _per_class_section(runs, groups),
+    for make in (lambda: _pretext_section(runs), lambda: _top1_section(runs), lambda: _per_class_section(runs, groups),
                  lambda: _confusion_section(runs, groups), lambda: _curves_section(runs)):
         s = make()
         if s is not None:
