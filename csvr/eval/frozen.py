@@ -203,17 +203,21 @@ def _pct(x):
 
 
 # ----------------------------------------------------------------------------- the command
-def frozen_evaluation(checkpoint: str | Path, feature: str, manifest, *, split: str = "1", clip_cfg=None,
+def frozen_evaluation(checkpoint, feature: str, manifest, *, split: str = "1", clip_cfg=None,
                       clips: int = 10, pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS,
                       tau: float = KNN_TAU, control_seeds: int = 3, linear: bool = False,
                       weight_decay: float = LINEAR_WEIGHT_DECAY, cache_dir: str | Path | None = None,
                       device: str = "cpu", batch_size: int = 8, workers: int = 0) -> dict:
     """kNN (and ``linear``) of the checkpoint's ``feature`` and of its random-init control over
-    ``control_seeds`` seeds; returns the document ``csvr knn`` writes (percentages)."""
+    ``control_seeds`` seeds; returns the document ``csvr knn`` writes (percentages). ``checkpoint``:
+    a path or a loaded :class:`~csvr.engine.checkpoint.Checkpoint`; ``clip_cfg`` default: its
+    ``data.clip``."""
     from csvr.engine.checkpoint import Checkpoint
 
     t0 = time.time()
-    ckpt = Checkpoint.load(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+    checkpoint = ckpt.path
+    clip_cfg = clip_cfg or clip_settings(ckpt)
     if control_seeds and ckpt.is_classifier:
         raise CsvrError(f"{checkpoint} is a {ckpt.kind!r} checkpoint; its random-init control needs a pretraining "
                         "checkpoint (the architecture with fresh weights): pass one, or --control-seeds 0")
@@ -331,14 +335,15 @@ def _run_knn(args) -> int:
         raise CsvrError(f"--temperature must be > 0, got {args.temperature}")
     if args.linear_wd < 0:
         raise CsvrError(f"--linear-wd must be >= 0, got {args.linear_wd}")
-    if not Path(args.checkpoint).is_file():
-        raise CsvrError(f"checkpoint not found: {args.checkpoint}")
+    from csvr.engine.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.load(args.checkpoint)
     manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
     _check_pose_cache(args.pose_cache, args.feature, manifest, records)
-    clip = _clip_settings(args.checkpoint, args.frames, args.stride, args.size)
+    clip = clip_settings(ckpt, args.frames, args.stride, args.size)
     ks = list(dict.fromkeys(args.k))
-    doc = frozen_evaluation(args.checkpoint, args.feature, manifest, split=args.split, clip_cfg=clip, clips=args.clips,
+    doc = frozen_evaluation(ckpt, args.feature, manifest, split=args.split, clip_cfg=clip, clips=args.clips,
                             pose_cache=args.pose_cache, ks=ks, tau=args.temperature, control_seeds=args.control_seeds,
                             linear=args.linear, weight_decay=args.linear_wd, cache_dir=args.cache,
                             device=_device(args.device), batch_size=args.batch_size, workers=args.workers)
@@ -351,13 +356,12 @@ def _run_knn(args) -> int:
     return 0
 
 
-def _clip_settings(checkpoint: str, frames: int | None, stride: int | None, size: int | None):
-    """The checkpoint's ``data.clip`` with command-line overrides (as ``csvr retrieve``)."""
+def clip_settings(ckpt, frames: int | None = None, stride: int | None = None, size: int | None = None):
+    """A loaded checkpoint's ``data.clip`` with command-line overrides (as ``csvr retrieve``)."""
     from csvr.config import from_dict
     from csvr.data.datasets import ClipConfig
-    from csvr.engine.checkpoint import Checkpoint
 
-    data = Checkpoint.load(checkpoint).config.get("data") or {}
+    data = ckpt.config.get("data") or {}
     try:
         cfg = from_dict(ClipConfig, dict(data.get("clip") or {}), where="data.clip")
         over = {k: v for k, v in (("frames", frames), ("stride", stride), ("size", size)) if v is not None}
@@ -409,5 +413,5 @@ def register(commands, groups) -> None:
     p.set_defaults(func=_run_knn)
 
 
-__all__ = ["CachedFeatures", "cache_key", "cached_features", "default_cache_dir", "file_sha256", "format_table",
+__all__ = ["CachedFeatures", "cache_key", "cached_features", "clip_settings", "default_cache_dir", "file_sha256", "format_table",
            "frozen_evaluation", "linear_probe", "measure_names", "register", "score"]
