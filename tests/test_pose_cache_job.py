@@ -312,3 +312,16 @@ def test_job_reports_per_video_detection_rates_and_flags_low_ones(tmp_path):
     assert report["detection_rates"]["X/B"] == 0.3 and report["low_detection"] == ["X/B"]
     assert load_record(cache, "X/B").meta["detection_rate"] == 0.3
     assert load_record(cache, "X/A").meta["detection_rate"] == 1.0
+
+
+def test_summary_names_videos_where_identity_was_lost():
+    from csvr.pose.job import JobSummary
+
+    s = JobSummary(source="mediapipe", shard=(0, 1), total=1, done=1)
+    s.add_rate({"video_id": "Two/people", "frames": 22, "person_frames": 16, "detection_rate": 16 / 22,
+                "identity": {"tracks": 2, "kept_frames": 16, "dropped_frames": 4, "switch_frames": [11, 16]}})
+    assert s.identity_lost == [{"video_id": "Two/people", "tracks": 2, "kept_frames": 16, "dropped_frames": 4,
+                                "switch_frames": [11, 16]}]
+    assert ("  identity lost: Two/people: the pose jumped between 2 people (first at frame 11); kept 16 frames "
+            "of the main one, dropped 4") in s.lines()
+    assert s.low_detection == []  # 16/22 = 72.7 %

@@ -204,3 +204,33 @@ def test_mediapipe_native_log_lines_do_not_reach_stderr(capfd):
     assert raw.person_found.sum() >= 10
     assert "W0000" not in err and "XNNPACK" not in err, err
     assert raw.info["identity"]["tracks"] == 1 and raw.info["identity"]["dropped_frames"] == 0
+
+
+def test_mediapipe_pose_that_jumps_to_another_person_is_dropped_and_reported(tmp_path):
+    """Issue 14 item 8 on real BlazePose: an encoded video of a photographed person on the left of
+    the frame, then (frames 10-14) a person on the right, then the left one again. BlazePose loses
+    its person at each cut and re-detects the other one; the pose must not follow the jump."""
+    from csvr.data.video import write_video
+    from csvr.pose.sources.mediapipe import MediaPipeExtractor
+
+    data = pytest.importorskip("skimage.data")
+    person = data.astronaut()[::2, ::2]  # 256 x 256, head and shoulders
+
+    def frame(side: str) -> np.ndarray:
+        f = np.full((256, 768, 3), 235, np.uint8)
+        x = 0 if side == "L" else 512
+        f[:, x:x + 256] = person
+        return f
+
+    sides = "L" * 10 + "R" * 5 + "L" * 7
+    video = tmp_path / "two.mp4"
+    write_video(video, np.stack([frame(s) for s in sides]), crf=18)
+    with MediaPipeExtractor() as ext:
+        raw = ext.process_video(video)
+    left = np.array([s == "L" for s in sides])
+    # only the left person's frames are kept (BlazePose misses the first frame after each cut)
+    assert not raw.person_found[~left].any()
+    assert raw.person_found[left].sum() >= 14
+    assert (raw.poses[raw.person_found, J["neck"], 0] < 1 / 3).all()
+    ident = raw.info["identity"]
+    assert ident["tracks"] == 2 and ident["dropped_frames"] >= 3 and 10 <= ident["switch_frames"][0] <= 12
