@@ -256,7 +256,8 @@ def register(commands, groups) -> None:
     p = commands.add_parser(
         "demo", help="the whole pipeline end to end on the built-in dataset (or your own)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  csvr demo --out runs/demo\n  csvr demo --data data/UCF101 --out runs/demo-ucf101\n")
     p.add_argument("--out", default="runs/demo", help="output folder (re-running continues there)")
     p.add_argument("--data", default=None, help="your own dataset root (UCF101/HMDB51/folder layout) instead of "
                                                 "the built-in one; poses are then extracted with MediaPipe")

@@ -102,6 +102,14 @@ def test_the_examples_are_collected():
         ["pretrain", "--config", "x", "a=1"]
 
 
+def test_every_command_shows_an_example_in_its_help():
+    """Every command (not the groups, which only list theirs) ends its --help with examples."""
+    leaves = {f"csvr {' '.join(path)} --help" for path, p in _parsers(build_parser())
+              if path and not any(isinstance(a, argparse._SubParsersAction) for a in p._actions)}
+    assert len(leaves) >= 13
+    assert sorted(leaves - {w for w, _ in help_examples()}) == []
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     """What csvr.cli.main does before running a command: the real parser, overrides anywhere."""
     args, extra = build_parser().parse_known_args(argv)

@@ -15,21 +15,27 @@ def register(commands, groups) -> None:
                     "in parallel (fps, frames, size, codec, keyframes, I-frames) and write one JSON Lines "
                     "manifest. Re-running only probes new or changed files; bad videos are reported with "
                     "the reason and kept out of training.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # defaults are written in the help texts (ArgumentDefaultsHelpFormatter would repeat them)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  csvr prepare index data/UCF101 --out data/ucf101/manifest.jsonl\n"
+               "  csvr prepare index my_videos/ --layout folder --test-ratio 0.2 --out data/mine/manifest.jsonl\n"
+               "  csvr prepare index raw_clips/ --layout folder --unlabelled --out data/raw/manifest.jsonl\n")
     p.add_argument("root", help="dataset root folder")
     p.add_argument("--out", "-o", default=None, help="manifest path (default: ROOT/manifest.jsonl)")
     p.add_argument("--layout", default="auto", choices=["auto", *layout_names()],
-                   help="dataset layout; auto detects UCF101/HMDB51 split files, else folder-per-class")
+                   help="dataset layout (default auto: detects UCF101/HMDB51 split files, else folder-per-class)")
     p.add_argument("--splits", default=None, metavar="DIR",
                    help="folder with the split files (default: searched in ROOT and its usual sub-folders)")
     p.add_argument("--csv", default=None, help="CSV manifest path,label[,split] (layout csv)")
     p.add_argument("--test-ratio", type=float, default=None,
-                   help="folder layout: fraction of each class put in the test split (deterministic)")
+                   help="folder layout: fraction of each class's readable videos put in the test split "
+                        "(deterministic; assigned after unreadable files are dropped)")
     p.add_argument("--test-list", default=None, help="folder layout: file listing the test videos")
     p.add_argument("--unlabelled", action="store_true", help="folder layout: index every video, no labels")
-    p.add_argument("--workers", type=int, default=0, help="probe processes (0 = number of cores, max 8)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="probe processes (default 0 = number of cores, max 8)")
     p.add_argument("--clip-span", type=int, default=61,
-                   help="report videos shorter than this many frames (one 16-frame clip at stride 4)")
+                   help="report videos shorter than this many frames (default 61: one 16-frame clip at stride 4)")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="allow split/CSV paths that leave ROOT as written (../x, absolute paths elsewhere); "
                         "symlinks inside ROOT need no flag")
@@ -41,14 +47,18 @@ def register(commands, groups) -> None:
                     "--max-gap frames (or all, with --all) to a fixed GOP, copy the others, and write a "
                     "manifest for the new root. The paper follows CoViAR: MPEG-4 part 2, an I-frame every "
                     "12 frames.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  csvr prepare reencode --manifest data/mine/manifest.jsonl --out data/mine-gop12\n")
     r.add_argument("--manifest", required=True, help="manifest of the source dataset")
     r.add_argument("--out", required=True, help="new dataset root (same relative paths)")
-    r.add_argument("--codec", default="mpeg4", choices=["mpeg4", "h264"])
-    r.add_argument("--gop", type=int, default=12, help="I-frame interval in frames")
+    r.add_argument("--codec", default="mpeg4", choices=["mpeg4", "h264"],
+                   help="encoder of the re-encoded videos (default mpeg4: MPEG-4 part 2, as CoViAR; h264: "
+                        "libx264 at CRF 18)")
+    r.add_argument("--gop", type=int, default=12, help="I-frame interval in frames (default 12)")
     r.add_argument("--max-gap", type=int, default=None, help="re-encode when an I-frame gap exceeds this (default 2*gop)")
     r.add_argument("--all", action="store_true", help="re-encode every video")
-    r.add_argument("--workers", type=int, default=0)
+    r.add_argument("--workers", type=int, default=0,
+                   help="parallel encoder processes (default 0 = number of cores, max 8)")
     r.set_defaults(func=_run_reencode)
 
 

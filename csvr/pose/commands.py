@@ -25,8 +25,13 @@ VIZ_HELP = "draw poses over a video's frames into a PNG contact sheet or a GIF"
 
 
 def _add_prepare(groups) -> None:
-    p = groups["prepare"].add_parser("poses", help=PREPARE_HELP, description=PREPARE_DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = groups["prepare"].add_parser(
+        "poses", help=PREPARE_HELP, description=PREPARE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  csvr prepare poses --manifest data/ucf101/manifest.jsonl --out data/ucf101/poses "
+               "--source mediapipe --workers 8\n"
+               "  csvr prepare poses --manifest M --out CACHE --source openpose-json --json-dir openpose_output/\n"
+               "  csvr prepare poses --manifest M --out CACHE --source mmaction-pkl --pkl ucf101_2d.pkl\n"
+               "  csvr prepare poses --manifest M --out CACHE --shard 0/4\n")
     p.add_argument("--manifest", required=True, help="the dataset manifest (csvr prepare index)")
     p.add_argument("--root", default=None, help="dataset root, overriding the manifest's")
     p.add_argument("--out", required=True, help="the pose cache folder")
@@ -54,7 +59,10 @@ def _add_prepare(groups) -> None:
 
 def _add_viz(groups) -> None:
     p = groups["viz"].add_parser("poses", help=VIZ_HELP, description=VIZ_HELP + ". Poses come from the cache "
-                                 "(--cache DIR --id ID) or are extracted on the fly (--source).")
+                                 "(--cache DIR --id ID) or are extracted on the fly (--source).",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="example:\n  csvr viz poses video.mp4 --cache data/ucf101/poses "
+                                        "--id Class/video --out sheet.png\n")
     p.add_argument("video", help="the video file")
     p.add_argument("--out", required=True, help="FILE.png (contact sheet) or FILE.gif")
     p.add_argument("--cache", default=None, help="a pose cache folder (with --id)")

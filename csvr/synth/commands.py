@@ -24,7 +24,9 @@ at 160x120) takes about 40 s on 2 cores and 21.5 MB (24,000 small pose files).
 def register(commands, groups) -> None:
     p = groups["data"].add_parser(
         "synth", help="generate the built-in synthetic action dataset (UCF101 layout + OpenPose poses)",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  csvr data synth --out data/synth --gop 12\n"
+               "  csvr data synth --out data/tiny --classes 4 --videos-per-class 4 --seconds 1.2 --size 96x72\n")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be new, empty, "
                    "or an earlier synth output)")
     p.add_argument("--classes", default=None, metavar="N|NAMES",
