@@ -114,7 +114,8 @@ def register(commands, groups) -> None:
                "  torchrun --nproc_per_node 8 -m csvr pretrain --config ucf101-r3d train.devices=8\n"
                "  csvr pretrain --config small-cpu-cvrl data.manifest=data/synth/manifest.jsonl out=runs/cvrl\n")
     p.add_argument("--config", "-c", default=None, help="YAML config file or a preset name (csvr/configs/pretrain), e.g. small-cpu")
-    p.add_argument("--method", default=None, help="override the config's method (csvr, iic, cvrl)")
+    p.add_argument("--method", default=None, help="the method (csvr, iic, cvrl); a preset of another method is "
+                   "replaced by its version for this one (small-cpu -> small-cpu-cvrl), or the error names one")
     p.add_argument("--out", default=None, help="run folder (same as out=...)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
