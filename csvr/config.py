@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from pathlib import Path
@@ -24,6 +25,8 @@ import yaml
 from csvr.errors import ConfigError
 
 C = TypeVar("C")
+
+log = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -221,8 +224,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() != "" else ""
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as e:
+        if raw.strip()[:1] in ("[", "{"):  # meant as a YAML list / mapping: say where it breaks
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"override {text!r}: the value is not valid YAML ({problem}); write a list as "
+                              f"{key}=[a, b] or a list of sections as {key}=[{{name: x, epochs: 2}}], quoted for the "
+                              "shell") from None
+        value = raw  # a plain string that YAML cannot read (e.g. 'a: b: c') is taken as written
     return key.split("."), value
 
 
@@ -237,8 +245,35 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 node[k] = {}
             node[k] = dict(node[k])
             node = node[k]
-        node[keys[-1]] = value
+        node[keys[-1]] = _merge_named_sections(node.get(keys[-1]), value, ".".join(keys))
     return data
+
+
+def _merge_named_sections(old: Any, new: Any, key: str) -> Any:
+    """A list of named sections given as an override (``train.stages=[{name: joint}]``) keeps,
+    for every section the config already names, the keys the override does not set: replacing
+    a preset's stage list must not silently reset each stage's ``epochs`` to the default. What is
+    kept, and which sections are new (their unset keys take the defaults), is logged."""
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return new
+    named = {o["name"]: o for o in old if isinstance(o, dict) and "name" in o}
+    if not named:
+        return new
+    out = []
+    for item in new:
+        if isinstance(item, dict) and "name" in item:
+            base = named.get(item["name"])
+            if base is None:
+                log.info("csvr: %s: %r is not in the config file's list; its unset keys take their defaults", key,
+                         item["name"])
+            else:
+                kept = {k: v for k, v in base.items() if k not in item}
+                if kept:
+                    log.info("csvr: %s: %r keeps the config file's %s", key, item["name"],
+                             ", ".join(f"{k}={v}" for k, v in kept.items() if k != "name"))
+                item = {**base, **item}
+        out.append(item)
+    return out
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None,
@@ -253,3 +288,23 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
 
 def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted.key, old value, new value)`` for every leaf that differs between two config
+    trees (lists are compared whole; a key missing on one side is None there)."""
+    out = []
+    for k in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(k), new.get(k)
+        key = f"{prefix}{k}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_differences(a, b, key + ".")
+        elif a != b:
+            out.append((key, a, b))
+    return out
+
+
+def show_value(value: Any) -> str:
+    """A config value as one short YAML line, for messages (``[{name: main, epochs: 1}]``)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000, sort_keys=False).strip()
+    return text[:-3].strip() if text.endswith("...") else text

@@ -261,7 +261,8 @@ def register(commands, groups) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (re-running continues there)")
     p.add_argument("--data", default=None, help="your own dataset root (UCF101/HMDB51/folder layout) instead of "
                                                 "the built-in one; poses are then extracted with MediaPipe")
-    p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "folder"])
+    p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "folder"],
+                   help="layout of --data (default auto; see 'csvr prepare index --help')")
     p.add_argument("--workers", type=int, default=0, help="worker processes for the data steps (0 = cores)")
     p.add_argument("--label-fraction", type=float, default=None,
                    help="finetune on this stratified fraction of the training labels (default: the preset's)")

@@ -141,7 +141,7 @@ def _run_with_workers(tiny_synth, run: Path) -> tuple[subprocess.Popen, list[int
     checkpoint exists and its workers are running: (process, worker pids)."""
     cmd = [sys.executable, "-m", "csvr", "pretrain", "--config", "tiny-test", f"data.manifest={tiny_synth['manifest']}",
            f"data.pose_cache={tiny_synth['poses']}", "train.threads=1", "data.workers=2", "train.batch_size=2",
-           "train.stages=[{name: joint, epochs: 100}]", "train.ckpt_every_steps=3", f"out={run}"]
+           "train.stages=[{name: joint, epochs: 100, max_steps: null}]", "train.ckpt_every_steps=3", f"out={run}"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120

@@ -164,6 +164,17 @@ class Manifest:
             raise DatasetError(f"split {split!r} is not in this manifest (it has {', '.join(self.split_names) or 'none'})")
         return [r for r in self.records if r.splits.get(split) == subset]
 
+    def select_nonempty(self, split: str, subset: Subset, key: str = "data.split") -> list[VideoRecord]:
+        """:meth:`select`, or a :class:`DatasetError` naming the split, the manifest and how many of
+        its videos there were unreadable (checked before a job starts, not at its end)."""
+        records = self.select(split, subset)
+        if not records:
+            bad = sum(1 for r in self.errors if subset == "all" or r.splits.get(split) == subset)
+            why = f" ({bad} listed there, all unreadable)" if bad else ""
+            raise DatasetError(f"the {subset} part of split {split} of {self.path} has no readable video{why}: "
+                               f"choose another {key}, or re-index with videos there (csvr prepare index)")
+        return records
+
     def write(self, path: str | os.PathLike | None = None) -> None:
         write_manifest(path or self.path, self.header, self.all_records)
 
@@ -243,14 +254,22 @@ class IndexSummary:
     bad: list[tuple[str, str]]
     short: int
     seconds: float
+    short_paths: list[str] = field(default_factory=list)  # the videos shorter than one clip span
+    empty: list[str] = field(default_factory=list)  # splits / classes without a readable video
 
     def lines(self, max_bad: int = 50) -> list[str]:
         out = [f"manifest: {self.manifest}",
                f"videos: {self.indexed} indexed ({self.reused} reused from the previous manifest, "
                f"{self.probed} probed now), {len(self.bad)} bad, in {self.seconds:.1f} s"]
         if self.short:
-            out.append(f"{self.short} videos are shorter than one clip span; they are looped or padded at "
+            names = ", ".join(self.short_paths[:5]) + (f" and {self.short - 5} more" if self.short > 5 else "")
+            out.append(f"{self.short} video(s) shorter than one clip span ({names}); they are looped or padded at "
                        "training time (data.short_video)")
+        if self.empty:
+            shown = "; ".join(self.empty[:10]) + (f"; and {len(self.empty) - 10} more" if len(self.empty) > 10 else "")
+            out.append(f"warning: no readable video in {len(self.empty)} selection(s): {shown}. Training or "
+                       "evaluating on them fails: fix or replace the bad videos below, or change --test-ratio / "
+                       "the split files")
         for path, reason in self.bad[:max_bad]:
             out.append(f"  bad: {path}: {reason}")
         if len(self.bad) > max_bad:
@@ -339,8 +358,53 @@ def build_index(root: str | os.PathLike, out: str | os.PathLike, layout: str = "
             last_flush = time.time()
     header["complete"] = True
     final = ordered()
+    if layout == "folder" and test_ratio:
+        _ratio_splits_over_readable(final, test_ratio, root, test_list, allow_outside_root)
     write_manifest(out, header, final)
     bad = [(r.path, r.error) for r in final if r.error] + list(scan.problems)
-    short = sum(1 for r in final if r.error is None and r.num_frames < clip_span)
+    short = [r.path for r in final if r.error is None and r.num_frames < clip_span]
+    wants_test = bool(test_ratio or test_list) or any("test" in e.splits.values() for e in scan.entries)
+    empty = empty_selections(final, scan.splits, scan.classes, wants_test)
     return IndexSummary(out, len(scan.entries), sum(r.error is None for r in final), reused, len(to_probe),
-                        bad, short, time.time() - t0)
+                        bad, len(short), time.time() - t0, short_paths=short, empty=empty)
+
+
+def _ratio_splits_over_readable(records: list[VideoRecord], ratio: float, root: Path, test_list, allow_outside: bool
+                                ) -> None:
+    """``--test-ratio`` over the readable videos of each class (bad files would otherwise take
+    test places and leave a class, or the whole split, without test videos)."""
+    from csvr.data.layouts.folder import ratio_test_paths, read_test_list
+
+    listed = read_test_list(root, test_list, allow_outside) if test_list is not None else set()
+    by_class: dict[str, list[str]] = {}
+    for r in records:
+        if r.error is None:
+            by_class.setdefault(str(r.class_name), []).append(r.path)
+    chosen = set().union(*(ratio_test_paths(paths, ratio) for paths in by_class.values()))
+    for r in records:
+        r.splits = {**r.splits, "1": "test" if (r.path in listed or r.path in chosen) else "train"}
+
+
+def empty_selections(records: list[VideoRecord], splits: list[str], classes: list[str], wants_test: bool = True
+                     ) -> list[str]:
+    """What ends up with no readable video: ``"split 1 test"``, ``"class Walk"`` (no readable
+    video at all), ``"class Walk in split 1 test"``. A split's test part only counts when the
+    layout (or ``--test-ratio`` / ``--test-list``) gives the dataset test videos."""
+    good = [r for r in records if r.error is None]
+    subsets = ("train", "test") if wants_test else ("train",)
+    out = []
+    for s in splits:
+        for sub in subsets:
+            if not any(r.splits.get(s) == sub for r in good):
+                out.append(f"split {s} {sub}")
+    have = {r.class_name for r in good}
+    for c in classes:
+        if c not in have:
+            out.append(f"class {c}")
+            continue
+        for s in splits:
+            for sub in subsets:
+                if f"split {s} {sub}" not in out and not any(r.class_name == c and r.splits.get(s) == sub
+                                                             for r in good):
+                    out.append(f"class {c} in split {s} {sub}")
+    return out

@@ -43,6 +43,7 @@ import bisect
 import dataclasses
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -173,15 +174,20 @@ class VideoReader:
         path: the video file.
         threads: decoder threads; 1 is right inside data-loader workers (parallelism comes
             from the workers), 0 lets FFmpeg choose.
+        parse_intra: parse H.264 slice headers while building the table (the I-frames without
+            decoding). ``False`` (what datasets pass: the manifest holds the I-frames) defers it to
+            the first :meth:`iframe_indices` / :meth:`read_iframes`, which then demux once more;
+            opening costs about half as much.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, parse_intra: bool = True):
         self.path = str(path)
         if not os.path.exists(self.path):
             raise VideoError(self.path, "file not found")
         if os.path.getsize(self.path) == 0:
             raise VideoError(self.path, "empty file (0 bytes)")
         self._threads = threads
+        self._parse_intra = parse_intra
         self._open()
         try:
             if not self._container.streams.video:
@@ -196,9 +202,10 @@ class VideoReader:
             raise VideoError(self.path, f"cannot read packets: {_reason(e)}") from None
         self._iframes: list[int] | None = None
         self._seek_unreliable = False
-        # one reformatter per reader keeps FFmpeg's scaler context between frames (PyAV's
-        # frame.to_ndarray() builds a new one for every frame: twice as slow)
-        self._reformatter = VideoReformatter()
+        # one reformatter per thread, shared by its readers, keeps FFmpeg's scaler context between
+        # frames and videos of the same size (PyAV's frame.to_ndarray() builds one per frame: twice
+        # as slow; a new one per reader costs ~2 ms, a data-loader worker opens a reader per sample)
+        self._reformatter = _thread_reformatter()
 
     def _open(self) -> None:
         try:
@@ -216,7 +223,8 @@ class VideoReader:
         stamps: list[int] = []
         key_stamps: list[int] = []
         intra_stamps: list[int] = []
-        parse_h264 = self._stream.codec_context.name == "h264"
+        is_h264 = self._stream.codec_context.name == "h264"
+        parse_h264 = is_h264 and self._parse_intra
         nal_length_size = 0
         if parse_h264:
             extra = self._stream.codec_context.extradata or b""
@@ -245,6 +253,12 @@ class VideoReader:
         if not width or not height:
             raise VideoError(self.path, "video stream has no frame size (corrupt header)")
         self._pts = np.unique(np.asarray(stamps, dtype=np.int64))
+        if len(stamps) > 1 and 2 * len(self._pts) <= len(stamps):
+            # frames are found by their timestamps (module docstring); when most packets share
+            # one (all 0: a broken muxer) the video would pass as a few frames at an absurd rate
+            raise VideoError(self.path, f"degenerate timestamps: its {len(stamps)} video packets carry only "
+                                        f"{len(self._pts)} distinct timestamp(s), so frame positions and the frame "
+                                        "rate are unknown; re-encode or re-mux it with valid timestamps")
         self.num_frames = int(len(self._pts))
         keys = np.searchsorted(self._pts, np.asarray(sorted(set(key_stamps)), dtype=np.int64))
         self.keyframes: list[int] = [int(k) for k in keys]
@@ -254,6 +268,7 @@ class VideoReader:
         self.width, self.height = int(width), int(height)
         # H.264 I-frames known from the slice headers (None: decode to find them)
         self._intra_pts: set[int] | None = set(intra_stamps) if parse_h264 else None
+        self._intra_deferred = is_h264 and not self._parse_intra
         rate = self._stream.average_rate or self._stream.guessed_rate
         tb = self._stream.time_base or Fraction(1, 1)
         span = float((self._pts[-1] - self._pts[0]) * tb) if self.num_frames > 1 else 0.0
@@ -404,8 +419,23 @@ class VideoReader:
         except (av.FFmpegError, OSError) as e:
             raise VideoError(self.path, f"decode failed: {_reason(e)}") from None
 
+    def _parse_deferred_intra(self) -> None:
+        """The slice-header pass that ``parse_intra=False`` skipped at open (one more demux)."""
+        if not self._intra_deferred:
+            return
+        self._intra_deferred = False
+        self._parse_intra = True
+        self._container.close()
+        self._open()
+        try:
+            self._build_table()
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise VideoError(self.path, f"cannot read packets: {_reason(e)}") from None
+        self._seek(0)
+
     def _intra_frames(self, convert: bool, size: tuple[int, int] | None = None):
         """Decode only intra pictures (see module docstring); yields (idx, frame-or-None)."""
+        self._parse_deferred_intra()
         ctx = self._stream.codec_context
         self._seek(0)
         previous = None
@@ -450,6 +480,7 @@ class VideoReader:
     def iframe_indices(self) -> list[int]:
         """Indices of the I-frames (no decoding for H.264 and keyframe-flag codecs; cached)."""
         if self._iframes is None:
+            self._parse_deferred_intra()
             if self._intra_pts is not None:
                 self._iframes = sorted(self._index_of(p, None) for p in self._intra_pts)
             elif self.codec in _NONINTRA_CODECS or not self._keyframe_flags_real():
@@ -488,6 +519,17 @@ class VideoReader:
     def __repr__(self) -> str:
         return (f"VideoReader({self.path!r}, codec={self.codec}, {self.width}x{self.height}, "
                 f"{self.num_frames} frames @ {self.fps:.3f} fps)")
+
+
+_local = threading.local()
+
+
+def _thread_reformatter() -> VideoReformatter:
+    """This thread's :class:`VideoReformatter` (FFmpeg scaler contexts are not thread-safe)."""
+    r = getattr(_local, "reformatter", None)
+    if r is None:
+        r = _local.reformatter = VideoReformatter()
+    return r
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:

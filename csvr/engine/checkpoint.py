@@ -29,7 +29,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -99,17 +99,49 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | Path, step: int, keep_
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a csvr checkpoint safely (``weights_only=True``) and check its format."""
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or for a run folder (or its ``checkpoints/`` folder) its latest checkpoint,
+    logged so the user sees which file was taken."""
     path = Path(path)
+    if path.is_dir():
+        run = path.parent if path.name == "checkpoints" and not (path / "checkpoints").is_dir() else path
+        found = list_checkpoints(run)
+        if not found:
+            raise CsvrError(f"{path} is a folder without checkpoints (expected a run folder with "
+                            "checkpoints/step-*.pt, or a checkpoint file)")
+        log.info("csvr: %s is a run folder: using its latest checkpoint, %s", path, found[-1])
+        return found[-1]
+    return path
+
+
+def _unreadable_reason(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice to re-run
+    with ``weights_only=False`` (which would run whatever code the file holds)."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0].strip()
+        if "Unsupported global" in detail or "GLOBAL" in detail:
+            detail = detail.split(" was not")[0]  # drop PyTorch's advice on allowing it
+            return (f"it holds Python objects other than tensors and plain values ({detail[:120]}), which csvr "
+                    "never loads")
+        return f"not a PyTorch file ({detail[:80]})"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return f"not a PyTorch checkpoint ({e.__class__.__name__}: {(lines[0] if lines else '')[:160]})"
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a csvr checkpoint safely (``weights_only=True``) and check its format; a run folder
+    stands for its latest checkpoint (:func:`resolve_checkpoint`)."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CsvrError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-        raise CsvrError(f"{path} is not a loadable checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
+        raise CsvrError(f"{path} is not a csvr checkpoint: {_unreadable_reason(e)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CsvrError(f"{path} is not a csvr checkpoint")
+        raise CsvrError(f"{path} is not a csvr checkpoint (it loads as {type(state).__name__}, without the csvr "
+                        "format tag; csvr reads the checkpoints/step-*.pt files of its own runs)")
     if int(state.get("version", 0)) > VERSION:
         raise CsvrError(f"{path} was written by a newer csvr (checkpoint version {state['version']})")
     return state
@@ -145,7 +177,9 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Checkpoint":
-        """Read and check a checkpoint file (:func:`load_checkpoint`)."""
+        """Read and check a checkpoint file (:func:`load_checkpoint`; a run folder stands for its
+        latest checkpoint)."""
+        path = resolve_checkpoint(path)
         return cls.from_state(load_checkpoint(path, map_location), path)
 
     @classmethod
@@ -156,6 +190,12 @@ class Checkpoint:
         if missing:
             raise CsvrError(f"{path} lacks {', '.join(missing)}: it was not written by a csvr training job (csvr "
                             "pretrain / finetune / linear-probe); train it again with this csvr")
+        expected = (("kind", str), ("config", dict), ("model", dict))
+        odd = [f"{k!r} is of type {type(state[k]).__name__}" for k, tp in expected if not isinstance(state[k], tp)]
+        if not odd and not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+            odd.append("'model' is not a state dict of tensors")
+        if odd:
+            raise CsvrError(f"{path} is not a csvr checkpoint: unexpected structure ({'; '.join(odd)})")
         config = dict(state.get("config") or {})
         norm = state.get("input") or {}
         return cls(path=Path(path), kind=str(state["kind"]), method=str(state.get("method") or config.get("method")),
@@ -193,3 +233,31 @@ class Checkpoint:
     def sub_state(self, prefix: str) -> dict[str, Any]:
         """The entries of ``state`` under ``prefix``, with the prefix removed."""
         return {k[len(prefix):]: v for k, v in self.state.items() if k.startswith(prefix)}
+
+
+def weight_differences(own: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """What differs between a module's state dict ``own`` and checkpoint weights ``given``: one line
+    per differing entry, ``name (checkpoint shape) vs (model shape)``, ``name: only in the
+    checkpoint`` or ``name: not in the checkpoint``."""
+    out = []
+    for k, v in own.items():
+        if k not in given:
+            out.append(f"{k}: not in the checkpoint")
+        elif tuple(given[k].shape) != tuple(v.shape):
+            out.append(f"{k} {tuple(given[k].shape)} in the checkpoint vs {tuple(v.shape)} in the model")
+    out += [f"{k}: only in the checkpoint" for k in given if k not in own]
+    return out
+
+
+def load_weights(module: torch.nn.Module, state: Mapping[str, Any], source: str | Path, what: str = "the model",
+                 hint: str = "", show: int = 4) -> None:
+    """``module.load_state_dict(state)`` (strict), or one :class:`CsvrError` instead of PyTorch's
+    ``size mismatch`` traceback (one line per tensor): the count of differing entries, the first
+    ``show`` of them with their shapes, and ``hint`` (e.g. the config keys that differ)."""
+    diff = weight_differences(module.state_dict(), state)
+    if diff:
+        more = f"; and {len(diff) - show} more" if len(diff) > show else ""
+        raise CsvrError(f"{source} does not fit {what}: {len(diff)} parameter(s) differ ({'; '.join(diff[:show])}{more})"
+                        + (f"; {hint}" if hint else ""))
+    module.load_state_dict(state)
+

@@ -42,6 +42,8 @@ def print_summary(summary: dict) -> None:
         summary.get("kind", "pretrain"), "training")
     print(f"{what} done: method {summary['method']}, {summary['global_step']} steps in {summary['seconds']} s "
           f"(global batch {summary['global_batch']}, lr {summary['lr']:.3g}, {summary['world_size']} process(es))")
+    if summary.get("videos_with_poses") is not None:
+        print(f"  poses: {summary['videos_with_poses']} of {summary['videos']} training videos have poses")
     for s in summary["stages"]:
         print(f"  stage {s['stage']:8s} {s['steps']:6d} steps  {s['seconds']:8.1f} s")
     if summary.get("last_epoch_metrics"):
@@ -54,8 +56,6 @@ def print_summary(summary: dict) -> None:
         for stage, c in checks:
             base = "0 (no gap)" if c["baseline"] is None else f"{c['baseline']} {c['baseline_value']:.4g}"
             print(f"    {stage:8s} {c['branch']:18s} {c['signal']} {c['value']:.4g} vs {base}: {c['verdict']}")
-    if summary["nonfinite_steps"]:
-        print(f"  {summary['nonfinite_steps']} step(s) skipped for non-finite losses")
     mon = summary.get("knn_monitor")
     if mon and mon["history"]:
         (s0, v0), (s1, v1) = mon["history"][0], mon["history"][-1]
@@ -63,6 +63,8 @@ def print_summary(summary: dict) -> None:
         print(f"  kNN monitor ({mon['feature']}, k={mon['k']}, {mon['memory_videos']} memory / {mon['query_videos']} "
               f"query videos): top-1 {v0:.1f}% at step {s0} -> {v1:.1f}% at step {s1}; {len(mon['history'])} runs, "
               f"{mon['seconds']:.1f} s ({share:.1f}% of the run)")
+    if summary["nonfinite_steps"]:
+        print(f"  {summary['nonfinite_steps']} step(s) skipped for non-finite losses")
     print(f"  checkpoint: {summary['checkpoint']}")
     print(f"  logs: {summary['out']}/metrics.csv, epochs.csv, tb/")
 

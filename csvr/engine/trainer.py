@@ -43,16 +43,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from csvr.config import dump_yaml, to_dict
+from csvr.config import config_differences, dump_yaml, show_value, to_dict
 from csvr.data.index import load_manifest
 from csvr.data.transforms import MEAN, STD
-from csvr.engine.checkpoint import latest_checkpoint, list_checkpoints, rng_state, save_checkpoint, set_rng_state
+from csvr.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_weights, rng_state, save_checkpoint,
+                                   set_rng_state)
 from csvr.engine.config import PretrainConfig, StageConfig
 from csvr.engine.logging import EpochMeans, RunLog, to_float
 from csvr.engine.monitor import KnnMonitor
 from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factor
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods.base import Method
+from csvr.pose.cache import check_coverage
 from csvr.utils.io import atomic_write_json, atomic_write_text
 from csvr.utils.progress import progress
 
@@ -263,7 +265,7 @@ class Trainer:
             raise ConfigError("data.manifest is required (a manifest from 'csvr prepare index')")
         self.manifest = load_manifest(cfg.data.manifest, root=cfg.data.root,
                                       allow_outside_root=cfg.data.allow_outside_root)
-        records = self.manifest.select(cfg.data.split, cfg.data.subset)
+        records = self.manifest.select_nonempty(cfg.data.split, cfg.data.subset, key="data.split / data.subset")
         if cfg.data.max_videos:
             records = records[: cfg.data.max_videos]
         if cfg.data.label_fraction < 1.0:
@@ -286,6 +288,12 @@ class Trainer:
         self.method.check_stages([s.name for s in self.stages])
         self.dataset = self.method.train_dataset(self.manifest, self.records, cfg.data.clip, cfg.train.seed,
                                                  cfg.data.pose_cache)
+        # a run that reads poses checks its cache before any step: a wrong path must not train
+        # silently on zero poses (every pose loss 0)
+        self.pose_coverage = None
+        if getattr(self.dataset, "with_poses", False):
+            self.pose_coverage = check_coverage(cfg.data.pose_cache, [r.id for r in self.records],
+                                                source=str(self.manifest.path))
         self.per_step = cfg.train.batch_size * self.world * cfg.train.accumulate
         self.steps_per_epoch = len(self.dataset) // (cfg.train.batch_size * self.world) // cfg.train.accumulate
         if self.steps_per_epoch < 1:
@@ -294,6 +302,8 @@ class Trainer:
         self.lr = learning_rate(cfg, self.world)
         spe = self.steps_per_epoch
         self.stage_totals = [min(st.epochs * spe, st.max_steps or st.epochs * spe) for st in self.stages]
+        # the online kNN monitor (train.knn_monitor; off by default): checked here, before any step
+        self.monitor = KnnMonitor.build(cfg, self.method, self.manifest)
 
     # ------------------------------------------------------------------ resume
     def _resume(self) -> None:
@@ -301,19 +311,29 @@ class Trainer:
         if found is None:
             log.info("csvr: --resume: no checkpoint in %s yet, starting from scratch", self.run_dir)
             return
-        # the online kNN monitor (train.knn_monitor; off by default): checked here, before any step
-        self.monitor = KnnMonitor.build(cfg, self.method, self.manifest)
         path, loaded = found
         kind, method = self.method.job_kind, self.cfg.method
         if loaded.get("method") != method or loaded.get("kind") != kind:
             raise CsvrError(f"{path} is a {loaded.get('kind')} checkpoint of method {loaded.get('method')!r}, "
                             f"not a {kind} checkpoint of {method!r}")
-        self.method.load_state_dict(loaded["model"])
+        load_weights(self.method, loaded["model"], path, f"the {method} model of this config",
+                     self._model_config_hint(loaded))
         self.pos = Position(loaded["stage_index"], loaded["epoch"], loaded["step_in_epoch"], loaded["stage_step"],
                             loaded["global_step"])
         self.loaded = loaded
         self.fabric.print(f"csvr: resuming from {path} (stage {self.stages[self.pos.stage_index].name}, epoch "
                           f"{self.pos.epoch}, step {self.pos.global_step})")
+
+    def _model_config_hint(self, loaded: dict) -> str:
+        """The ``model.*`` keys where this config differs from the checkpoint's (the likely reason
+        its weights do not fit), and what to do."""
+        saved = (loaded.get("config") or {}).get("model") or {}
+        diff = config_differences(saved, to_dict(self.cfg).get("model") or {}, "model.")
+        keys = ", ".join(f"{k}: {show_value(a)} -> {show_value(b)}" for k, a, b in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        return (f"the config differs from the checkpoint's in {keys}{more}; resume with the run's own model "
+                "settings (leave those overrides out), or start a new run (another --out)") if diff else \
+            "the checkpoint was written by another model definition (another csvr version?)"
 
     def _setup_optimizer(self) -> None:
         fabric = self.fabric
@@ -485,13 +505,6 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         return out, finite, lr_now
 
-    def _log_step(self, stage: StageConfig, vals: dict, lr_now: dict, seconds: float, means: EpochMeans, bar) -> None:
-        pos = self.pos
-        sps = self.per_step / max(seconds, 1e-9)
-        row = {"step": pos.global_step, "stage": stage.name, "epoch": pos.epoch,
-               "lr": lr_now["encoder"] if "encoder" in lr_now else next(iter(lr_now.values())),
-               **{f"lr_{r}": v for r, v in lr_now.items() if r != "encoder"}, **vals, "samples_per_s": sps,
-               "data_wait_frac": means.wait_frac}
     def _monitor(self) -> dict[str, float]:
         """The kNN monitor's values at this step (rank 0; {} elsewhere): logged in the step's row."""
         if self.rank != 0:
@@ -501,6 +514,13 @@ class Trainer:
             self.fabric.print(self.monitor.line(self.pos.global_step, values))
         return values
 
+    def _log_step(self, stage: StageConfig, vals: dict, lr_now: dict, seconds: float, means: EpochMeans, bar) -> None:
+        pos = self.pos
+        sps = self.per_step / max(seconds, 1e-9)
+        row = {"step": pos.global_step, "stage": stage.name, "epoch": pos.epoch,
+               "lr": lr_now["encoder"] if "encoder" in lr_now else next(iter(lr_now.values())),
+               **{f"lr_{r}": v for r, v in lr_now.items() if r != "encoder"}, **vals, "samples_per_s": sps,
+               "data_wait_frac": means.wait_frac}
         bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]} | {"sps": f"{sps:.1f}"})
         self.logs.step(row, stage.name, pos.global_step)
 
@@ -539,10 +559,14 @@ class Trainer:
             "checkpoint": str(final_path) if final_path else None, "global_step": self.pos.global_step,
             "world_size": self.world, "global_batch": self.per_step, "lr": self.lr, "stages": stage_summaries,
             "nonfinite_steps": self.nonfinite_total, "seconds": round(time.time() - self.t_start, 1),
+            "videos": len(self.records),
+            "videos_with_poses": self.pose_coverage.with_poses if self.pose_coverage is not None else None,
         }
         last = self.logs.last_epoch_metrics()
         if last is not None:
             summary["last_epoch_metrics"] = last
+        if self.monitor is not None:
+            summary["knn_monitor"] = self.monitor.summary()
         if self.rank == 0:
             atomic_write_json(self.run_dir / "summary.json", summary)
         return summary
@@ -552,8 +576,6 @@ def train(cfg: PretrainConfig, method_cls: type[Method], build: Callable[[], Met
           fabric=None, hooks: dict | None = None) -> dict:
     """``Trainer(cfg, method_cls, build, fabric, hooks).fit(resume)``."""
     return Trainer(cfg, method_cls, build, fabric, hooks).fit(resume)
-        if self.monitor is not None:
-            summary["knn_monitor"] = self.monitor.summary()
 
 
 __all__ = ["DataWorkerDied", "Position", "ResumableSampler", "StopFlag", "StoppedBySignal", "Trainer",

@@ -67,12 +67,12 @@ def load_model(path: str | Path, feature: str | None = None, random_init: bool =
     ckpt = trained.checkpoint
     if trained.method is not None:  # a pretraining checkpoint
         core = getattr(trained.method, "model", trained.method)
-        return LoadedModel(path=str(path), kind="random_init" if random_init else "pretrain",
+        return LoadedModel(path=str(ckpt.path), kind="random_init" if random_init else "pretrain",
                            method=trained.method.name, feature=trained.feature, encoder=trained.encoder,
                            config=dict(ckpt.config), backbone=getattr(core, "v_network", None))
     from csvr.eval.finetune import classifier_on
 
-    return from_classifier(classifier_on(trained.encoder, ckpt), ckpt.raw, str(path))
+    return from_classifier(classifier_on(trained.encoder, ckpt), ckpt.raw, str(ckpt.path))  # a run folder: its file
 
 
 def from_classifier(classifier: nn.Module, state: dict, path: str) -> LoadedModel:
@@ -145,18 +145,9 @@ def _check_pose_cache(pose_cache: str | None, feature: str, manifest, records) -
     if not pose_cache:
         raise CsvrError(f"feature {feature!r} needs poses: pass --pose-cache (a cache made by 'csvr prepare poses'), "
                         "or use --feature fs / backbone")
-    if not Path(pose_cache).is_dir():
-        raise CsvrError(f"pose cache not found: {pose_cache}")
-    from csvr.pose import PoseCache
+    from csvr.pose.cache import check_coverage
 
-    store = PoseCache(pose_cache, memory_items=0)
-    missing = [r.id for r in records if not store.has(r.id)]
-    if len(missing) == len(records):
-        raise CsvrError(f"the pose cache {pose_cache} holds poses for none of the {len(records)} videos of "
-                        f"{manifest.path}")
-    if missing:
-        log.warning("csvr: %d of %d videos have no poses in %s (no person, or not cached), e.g. %s; their f_d comes "
-                    "from zero poses", len(missing), len(records), pose_cache, missing[0])
+    check_coverage(pose_cache, [r.id for r in records], key="--pose-cache", what="videos", source=str(manifest.path))
 
 
 # ----------------------------------------------------------------------------- retrieve
@@ -173,7 +164,8 @@ def _run_retrieve(args) -> int:
     manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     if not args.any_classes:
         check_classes(model, manifest)
-    records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
+    records = manifest.select_nonempty(args.split, "test", key="--split") + manifest.select_nonempty(
+        args.split, "train", key="--split")
     _check_pose_cache(args.pose_cache, model.feature, manifest, records)
     clip = clip_config(model, args.frames, args.stride, args.size)
     if args.clips < 1:
@@ -181,7 +173,7 @@ def _run_retrieve(args) -> int:
     result, q, g = retrieve_videos(model.encoder, manifest, args.split, clip, num_clips=args.clips,
                                    pose_cache=args.pose_cache, ks=ks, backend=args.backend,
                                    device=_device(args.device), batch_size=args.batch_size, workers=args.workers,
-                                   checkpoint=str(args.checkpoint))
+                                   checkpoint=model.path)
     out = Path(args.out)
     doc = result.to_json()
     doc.update({"method": model.method, "checkpoint_kind": model.kind,
@@ -322,14 +314,15 @@ def register_classifier_jobs(commands) -> None:
                    f"  csvr {name} --config small-cpu --pretrained CKPT --feature scratch  # same net, random init\n"
                    f"  csvr {name} --config small-cpu --pretrained CKPT data.label_fraction=0.1  # 10% of the labels")
         p.add_argument("--config", "-c", default=None, help="YAML config or a preset name (csvr/configs/finetune), e.g. small-cpu")
-        p.add_argument("--pretrained", default=None, help="pretraining checkpoint (model.pretrained)")
+        p.add_argument("--pretrained", default=None, help="pretraining checkpoint, or its run folder (the latest "
+                       "checkpoint); model.pretrained")
         p.add_argument("--feature", default=None, choices=[*FEATURE_NAMES, "scratch"],
                        help="feature to build on; scratch = the fs network with random weights (Table I row 1)")
         p.add_argument("--label-fraction", type=float, default=None,
                        help="train on a stratified fraction of the training labels (data.label_fraction)")
         p.add_argument("--out", default=None, help="run folder (out=...)")
-        p.add_argument("--resume", action="store_true")
-        p.add_argument("--print-config", action="store_true")
+        p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+        p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         p.add_argument("overrides", nargs="*", metavar="key=value")
         p.set_defaults(func=_run_finetune, linear=linear)
 
@@ -352,7 +345,12 @@ def _run_finetune(args) -> int:
         overrides.append(f"data.label_fraction={args.label_fraction}")
     if args.out:
         overrides.append(f"out={args.out}")
-    cfg = load_config(FinetuneConfig, resolve_config_path(args.config, "finetune"), overrides)
+    if args.resume and args.config is None:  # --out RUN --resume: the run's own config.yaml (and the overrides)
+        from csvr.engine.commands import resume_config
+
+        cfg = resume_config(FinetuneConfig, None, overrides, args.out)
+    else:
+        cfg = load_config(FinetuneConfig, resolve_config_path(args.config, "finetune"), overrides)
     from csvr.config import from_dict
     from csvr.eval.classifier import SupervisedConfig
 
@@ -383,7 +381,8 @@ def register(commands, groups) -> None:
                "--manifest data/synth/manifest.jsonl --pose-cache data/synth/poses --out runs/csvr/retrieval-fi\n"
                "  csvr retrieve --checkpoint runs/finetune/checkpoints/step-000000500.pt --manifest "
                "data/ucf101/manifest.jsonl --out runs/finetune/retrieval\n")
-    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint, or a run "
+                   "folder (its latest checkpoint)")
     p.add_argument("--feature", choices=FEATURE_NAMES, default=None,
                    help="encoder feature (pretraining checkpoints; default: fi for csvr, backbone for iic/cvrl; a "
                         "finetuned checkpoint uses its own)")
@@ -445,7 +444,8 @@ def register(commands, groups) -> None:
                     "torch.onnx.export(dynamo=False). Files are written only when every format succeeded.",
         epilog="example:\n  csvr export --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi "
                "--out exported/\n")
-    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a pretraining or finetuning / linear-probe checkpoint, or a run "
+                   "folder (its latest checkpoint)")
     p.add_argument("--feature", choices=FEATURE_NAMES, default=None,
                    help="encoder feature for ONNX (pretraining checkpoints)")
     p.add_argument("--format", default=None, help="comma-separated: torchvision, onnx (default: onnx, plus torchvision "

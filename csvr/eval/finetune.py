@@ -21,7 +21,7 @@ import torch
 from csvr.config import from_dict, to_dict
 from csvr.data.datasets import ClipDataset
 from csvr.data.index import load_manifest
-from csvr.engine.checkpoint import CLASSIFIER_KINDS, HEAD_PREFIX, PRETRAIN_KIND, Checkpoint
+from csvr.engine.checkpoint import CLASSIFIER_KINDS, HEAD_PREFIX, PRETRAIN_KIND, Checkpoint, load_weights
 from csvr.engine.config import PretrainConfig
 from csvr.engine.model import load_encoder
 from csvr.engine.trainer import train
@@ -29,6 +29,8 @@ from csvr.errors import CsvrError
 from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig
 from csvr.eval.features import report_left_out, run_eval
 from csvr.eval.metrics import classification_report
+from csvr.models.features import needs_poses
+from csvr.pose.cache import check_coverage
 from csvr.utils.io import atomic_write_json
 
 
@@ -66,7 +68,8 @@ def classifier_on(encoder, ckpt: Checkpoint) -> Classifier:
     the linear layer's weights and the class names come from the checkpoint (eval mode)."""
     mcfg = from_dict(SupervisedConfig, ckpt.config.get("model") or {}, where="model")
     classifier = Classifier(encoder, mcfg.num_classes, mcfg.classes, 0.0 if mcfg.freeze_encoder else mcfg.dropout)
-    classifier.head.load_state_dict(ckpt.sub_state(HEAD_PREFIX))
+    load_weights(classifier.head, ckpt.sub_state(HEAD_PREFIX), ckpt.path, "the classifier's linear layer its config "
+                 f"describes ({mcfg.num_classes} classes)")
     return classifier.eval()
 
 
@@ -128,18 +131,25 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
     if model.get("pretrained"):
         ckpt = Checkpoint.load(model["pretrained"]).require(PRETRAIN_KIND, what="a pretraining one")
         model["arch_method"], model["arch"] = ckpt.architecture
+        model["pretrained"] = str(ckpt.path)  # a run folder given: the file it stands for
         del ckpt
     cfg.model = model
     cfg.method = Supervised.name
     mcfg = from_dict(SupervisedConfig, model, where="model")
+    # both selections are checked before any step: an empty test split found after training
+    # would waste the whole run
+    split = cfg.eval.split or cfg.data.split
+    manifest.select_nonempty(cfg.data.split, cfg.data.subset, key="data.split / data.subset")
+    test_records = manifest.select_nonempty(split, cfg.eval.subset, key="eval.split / eval.subset")
+    if needs_poses(mcfg.feature):
+        check_coverage(cfg.data.pose_cache, [r.id for r in test_records], what=f"{cfg.eval.subset} videos",
+                       source=str(manifest.path))
     summary = train(cfg, Supervised, lambda: Supervised.build(mcfg, cfg.data.color), resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return summary
     print_summary(summary)
     classifier, state = load_classifier(summary["checkpoint"])
-    split = cfg.eval.split or cfg.data.split
-    records = manifest.select(split, cfg.eval.subset)
-    report = evaluate_classifier(classifier, manifest, records, cfg.data.clip, cfg.eval.clips,
+    report = evaluate_classifier(classifier, manifest, test_records, cfg.data.clip, cfg.eval.clips,
                                  cfg.data.pose_cache, cfg.eval.batch_size, cfg.data.workers)
     results = {
         "kind": state["kind"], "feature": model.get("feature", "fi"), "init": model.get("init", "pretrained"),

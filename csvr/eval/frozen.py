@@ -374,7 +374,7 @@ def register(commands, groups) -> None:
     import argparse
 
     p = commands.add_parser(
-        "knn", help="frozen-feature kNN (and linear probe) with the random-init control, difference and 95% CI",
+        "knn", help="frozen-feature kNN (and linear probe) with the random-init control, difference and 95%% CI",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=DESCRIPTION,
         epilog="examples:\n  csvr knn --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi --manifest "

@@ -234,3 +234,53 @@ class PoseCache:
 
     def __repr__(self) -> str:
         return f"PoseCache({str(self.cache_dir)!r})"
+
+
+class PoseCoverage:
+    """How many of a run's videos a pose cache holds poses for (:func:`check_coverage`)."""
+
+    def __init__(self, cache_dir: str, total: int, missing: list[str]):
+        self.cache_dir, self.total, self.missing = cache_dir, int(total), list(missing)
+
+    @property
+    def with_poses(self) -> int:
+        return self.total - len(self.missing)
+
+    def __repr__(self) -> str:
+        return f"PoseCoverage({self.cache_dir!r}, {self.with_poses}/{self.total})"
+
+
+def check_coverage(cache_dir: str | os.PathLike | None, video_ids: list[str], key: str = "data.pose_cache",
+                   what: str = "training videos", source: str = "") -> PoseCoverage:
+    """The one check of a pose cache before a run that needs poses starts.
+
+    A missing setting, a path that is not a folder, or a cache with poses for none of
+    ``video_ids`` is a :class:`CsvrError` naming ``key`` (the config key or flag that gave the
+    cache); partial coverage is a warning naming a few videos without poses (their pose terms
+    see zero poses). ``source`` (e.g. the manifest) only makes the messages precise.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    of = f" of {source}" if source else ""
+    if not cache_dir:
+        raise CsvrError(f"{key} is not set: this run needs poses (a cache made by 'csvr prepare poses')")
+    path = Path(cache_dir)
+    if not path.is_dir():
+        found = "a file, not a folder" if path.exists() else "nothing there"
+        raise CsvrError(f"{key}={cache_dir}: no pose cache ({found}); make one with 'csvr prepare poses' or fix "
+                        f"{key}")
+    store = PoseCache(path, memory_items=0)
+    ids = list(video_ids)
+    missing = [v for v in ids if not store.has(v)]
+    cov = PoseCoverage(str(cache_dir), len(ids), missing)
+    if ids and not cov.with_poses:
+        entries = sum(1 for _ in path.rglob("*" + SUFFIX))
+        raise CsvrError(f"{key}={cache_dir}: the cache holds poses for none of the {len(ids)} {what}{of} (found "
+                        f"{entries} cache file(s) there, e.g. {missing[0]!r} has none); is it the cache of this "
+                        "dataset?")
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        log.warning("csvr: %d of %d %s%s have no poses in %s (no person found, or not extracted): %s; their pose "
+                    "terms see zero poses", len(missing), len(ids), what, of, cache_dir, shown)
+    return cov

@@ -15,6 +15,28 @@ from csvr.errors import DatasetError
 from csvr.utils.io import resolve_inside
 
 
+def ratio_test_paths(paths: list[str], ratio: float) -> set[str]:
+    """The ``round(ratio x len(paths))`` paths of one class that go to the test split: the first in
+    a hash order of the path (deterministic, and stable when other files come or go).
+    ``csvr prepare index`` applies it again over the readable videos once bad files have dropped
+    out, so the ratio holds over what can be trained and tested on."""
+    ranked = sorted(paths, key=lambda r: hash01(r))
+    return set(ranked[: int(round(ratio * len(paths)))])
+
+
+def read_test_list(root: Path, test_list: str | Path, allow_outside: bool = False) -> set[str]:
+    """The relative paths of ``--test-list`` (first word of each line)."""
+    tl = Path(test_list)
+    if not tl.is_file():
+        raise DatasetError(f"--test-list file not found: {test_list}")
+    out: set[str] = set()
+    for n, line in read_lines(tl):
+        rel = line.split()[0].replace("\\", "/")
+        resolve_inside(root, rel, allow_outside=allow_outside, what="path in test list")
+        out.add(rel)
+    return out
+
+
 @register_layout("folder", order=2)
 def scan_folder(root: Path, opts: LayoutOptions) -> LayoutScan:
     test_ratio, test_list, allow_outside = opts.test_ratio, opts.test_list, opts.allow_outside
@@ -27,24 +49,13 @@ def scan_folder(root: Path, opts: LayoutOptions) -> LayoutScan:
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected <root>/<class>/<video>; "
                            "use --unlabelled for a flat folder of videos)")
-    test_set: set[str] = set()
-    if test_list is not None:
-        tl = Path(test_list)
-        if not tl.is_file():
-            raise DatasetError(f"--test-list file not found: {test_list}")
-        for n, line in read_lines(tl):
-            rel = line.split()[0].replace("\\", "/")
-            resolve_inside(root, rel, allow_outside=allow_outside, what="path in test list")
-            test_set.add(rel)
+    test_set = read_test_list(root, test_list, allow_outside) if test_list is not None else set()
     if test_ratio is not None and not 0.0 <= test_ratio < 1.0:
         raise DatasetError(f"--test-ratio must be in [0, 1), got {test_ratio}")
     entries = []
     for label, cls in enumerate(classes):
         vids = sorted(p.relative_to(root).as_posix() for p in walk_files(root / cls) if is_video(p))
-        chosen: set[str] = set()
-        if test_ratio:
-            ranked = sorted(vids, key=lambda r: hash01(r))
-            chosen = set(ranked[: int(round(test_ratio * len(vids)))])
+        chosen = ratio_test_paths(vids, test_ratio) if test_ratio else set()
         for rel in vids:
             split = "test" if (rel in test_set or rel in chosen) else "train"
             entries.append(Entry(rel, label, cls, {"1": split}))
