@@ -140,7 +140,42 @@ def build_config(args):
                   None)
     if method and path is not None:
         path = preset_for_method(path, method)
+    if args.resume:
+        return resume_config(PretrainConfig, path, overrides, args.out)
     return load_config(PretrainConfig, path, overrides)
+
+
+def resume_config(cls, path: Path | None, overrides: list[str], out: str | None):
+    """The config of ``--resume``: the run folder's own ``config.yaml`` (so ``--out RUN --resume``
+    needs nothing else), with the command line's overrides; or, with ``--config``, that config.
+    Every setting that differs from the run's is printed (``overriding key: old -> new``). A run
+    folder without ``config.yaml`` (not started yet) needs ``--config``."""
+    from csvr.config import config_differences, load_config, parse_override, show_value, to_dict
+
+    if out is None:  # out=RUN among the overrides, else the --config's own out
+        given = [o for o in overrides if parse_override(o)[0] == ["out"]]
+        if given:
+            out = str(parse_override(given[-1])[1])
+        elif path is not None:
+            out = load_config(cls, path, overrides).out
+        else:
+            raise ConfigError("--resume needs the run folder to continue: --out RUN")
+    saved = Path(out) / "config.yaml"
+    if not saved.is_file():
+        if path is None:
+            raise ConfigError(f"--resume: {saved} not found ({out} is not a started csvr run folder); give --config "
+                              "to start the run")
+        return load_config(cls, path, overrides)
+    run = load_config(cls, saved)
+    cfg = load_config(cls, path if path is not None else saved, overrides)
+    diff = [(k, a, b) for k, a, b in config_differences(to_dict(run), to_dict(cfg))
+            if not (k == "out" and Path(str(a)).resolve() == Path(str(b)).resolve())]
+    if path is not None and diff:
+        print(f"csvr: --resume: --config {path} (with the overrides) differs from {saved} in {len(diff)} setting(s); "
+              "the run continues with --config's:", file=sys.stderr)
+    for k, a, b in diff:
+        print(f"csvr: --resume: overriding {k}: {show_value(a)} -> {show_value(b)}", file=sys.stderr)
+    return cfg
 
 
 def _run(args) -> int:

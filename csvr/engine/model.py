@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from csvr.config import from_dict
-from csvr.engine.checkpoint import CLASSIFIER_KINDS, ENCODER_PREFIX, PRETRAIN_KIND, Checkpoint
+from csvr.engine.checkpoint import CLASSIFIER_KINDS, ENCODER_PREFIX, PRETRAIN_KIND, Checkpoint, load_weights
 from csvr.engine.config import PretrainConfig
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods import get_method
@@ -57,6 +57,11 @@ def build_method(cfg: PretrainConfig) -> Method:
     return method_cls(model_cfg, cfg.data.color)
 
 
+#: why a checkpoint's weights would not fit the model its own config describes
+_DRIFT = ("its weights and its config disagree (a checkpoint edited by hand, or written by another csvr version "
+          "whose networks differ); use a checkpoint written by this csvr, or train again")
+
+
 def _checkpoint(source: str | os.PathLike | Checkpoint) -> Checkpoint:
     return source if isinstance(source, Checkpoint) else Checkpoint.load(source)
 
@@ -65,7 +70,7 @@ def load_method(source: str | os.PathLike | Checkpoint) -> tuple[Method, Checkpo
     """(the method of a pretraining checkpoint with its weights, the checkpoint)."""
     ckpt = _checkpoint(source).require(PRETRAIN_KIND, what="a pretraining one")
     method = build_method(from_dict(PretrainConfig, ckpt.config))
-    method.load_state_dict(ckpt.state)
+    load_weights(method, ckpt.state, ckpt.path, f"the {method.name} model its own config describes", _DRIFT)
     return method, ckpt
 
 
@@ -110,7 +115,8 @@ def load_trained(source: str | os.PathLike | Checkpoint, feature: str | None = N
                             "--feature out, or use the pretraining checkpoint for other features)")
         name, arch = ckpt.architecture
         encoder = build_architecture(name, arch, where="model.arch").encoder(have)
-        encoder.load_state_dict(ckpt.sub_state(ENCODER_PREFIX))
+        load_weights(encoder, ckpt.sub_state(ENCODER_PREFIX), ckpt.path,
+                     f"the {name} {have} encoder its own config describes", _DRIFT)
         feature, method = have, None
     else:
         raise CsvrError(f"{path} is a {ckpt.kind!r} checkpoint; expected a pretraining ('csvr pretrain') or a "
