@@ -210,6 +210,11 @@ def test_a_run_folder_as_checkpoint_means_its_latest_checkpoint(tiny_synth, tiny
     rc = main(["retrieve", "--checkpoint", str(run), "--feature", "fs", "--manifest", str(tiny_synth["manifest"]),
                "--out", str(tmp_path / "r"), "--workers", "0", "--clips", "1", "--ks", "1"])
     assert rc == 0 and (tmp_path / "r" / "retrieval.json").is_file()
+    assert json.loads((tmp_path / "r" / "retrieval.json").read_text())["checkpoint"] == str(tiny_ckpt)
+    rc = main(["finetune", "--config", "tiny-test", "--pretrained", str(run), "--feature", "fs",
+               f"data.manifest={tiny_synth['manifest']}", "--out", str(tmp_path / "ft"), "train.threads=1",
+               "train.stages=[{name: main, max_steps: 1}]", "eval.clips=1"])
+    assert rc == 0 and json.loads((tmp_path / "ft" / "results.json").read_text())["pretrained"] == str(tiny_ckpt)
     (tmp_path / "empty").mkdir()
     assert main(["export", "--checkpoint", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
     assert "is a folder without checkpoints" in _one_line_error(capsys)
