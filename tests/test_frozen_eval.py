@@ -138,6 +138,11 @@ def test_knn_every_feature_kind_and_errors(tiny_synth, runs, tmp_path, capsys):
                str(tiny_synth["poses"]), "--control-seeds", "0", *base, "--out", str(tmp_path / "ft")])
     doc = json.loads((tmp_path / "ft" / "knn.json").read_text())
     assert rc == 0 and "knn1_top1_ci" in doc and "knn1_top1_gain" not in doc
+    # a run folder stands for its latest checkpoint, which the JSON names
+    rc = main(["knn", "--checkpoint", str(runs["pretrain"]), "--feature", "fs", "--control-seeds", "0", *base,
+               "--out", str(tmp_path / "run")])
+    doc = json.loads((tmp_path / "run" / "knn.json").read_text())
+    assert rc == 0 and Path(doc["checkpoint"]).resolve() == Path(runs["pretrain_ckpt"]).resolve()
     # fi without poses: one line naming the flag
     rc = main(["knn", "--checkpoint", str(runs["pretrain_ckpt"]), "--feature", "fi", *base, "--out", str(tmp_path / "x")])
     assert rc == 2 and "--pose-cache" in capsys.readouterr().err
