@@ -53,7 +53,7 @@ def real_footage() -> np.ndarray:
     return np.stack(frames[:250])
 
 
-def make_videos(root: Path, n: int, codec: str, suffix: str) -> None:
+def make_videos(root: Path, n: int, codec: str, suffix: str, **enc) -> None:
     """``n`` distinct 10-s 320x240 videos from the real footage: mirrored, time-reversed, shifted
     and colour-changed variants, re-encoded with a 12-frame GOP."""
     base = real_footage()
@@ -66,7 +66,7 @@ def make_videos(root: Path, n: int, codec: str, suffix: str) -> None:
         shift = 8 * (v // 4)
         frames = np.roll(frames, shift, axis=2)
         frames = np.clip(frames.astype(np.int16) + (v * 7 % 30) - 15, 0, 255).astype(np.uint8)
-        kw = dict(bitrate=800_000) if codec == "mpeg4" else dict(crf=23, bframes=2)
+        kw = enc or (dict(bitrate=800_000) if codec == "mpeg4" else dict(crf=23, bframes=2))
         write_video(d / f"v{v}{suffix}", np.ascontiguousarray(frames), codec=codec, gop=12, **kw)
 
 
@@ -89,6 +89,58 @@ class NaiveDataset(torch.utils.data.Dataset):
         clip, fut, (a, b) = sample_pretrain_indices(len(frames), c.frames, c.stride, c.future_frames, rng)
         ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
         sel = frames[np.concatenate([clip, fut, ifr])]
+        box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
+        return {"clip": crop_resize(sel, box, c.size)}
+
+
+class ExactDataset(torch.utils.data.Dataset):
+    """The limit (issue 15): decode exactly the frames a sample needs, with PyAV and nothing else.
+
+    Same sample as :class:`csvr.data.datasets.PretrainDataset` (clip, future clip, the span's
+    I-frames; the same index draws), then: open the file, seek to the keyframe at or before the
+    first needed frame (from the manifest's keyframe list: no demuxing to build a table), decode
+    forward only up to the last needed frame, convert only the needed frames to RGB, at the
+    loader's decode size with FFmpeg's bilinear scaler (one reformatter per video), then one
+    random resized crop. No poses, no per-sample checks, no separate crops: everything csvr does
+    beyond this is its own work."""
+
+    def __init__(self, manifest, cfg: ClipConfig):
+        self.m, self.records, self.cfg = manifest, manifest.records, cfg
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        from av.video.reformatter import VideoReformatter
+
+        rec, c = self.records[i], self.cfg
+        rng = np.random.default_rng(i)
+        clip, fut, (a, b) = sample_pretrain_indices(rec.num_frames, c.frames, c.stride, c.future_frames, rng)
+        ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
+        need = np.concatenate([clip, fut, np.asarray(ifr, dtype=np.int64)]).astype(np.int64)
+        wanted, last = set(need.tolist()), int(need.max())
+        key = max(k for k in (rec.keyframes or [0]) if k <= int(need.min()))
+        size = None
+        s_ = c.decode_short_side
+        if s_ is not None and min(rec.width, rec.height) > s_:
+            size = ((int(round(rec.width * s_ / rec.height / 2)) * 2, s_) if rec.width > rec.height
+                    else (s_, int(round(rec.height * s_ / rec.width / 2)) * 2))
+        reformatter = VideoReformatter()
+        got = {}
+        with av.open(str(self.m.video_path(rec))) as cont:
+            st = cont.streams.video[0]
+            st.codec_context.thread_count = 1
+            tb, fps, t0 = st.time_base, st.average_rate, st.start_time or 0
+            if key > 0:
+                cont.seek(t0 + int(round(key / fps / tb)), stream=st, backward=True)
+            for f in cont.decode(st):
+                j = int(round((f.pts - t0) * tb * fps))
+                if j in wanted:
+                    kw = {} if size is None else {"width": size[0], "height": size[1], "interpolation": "BILINEAR"}
+                    got[j] = reformatter.reformat(f, format="rgb24", **kw).to_ndarray()
+                if j >= last:
+                    break
+        sel = np.stack([got[j] for j in need.tolist()])
         box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
         return {"clip": crop_resize(sel, box, c.size)}
 
@@ -117,12 +169,48 @@ def _worker_rss(manifest_path: str, q) -> None:
     q.put((base, peak_rss_mib()))
 
 
+SMALL_CLIP = dict(frames=8, stride=3, future_frames=8, size=64, decode_short_side=None, max_iframes=2)
+CODECS = {"mpeg4": ("mpeg4", ".avi"), "h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm")}
+
+
+def limit_table(tmp: Path, videos: int, samples: int) -> None:
+    """csvr's loader against the exact-frames limit and the decode-everything loader, per codec,
+    for the small preset's sample and the paper's, one worker, best of three passes each."""
+    rows = []
+    for name, (codec, suffix) in CODECS.items():
+        folder = tmp / name
+        if not folder.exists():
+            kw = {}
+            if codec == "libvpx-vp9":
+                kw = dict(bitrate=800_000)
+            make_videos(folder, videos, codec, suffix, **kw)
+        build_index(folder, tmp / f"{name}.jsonl", layout="folder", workers=1)
+        m = load_manifest(tmp / f"{name}.jsonl")
+        for label, cfg in (("small-cpu", ClipConfig(**SMALL_CLIP)), ("paper", ClipConfig())):
+            ours = max(rate(PretrainDataset(m, m.records, cfg), 1, samples) for _ in range(3))
+            exact = max(rate(ExactDataset(m, cfg), 1, samples) for _ in range(3))
+            naive = max(rate(NaiveDataset(m, cfg), 1, samples // 2) for _ in range(2))
+            rows.append((name, label, ours, exact, naive))
+            print(f"{name} {label}: csvr {ours:.1f}, exact {exact:.1f}, naive {naive:.1f} samples/s", file=sys.stderr)
+    print("| codec | sample | csvr loader (samples/s) | exact-frames PyAV (samples/s) | csvr / exact "
+          "| decode everything (samples/s) | csvr / everything |")
+    print("|---|---|---|---|---|---|---|")
+    for name, label, ours, exact, naive in rows:
+        print(f"| {name} | {label} | {ours:.1f} | {exact:.1f} | {ours / exact:.2f} | {naive:.2f} | {ours / naive:.1f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--samples", type=int, default=48)
+    ap.add_argument("--limit", action="store_true",
+                    help="only the comparison with the exact-frames limit (MPEG-4, H.264, VP9; small and paper samples)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.limit:
+        with tempfile.TemporaryDirectory() as tmp:
+            limit_table(Path(tmp), args.videos, args.samples)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.time()

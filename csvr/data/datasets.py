@@ -82,7 +82,7 @@ class _ReaderPool:
         if r is not None:
             self._open.move_to_end(path)
             return r
-        r = VideoReader(path, threads=1)
+        r = VideoReader(path, threads=1, parse_intra=False)  # the manifest holds the I-frames
         self._open[path] = r
         while len(self._open) > self.max_open:
             _, old = self._open.popitem(last=False)

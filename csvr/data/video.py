@@ -362,11 +362,13 @@ class VideoReader:
                 ctx.skip_frame = "DEFAULT"
 
     def _to_array(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+        # threads=1: a scaler thread pool buys nothing at these sizes (parallelism comes from the
+        # data-loader workers) and would not survive a fork
         if size is None:
-            return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+            return self._reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
         w, h = size
         return self._reformatter.reformat(frame, width=w, height=h, format="rgb24",
-                                          interpolation="BILINEAR").to_ndarray()
+                                          interpolation="BILINEAR", threads=1).to_ndarray()
 
     def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(n, H, W, 3)`` RGB.
@@ -522,13 +524,19 @@ class VideoReader:
 
 
 _local = threading.local()
+_inherited: list[VideoReformatter] = []
 
 
 def _thread_reformatter() -> VideoReformatter:
-    """This thread's :class:`VideoReformatter` (FFmpeg scaler contexts are not thread-safe)."""
+    """This thread's :class:`VideoReformatter` in this process (FFmpeg scaler contexts are not
+    thread-safe). One made before a ``fork`` (a data-loader worker) is never used nor freed in the
+    child: its scaler's thread pool did not survive the fork, and freeing it there deadlocks."""
     r = getattr(_local, "reformatter", None)
-    if r is None:
+    if r is None or _local.pid != os.getpid():
+        if r is not None:
+            _inherited.append(r)  # kept alive: its destructor would wait on threads that do not exist
         r = _local.reformatter = VideoReformatter()
+        _local.pid = os.getpid()
     return r
 
 

@@ -1,0 +1,209 @@
+"""Where a CSVR joint step spends its time, and how efficient it is (issue 15).
+
+On real batches of the built-in dataset and the ``small-cpu`` preset (batch 16, 8x64x64 clips,
+r3d_18 width 16, video GANs at 8x32x32), 2 threads:
+
+1. the step time of CSVR's joint stage and of a CVRL step (same backbone, batch and precision),
+   median of ``--repeats`` steps after a warm-up; both use the engine's optimisers by role;
+2. a breakdown by part, from the profiler's own timings of the forward and backward of each
+   module (``torch.profiler`` with module hierarchy: each top-level module of the model, the rest
+   is losses and glue);
+3. FLOPs of one step (forward + backward) counted by ``torch.utils.flop_counter`` and the achieved
+   GFLOP/s against the fp32 matmul peak measured in the same run (a 2048^3 matrix product);
+4. variants: ``channels_last_3d`` memory format, ``torch.compile`` of the model's modules.
+
+Run:  .venv/bin/python benchmarks/step_cost.py --data runs/bench-data [--variants]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ensure_builtin_data  # noqa: E402
+
+from csvr.config import from_dict, load_config  # noqa: E402
+from csvr.data.index import load_manifest  # noqa: E402
+from csvr.engine.commands import resolve_config_path  # noqa: E402
+from csvr.engine.config import PretrainConfig  # noqa: E402
+from csvr.engine.optim import build_role_optimizer  # noqa: E402
+from csvr.methods import get_method  # noqa: E402
+
+BASELINE_MODEL = "{backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
+
+
+def config(root: Path, method: str, extra: list[str] | None = None) -> PretrainConfig:
+    over = [f"data.manifest={root / 'manifest.jsonl'}", f"data.pose_cache={root / 'poses_cache'}", f"method={method}"]
+    if method == "cvrl":
+        over.append(f"model={BASELINE_MODEL}")
+    preset = "small-cpu-cvrl" if method == "cvrl" else "small-cpu"
+    return load_config(PretrainConfig, resolve_config_path(preset), over + (extra or []))
+
+
+def build(cfg: PretrainConfig):
+    cls = get_method(cfg.method)
+    torch.manual_seed(0)
+    m = cls(from_dict(cls.config_class, cfg.model), cfg.data.color)
+    opt = build_role_optimizer(m.parameter_roles(), cfg.optim, cfg.optim.lr_per_sample * cfg.train.batch_size)
+    return m, opt
+
+
+def batches_for(cfg: PretrainConfig, m, n: int) -> list[dict]:
+    man = load_manifest(cfg.data.manifest)
+    ds = m.train_dataset(man, man.select("1", "train"), cfg.data.clip, 0, cfg.data.pose_cache)
+    dl = torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, num_workers=0,
+                                     generator=torch.Generator().manual_seed(0))
+    it = iter(dl)
+    return [next(it) for _ in range(n)]
+
+
+def one_step(m, opt, b: dict, stage: str) -> None:
+    out = m(b, stage)
+    out.total.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def step_time(m, opt, batches: list[dict], stage: str, repeats: int) -> float:
+    m.train()
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        one_step(m, opt, batches[i % len(batches)], stage)
+        if i:
+            times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+class _FlopCount(TorchDispatchMode):
+    """``torch.utils.flop_counter``'s per-op formulas (the ones FlopCounterMode uses) applied in a
+    plain dispatch mode: FlopCounterMode's module tracker breaks ``autograd.grad`` inside the
+    step (the WGAN-GP penalty), this does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def step_flops(m, b: dict, stage: str) -> float:
+    """FLOPs of one forward + backward, a multiply-add counted as 2 (the optimiser's element-wise
+    work, normalisation and activations are not counted, as in benchmarks/model_cost.py)."""
+    m.train()
+    counter = _FlopCount()
+    with counter:
+        m(b, stage).total.backward()
+    m.zero_grad(set_to_none=True)
+    return float(counter.total)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def module_breakdown(m, opt, b: dict, stage: str) -> dict[str, float]:
+    """Forward + backward time per top-level module of CSVRModel, measured with hooks: the
+    wall time between a module's forward pre-hook and forward hook (forward), and between its
+    full-backward pre-hook and backward hook (backward)."""
+    model = getattr(m, "model", m)
+    names = [n for n, _ in model.named_children()]
+    acc: dict[str, float] = defaultdict(float)
+    start: dict[tuple[str, str], float] = {}
+    handles = []
+    for name, mod in model.named_children():
+        handles.append(mod.register_forward_pre_hook(lambda _m, _i, n=name: start.__setitem__((n, "f"), time.perf_counter())))
+        handles.append(mod.register_forward_hook(
+            lambda _m, _i, _o, n=name: acc.__setitem__(f"{n}.forward", acc[f"{n}.forward"] + time.perf_counter() - start[(n, "f")])))
+        handles.append(mod.register_full_backward_pre_hook(
+            lambda _m, _g, n=name: start.__setitem__((n, "b"), time.perf_counter())))
+        handles.append(mod.register_full_backward_hook(
+            lambda _m, _gi, _go, n=name: acc.__setitem__(f"{n}.backward", acc[f"{n}.backward"] + time.perf_counter() - start[(n, "b")])))
+    try:
+        one_step(m, opt, b, stage)
+        acc.clear()
+        t = time.perf_counter()
+        one_step(m, opt, b, stage)
+        total = time.perf_counter() - t
+    finally:
+        for h in handles:
+            h.remove()
+    out = {k: v * 1000 for k, v in sorted(acc.items())}
+    out["step_total"] = total * 1000
+    out["modules"] = names  # type: ignore[assignment]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="runs/bench-data")
+    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--variants", action="store_true", help="also channels_last_3d and torch.compile")
+    ap.add_argument("--json", default=None, help="write the numbers here")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    root = Path(args.data)
+    ensure_builtin_data(root)
+    res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": 2}
+    res["matmul_peak_gflops"] = matmul_peak() / 1e9
+    cfg_c = config(root, "csvr")
+    cfg_v = config(root, "cvrl")
+    m_c, o_c = build(cfg_c)
+    m_v, o_v = build(cfg_v)
+    b_c, b_v = batches_for(cfg_c, m_c, 3), batches_for(cfg_v, m_v, 3)
+    res["csvr_joint_s"] = step_time(m_c, o_c, b_c, "joint", args.repeats)
+    res["cvrl_s"] = step_time(m_v, o_v, b_v, "main", args.repeats)
+    res["ratio"] = res["csvr_joint_s"] / res["cvrl_s"]
+    res["csvr_joint_gflop"] = step_flops(m_c, b_c[0], "joint") / 1e9
+    res["cvrl_gflop"] = step_flops(m_v, b_v[0], "main") / 1e9
+    res["csvr_gflops_per_s"] = res["csvr_joint_gflop"] / res["csvr_joint_s"]
+    res["cvrl_gflops_per_s"] = res["cvrl_gflop"] / res["cvrl_s"]
+    res["csvr_frac_peak"] = res["csvr_gflops_per_s"] / res["matmul_peak_gflops"]
+    res["cvrl_frac_peak"] = res["cvrl_gflops_per_s"] / res["matmul_peak_gflops"]
+    res["csvr_modules_ms"] = module_breakdown(m_c, o_c, b_c[0], "joint")
+    if args.variants:
+        m2, o2 = build(cfg_c)
+        for p in m2.parameters():  # every Conv3d weight; activations follow the weights' format
+            if p.dim() == 5:
+                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        res["csvr_joint_channels_last_s"] = step_time(m2, o2, b_c, "joint", args.repeats)
+        m3, o3 = build(cfg_c)
+        model = m3.model
+        for name, child in list(model.named_children()):
+            if child is not None and name in ("v_network", "i_network", "reconstructor", "predictor",
+                                              "reconstructor_critic", "predictor_critic"):
+                setattr(model, name, torch.compile(child))
+        t = time.perf_counter()
+        one_step(m3, o3, b_c[0], "joint")
+        res["compile_first_step_s"] = time.perf_counter() - t
+        res["csvr_joint_compiled_s"] = step_time(m3, o3, b_c, "joint", args.repeats)
+    print(json.dumps(res, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
