@@ -114,11 +114,12 @@ class CSVR(Method):
         if video_on:
             aug["video_target"] = self._clean_target(batch["clip"])
         if video_on and "future" in batch:
-            aug["future"], _ = self.augment_clip(batch["future"], params)
             aug["future_target"] = self._clean_target(batch["future"])
         if "context" in branches and on["context"] and "iframes" in batch:
             aug["iframes"] = self._iframes(batch["iframes"])
-        inputs = CSVRBatch.from_samples(batch, **aug)
+        # the model reads the future clip only to make its pixel target, made above: converting
+        # (and colour-augmenting) it again would be thrown away
+        inputs = CSVRBatch.from_samples({k: v for k, v in batch.items() if k != "future"}, **aug)
         out = self.model.compute_losses(inputs, branches=STAGE_BRANCHES[stage], detach_features=(stage == "video"))
         if "context" in branches and on["context"]:
             out.metrics.update(iframe_statistics(batch))
