@@ -148,3 +148,47 @@ def test_monitor_settings_are_checked_before_training(tiny_synth, tmp_path):
     with pytest.raises(CsvrError, match="knn_monitor"):
         pretrain(cfg_for(tiny_synth, tmp_path / "c", "train.knn_monitor.every=-1"))
     assert not list_checkpoints(tmp_path / "a") and not list_checkpoints(tmp_path / "b")
+
+
+def test_a_preset_monitor_on_data_without_a_test_part_turns_itself_off(tiny_synth, tmp_path, caplog):
+    """The presets turn the monitor on; on a pretraining manifest without labelled test videos it
+    says so and stays off, unless the user named the monitor's own videos (then: an error)."""
+    from csvr.engine.model import build_method
+    from csvr.engine.monitor import KnnMonitor
+
+    m = load_manifest(tiny_synth["manifest"])
+    for r in m.all_records:
+        r.splits = {"1": "train"}
+    m.header["root"] = str(m.root)
+    m.write(tmp_path / "all-train.jsonl")
+    cfg = cfg_for({**tiny_synth, "manifest": tmp_path / "all-train.jsonl"}, tmp_path / "x", "train.knn_monitor.every=2")
+    method = build_method(cfg)
+    mm = load_manifest(tmp_path / "all-train.jsonl")
+    with caplog.at_level("WARNING"):
+        assert KnnMonitor.build(cfg, method, mm) is None
+    assert "0 test videos" in caplog.text and "train.knn_monitor.manifest" in caplog.text
+    cfg.train.knn_monitor.split = "1"
+    with pytest.raises(CsvrError, match="the monitor needs both"):
+        KnnMonitor.build(cfg, method, mm)
+    cfg.train.knn_monitor.split, cfg.train.knn_monitor.manifest = None, str(tiny_synth["manifest"])
+    mon = KnnMonitor.build(cfg, method, mm)  # its own labelled manifest: on
+    assert mon is not None and len(mon.memory) == len(mon.queries) == 8  # 64 asked, 8 + 8 there
+
+
+def test_the_monitor_with_data_loader_workers(tiny_synth, runs, tmp_path):
+    """The monitor decodes in the main process; the data-loader workers forked at every later
+    epoch (2 steps an epoch here) must still run, and give the same losses as without workers."""
+    import subprocess
+    import sys
+
+    from tests.test_engine import ENV
+
+    base, _, _ = runs
+    cmd = [sys.executable, "-m", "csvr", "pretrain", "--config", "tiny-test", f"data.manifest={tiny_synth['manifest']}",
+           f"data.pose_cache={tiny_synth['poses']}", "train.threads=1", "data.workers=2", *MONITOR,
+           f"out={tmp_path / 'w'}"]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step 9: kNN top-1" in r.stdout
+    want, got = rows(base / "on"), rows(tmp_path / "w")
+    assert [(w["step"], w["total"], w["knn_top1"]) for w in want] == [(g["step"], g["total"], g["knn_top1"]) for g in got]

@@ -20,11 +20,15 @@ queries. With the default ``data.subset: train``, the queries are videos pretrai
 decodes. Their clips (``clips`` uniformly spaced, centre-cropped; poses for ``fi`` / ``fd``) are
 decoded once, on first use, and kept in memory; later runs only encode.
 
-Only rank 0 computes it (the other ranks wait at their next collective).
+Only rank 0 computes it (the other ranks wait at their next collective). On a manifest without
+labels or without a test part, a monitor that the config turns on without naming its own
+``manifest`` / ``split`` (a preset's default) is switched off with a warning; one whose videos the
+user named is an error.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 
@@ -39,6 +43,8 @@ from csvr.errors import ConfigError
 from csvr.models.encoder import encoder_inputs
 from csvr.models.features import check_feature, needs_poses
 from csvr.utils.knn import weighted_knn
+
+log = logging.getLogger(__name__)
 
 KEY = "train.knn_monitor"
 
@@ -93,15 +99,22 @@ class KnnMonitor:
             raise ConfigError(f"{KEY}.feature: {e}") from None
         manifest = train_manifest if not mc.manifest else load_manifest(
             mc.manifest, allow_outside_root=cfg.data.allow_outside_root)
-        if manifest.num_classes < 2:
-            raise ConfigError(f"{KEY}: {manifest.path} has {manifest.num_classes} classes; the monitor needs a "
-                              f"labelled manifest (set {KEY}.manifest, or {KEY}.every=0)")
         split = mc.split or cfg.data.split
         train = [r for r in manifest.select(split, "train") if r.label >= 0]
         test = [r for r in manifest.select(split, "test") if r.label >= 0]
-        if not train or not test:
-            raise ConfigError(f"{KEY}: split {split!r} of {manifest.path} has {len(train)} labelled training and "
-                              f"{len(test)} test videos; the monitor needs both (set {KEY}.split or {KEY}.manifest)")
+        unusable = None
+        if manifest.num_classes < 2:
+            unusable = f"{manifest.path} has {manifest.num_classes} classes; the monitor needs a labelled manifest"
+        elif not train or not test:
+            unusable = (f"split {split!r} of {manifest.path} has {len(train)} labelled training and {len(test)} test "
+                        "videos; the monitor needs both")
+        if unusable:
+            advice = f"set {KEY}.manifest (a labelled manifest) or {KEY}.split, or {KEY}.every=0"
+            if mc.manifest or mc.split:  # the user chose these videos: they must do
+                raise ConfigError(f"{KEY}: {unusable} ({advice})")
+            # the preset's default on an unlabelled pretraining set: say so and train without it
+            log.warning("csvr: %s: %s; the kNN monitor is off for this run (%s)", KEY, unusable, advice)
+            return None
         n = min(mc.videos, len(train) + len(test))
         n_q = min(len(test), max(1, round(n * len(test) / (len(train) + len(test)))))
         n_m = min(len(train), max(1, n - n_q))
