@@ -46,7 +46,8 @@ class ClipConfig:
 
     ``decode_short_side``: frames are first scaled (by FFmpeg, while converting) so that their
     short side is this many pixels (the usual 128x171 for 112 px crops), when the video is larger;
-    ``None`` keeps the source size.
+    ``None`` keeps the source size. ``decoder``: ``pyav`` (default) or ``torchcodec``
+    (:mod:`csvr.data.torchcodec_reader`: the same frames, optional, needs FFmpeg's libraries).
     """
 
     frames: int = 16
@@ -60,6 +61,7 @@ class ClipConfig:
     crop_ratio: tuple[float, float] = (0.75, 1.3333333)
     flip_prob: float = 0.5
     iframe_crop: Literal["independent", "shared"] = "independent"
+    decoder: Literal["pyav", "torchcodec"] = "pyav"
 
     def __post_init__(self):
         if self.frames < 1 or self.stride < 1 or self.future_frames < 0 or self.size < 8:
@@ -73,16 +75,22 @@ class ClipConfig:
 class _ReaderPool:
     """A small per-process LRU of open :class:`VideoReader` objects (not pickled)."""
 
-    def __init__(self, max_open: int = 4):
+    def __init__(self, max_open: int = 4, decoder: str = "pyav"):
         self.max_open = max_open
+        self.decoder = decoder
         self._open: OrderedDict[str, VideoReader] = OrderedDict()
 
-    def get(self, path: str) -> VideoReader:
+    def get(self, path: str, size: tuple[int, int] | None = None) -> VideoReader:
         r = self._open.get(path)
         if r is not None:
             self._open.move_to_end(path)
             return r
-        r = VideoReader(path, threads=1, parse_intra=False)  # the manifest holds the I-frames
+        if self.decoder == "torchcodec":
+            from csvr.data.torchcodec_reader import TorchCodecReader
+
+            r = TorchCodecReader(path, threads=1, size=size)  # type: ignore[assignment]
+        else:
+            r = VideoReader(path, threads=1, parse_intra=False)  # the manifest holds the I-frames
         self._open[path] = r
         while len(self._open) > self.max_open:
             _, old = self._open.popitem(last=False)
@@ -136,8 +144,8 @@ class _VideoDataset(Dataset):
 
     def reader(self, rec: VideoRecord) -> VideoReader:
         if self._pool is None:
-            self._pool = _ReaderPool(self.max_open)
-        return self._pool.get(str(self.manifest.video_path(rec)))
+            self._pool = _ReaderPool(self.max_open, self.clip.decoder)
+        return self._pool.get(str(self.manifest.video_path(rec)), self.decode_size(rec))
 
     def pose_store(self):
         if self.pose_cache_dir is None:
