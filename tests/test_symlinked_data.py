@@ -163,15 +163,47 @@ def test_escaping_path_refused_with_the_commands_own_option(escaping, tiny_synth
 def test_retrieve_refuses_before_any_loader(escaping, tiny_synth, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["pretrain", "--config", "tiny-test", f"data.manifest={tiny_synth['manifest']}", f"out={run}",
-                 "method=cvrl", "train.threads=1",
-                 "model={backbone: {name: r3d_18, width: 4, layers: [1, 1, 1, 1]}, proj_dim: 8}",
-                 "train.stages=[{name: main, epochs: 1, max_steps: 1}]"]) == 0
+                 f"data.pose_cache={tiny_synth['poses']}", "train.threads=1",
+                 "train.stages=[{name: joint, epochs: 1, max_steps: 1}]"]) == 0
     ckpt = sorted((run / "checkpoints").glob("*.pt"))[-1]
     capsys.readouterr()
     args = ["retrieve", "--checkpoint", str(ckpt), "--manifest", str(escaping), "--out", str(tmp_path / "r"),
-            "--workers", "2", "--clips", "1", "--device", "cpu"]
+            "--feature", "fs", "--workers", "2", "--clips", "1", "--device", "cpu"]
     assert main(args) == 2
     assert "pass --allow-outside-root" in _error(capsys)
-    assert main([*args, "--allow-outside-root"]) == 0
+    # allowed, it runs (in-process loading here: the refusal above is what needs the workers)
+    assert main([*[a if a != "2" else "0" for a in args], "--allow-outside-root"]) == 0
     doc = json.loads((tmp_path / "r" / "retrieval.json").read_text())
     assert doc["num_queries"] + doc["num_gallery"] == 16
+
+
+def test_every_command_that_reads_a_manifest_has_the_option_its_advice_names():
+    """The refusal's advice (csvr.cli.outside_root_advice) names --allow-outside-root or
+    data.allow_outside_root=true: every command that reads a manifest must have that option."""
+    import argparse
+
+    from csvr.cli import build_parser, outside_root_advice
+
+    def commands(parser, path=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, path + (name,))
+        if path:
+            yield path, parser
+
+    checked = []
+    for path, parser in commands(build_parser()):
+        dests = {a.dest for a in parser._actions}
+        if not ({"manifest", "overrides"} & dests or path in (("prepare", "index"), ("report",))):
+            continue
+        if path in (("prepare", "reencode"), ("export",)):  # reencode takes no such paths at all (see the
+            continue  # escaping test); export reads only the manifest's classes, never its paths
+        advice = outside_root_advice(argparse.Namespace(
+            **{a.dest: a.default for a in parser._actions if a.dest != "help"}))
+        assert advice in ("pass --allow-outside-root", "set data.allow_outside_root=true"), (path, advice)
+        if advice == "pass --allow-outside-root":
+            assert "--allow-outside-root" in parser._option_string_actions, path
+        checked.append(" ".join(path))
+    assert {"prepare index", "prepare poses", "pretrain", "finetune", "linear-probe", "retrieve", "report",
+            "test"} <= set(checked)

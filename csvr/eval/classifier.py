@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from csvr.data.datasets import ClipDataset
-from csvr.engine.model import build_architecture, check_method_feature, load_trained
+from csvr.engine.model import build_architecture, check_method_feature, load_trained, typed_model_config
 from csvr.errors import ConfigError
 from csvr.methods.base import LossOutput, Method
 from csvr.models.encoder import Encoder
@@ -58,10 +58,43 @@ def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[Enc
     if cfg.pretrained and cfg.init == "pretrained" and load_weights:
         trained = load_trained(cfg.pretrained, cfg.feature)
         return trained.encoder, f"{cfg.pretrained} (step {trained.checkpoint.step})"
-    method = build_architecture(cfg.arch_method, cfg.arch, where="model.arch")
-    check_method_feature(cfg.arch_method, tuple(method.features), cfg.feature, f"method {cfg.arch_method!r}")
+    arch_method, arch = cfg.arch_method, cfg.arch
+    if not arch and cfg.pretrained:  # the Python API with a checkpoint only: its architecture
+        from csvr.engine.checkpoint import Checkpoint
+
+        arch_method, arch = Checkpoint.load(cfg.pretrained).architecture
+    if not arch:  # an empty model config would be the method's full-size default: never silently
+        raise ConfigError("the classifier's network is not named: set model.pretrained (a pretraining checkpoint, "
+                          "whose architecture is used) or model.arch_method and model.arch (--model-config)")
+    method = build_architecture(arch_method, arch, where="model.arch")
+    check_method_feature(arch_method, tuple(method.features), cfg.feature, f"method {arch_method!r}")
     origin = f"architecture of {cfg.pretrained}" if cfg.pretrained else f"{cfg.arch_method} architecture"
     return method.encoder(cfg.feature), f"random init ({origin})"
+
+
+def describe_network(cfg: SupervisedConfig) -> dict[str, Any]:
+    """What a classifier job trains: ``method`` (the architecture's), ``backbone``, ``width``,
+    ``feature``, ``parameters`` (encoder + linear layer), ``init`` and a one-line ``text``. The
+    network is built on the ``meta`` device (shapes only: no memory, no random draws)."""
+    method_cls, typed = typed_model_config(cfg.arch_method, cfg.arch, where="model.arch")
+    try:
+        with torch.device("meta"):
+            encoder = method_cls(typed, None).encoder(cfg.feature)
+    except Exception:  # noqa: BLE001 - a module that cannot be built on meta: count it on the CPU
+        encoder = method_cls(typed, None).encoder(cfg.feature)
+    n = sum(p.numel() for p in encoder.parameters()) + (encoder.out_dim + 1) * cfg.num_classes
+    bb = getattr(typed, "backbone", None)
+    backbone, width = getattr(bb, "name", None), getattr(bb, "width", None)
+    layers = getattr(bb, "layers", None)
+    scratch = cfg.init == "scratch" or not cfg.pretrained
+    init = "random init" if scratch else f"pretrained weights of {cfg.pretrained}"
+    origin = f"of {cfg.pretrained}" if cfg.pretrained else "from model.arch"
+    shape = f"backbone {backbone} width {width}" + (f" layers {list(layers)}" if layers else "") if backbone else \
+        "no video backbone"
+    text = (f"{cfg.arch_method} architecture {origin}, {shape}, feature {cfg.feature}, {n:,} parameters "
+            f"(encoder + linear layer for {cfg.num_classes} classes), {init}")
+    return {"method": cfg.arch_method, "backbone": backbone, "width": width, "feature": cfg.feature,
+            "parameters": n, "init": "scratch" if scratch else "pretrained", "text": text}
 
 
 class Classifier(nn.Module):
@@ -160,4 +193,4 @@ class Supervised(Method):
         return copy.deepcopy(self.classifier.encoder)
 
 
-__all__ = ["Classifier", "Supervised", "SupervisedConfig", "build_encoder"]
+__all__ = ["Classifier", "Supervised", "SupervisedConfig", "build_encoder", "describe_network"]

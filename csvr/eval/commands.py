@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -312,12 +313,19 @@ def register_classifier_jobs(commands) -> None:
             epilog=f"examples:\n  csvr {name} --config ucf101 --pretrained runs/csvr/checkpoints/step-000010000.pt "
                    "--feature fi data.manifest=data/UCF101/manifest.jsonl data.pose_cache=data/UCF101/poses\n"
                    f"  csvr {name} --config small-cpu --pretrained CKPT --feature scratch  # same net, random init\n"
+                   f"  csvr {name} --config small-cpu --model-config small-cpu --feature scratch  # that preset's net, "
+                   "random init\n"
                    f"  csvr {name} --config small-cpu --pretrained CKPT data.label_fraction=0.1  # 10% of the labels")
         p.add_argument("--config", "-c", default=None, help="YAML config or a preset name (csvr/configs/finetune), e.g. small-cpu")
         p.add_argument("--pretrained", default=None, help="pretraining checkpoint, or its run folder (the latest "
                        "checkpoint); model.pretrained")
         p.add_argument("--feature", default=None, choices=[*FEATURE_NAMES, "scratch"],
-                       help="feature to build on; scratch = the fs network with random weights (Table I row 1)")
+                       help="feature to build on; scratch = the fs network with random weights (Table I row 1), "
+                            "its architecture from --pretrained (weights not used) or --model-config")
+        p.add_argument("--model-config", default=None, metavar="PRESET_OR_YAML",
+                       help="--feature scratch without --pretrained: the network of this pretraining config (a preset "
+                            "name in csvr/configs/pretrain, e.g. small-cpu, or a YAML file): its method and model: "
+                            "section (model.arch_method / model.arch)")
         p.add_argument("--label-fraction", type=float, default=None,
                        help="train on a stratified fraction of the training labels (data.label_fraction)")
         p.add_argument("--out", default=None, help="run folder (out=...)")
@@ -325,6 +333,32 @@ def register_classifier_jobs(commands) -> None:
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         p.add_argument("overrides", nargs="*", metavar="key=value")
         p.set_defaults(func=_run_finetune, linear=linear)
+
+
+def _model_config_overrides(args) -> list[str]:
+    """``--model-config``: the architecture of a pretraining config as ``model.arch_method`` /
+    ``model.arch`` overrides (only for ``--feature scratch``; a pretrained run's network is its
+    checkpoint's)."""
+    import json
+
+    from csvr.config import load_config, to_dict
+    from csvr.engine.commands import resolve_config_path
+    from csvr.engine.config import PretrainConfig
+    from csvr.engine.model import method_config
+
+    if args.feature != "scratch":
+        raise CsvrError("--model-config names the network of a --feature scratch run; a pretrained run's network is "
+                        "its checkpoint's (leave --model-config out)")
+    if args.pretrained:
+        raise CsvrError("give the scratch network once: --pretrained CKPT (its architecture) or --model-config, "
+                        "not both")
+    path = resolve_config_path(args.model_config, "pretrain")
+    pcfg = load_config(PretrainConfig, path)
+    method_config(pcfg)  # a bad method or model key fails here, naming it
+    print(f"csvr: --model-config {args.model_config}: the {pcfg.method} network of {path} (model.arch), random "
+          "weights", file=sys.stderr)  # stderr: --print-config's YAML stays clean
+    # JSON is YAML flow syntax: the override carries the whole model: section as one value
+    return [f"model.arch_method={pcfg.method}", f"model.arch={json.dumps(to_dict(pcfg)['model'])}"]
 
 
 def _run_finetune(args) -> int:
@@ -337,6 +371,8 @@ def _run_finetune(args) -> int:
     overrides = command_line_overrides(args.overrides)
     if args.pretrained:
         overrides.append(f"model.pretrained={args.pretrained}")
+    if args.model_config:
+        overrides += _model_config_overrides(args)
     if args.feature == "scratch":
         overrides += ["model.feature=fs", "model.init=scratch"]
     elif args.feature:

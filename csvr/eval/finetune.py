@@ -26,7 +26,7 @@ from csvr.engine.config import PretrainConfig
 from csvr.engine.model import load_encoder
 from csvr.engine.trainer import train
 from csvr.errors import CsvrError
-from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig
+from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig, describe_network
 from csvr.eval.features import report_left_out, run_eval
 from csvr.eval.metrics import classification_report
 from csvr.models.features import needs_poses
@@ -133,9 +133,16 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
         model["arch_method"], model["arch"] = ckpt.architecture
         model["pretrained"] = str(ckpt.path)  # a run folder given: the file it stands for
         del ckpt
+    elif not model.get("arch"):  # never a silent default network (a scratch baseline must match the pretrained one)
+        raise CsvrError("the classifier's network is not named: pass --pretrained CKPT (a pretraining checkpoint; with "
+                        "--feature scratch only its architecture is used) or --model-config PRESET_OR_YAML (a "
+                        "pretraining config, e.g. small-cpu), or set model.arch_method and model.arch")
     cfg.model = model
     cfg.method = Supervised.name
     mcfg = from_dict(SupervisedConfig, model, where="model")
+    network = describe_network(mcfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{'linear probe' if linear else 'finetune'} network: {network['text']}")
     # both selections are checked before any step: an empty test split found after training
     # would waste the whole run
     split = cfg.eval.split or cfg.data.split
@@ -156,7 +163,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
         "pretrained": model.get("pretrained"), "checkpoint": summary["checkpoint"], "classes": manifest.classes,
         "label_fraction": cfg.data.label_fraction, "eval_clips": cfg.eval.clips, "split": split,
         "class_groups": class_groups(manifest), "train_seconds": summary["seconds"], **report,
-        "config": to_dict(cfg),
+        "network": {k: v for k, v in network.items() if k != "text"}, "config": to_dict(cfg),
     }
     atomic_write_json(os.path.join(cfg.out, "results.json"), results)
     return results

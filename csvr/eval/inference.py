@@ -95,9 +95,11 @@ def load_finetuned(path: str | os.PathLike):
 def run_test(checkpoint: str | os.PathLike, manifest: str | None = None, root: str | None = None,
              pose_cache: str | None = None, split: str | None = None, subset: str | None = None,
              clips: int | None = None, batch_size: int | None = None, workers: int = 0,
-             device: str | None = None) -> dict:
+             device: str | None = None, allow_outside_root: bool = False) -> dict:
     """Evaluate a finetuned checkpoint on ``split``/``subset`` of ``manifest`` (every setting not
-    given comes from the checkpoint's own config); returns the report (see the module docstring)."""
+    given comes from the checkpoint's own config); returns the report (see the module docstring).
+    ``allow_outside_root``: manifest paths may leave the dataset root (as the run's own
+    ``data.allow_outside_root`` may have allowed)."""
     from csvr.data.index import load_manifest
     from csvr.eval.finetune import class_groups, evaluate_classifier
 
@@ -107,7 +109,7 @@ def run_test(checkpoint: str | os.PathLike, manifest: str | None = None, root: s
     if not manifest_path:
         raise CsvrError(f"{path} names no manifest: pass --manifest")
     m = load_manifest(manifest_path, root=root if (root or manifest) else s.root,
-                      allow_outside_root=s.allow_outside_root)
+                      allow_outside_root=s.allow_outside_root or allow_outside_root)
     split = split or s.split
     subset = subset or s.subset
     records = m.select(split, subset)  # type: ignore[arg-type]
@@ -301,7 +303,7 @@ def _run_test(args) -> int:
     from csvr.eval.commands import _device
 
     report = run_test(args.checkpoint, args.manifest, args.root, args.pose_cache, args.split, args.subset,
-                      args.clips, args.batch_size, args.workers, _device(args.device))
+                      args.clips, args.batch_size, args.workers, _device(args.device), args.allow_outside_root)
     out = args.out
     if out is None:
         ckpt = Path(report["checkpoint"])
@@ -357,6 +359,9 @@ def register(commands) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--out", default=None, help="output folder (default: RUN/test-split<split>-<subset> beside the "
                    "checkpoint's run)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="allow manifest paths that leave the dataset root as written (../x, absolute paths "
+                        "elsewhere); symlinks inside the root need no flag")
     p.set_defaults(func=_run_test)
 
     p = commands.add_parser(
