@@ -1,0 +1,953 @@
+"""The replication study of issue 16: Table I / Table V / peers at equal wall-clock, with controls,
+seeds and 95 % confidence intervals, resumable from committed results.
+
+Data. A labelled evaluation set ``csvr data synth --gop 12 --videos-per-class 40 --seed 0``
+(15 classes x 40 = 600 videos; split 1 puts ~28 % of each class's groups in test: ~180 test
+videos, >= 40 per Fig. 4 group; the counts are checked and printed) and a separate unlabelled
+pretraining pool ``--seed 1`` (another 600 videos, all used: ``data.subset=all``; the pool's
+labels are never read: the kNN monitor is off). Both are indexed, their poses imported from the
+generator's OpenPose JSON. Pretraining only ever reads the pool; every evaluation reads the
+evaluation set (its training videos are the kNN memory / the finetuning set, its test videos the
+queries).
+
+Budgets. Equal pretraining wall-clock. ``--calibrate`` (run automatically when the file is
+missing) measures the seconds per step of every (method, stage) the rows use, through the real
+engine with the preset's data workers (small-cpu, small-cpu-cvrl, small-cpu-iic, the small-cpu
+finetune preset for the supervised row): ``CALIB_STEPS`` steps after ``CALIB_WARMUP`` warm-up
+steps, from the engine's per-step ``samples_per_s``. It is stored in the committed
+``benchmarks/results/study-calibration.json``, so every later session converts a budget to the
+SAME step counts. A row's budget in seconds is split over its stages by wall-clock fractions
+(benchmarks/ablation.py's splits: CSVR 20/25/20/35 % pose/context/video/joint; no video branch
+30/35/35 %; one branch 100 %) and each part is divided by that stage's seconds per step. Budgets:
+short = 150 s, long = 600 s (4x). Every unit records its steps, samples seen (steps x batch) and
+measured wall-clock.
+
+Rows (``ROWS``): Table I (random init of the f_s network, random init of the f_i network,
+f_d only, f_s only, f_i Concat, f_i AdaIN = CSVR without the video branch, f_i full CSVR),
+Table V (L_r only, L_p only), IIC, CVRL, and the supervised upper bound (the f_i network trained
+from scratch with all labels, for the long budget's seconds plus the finetuning preset's steps).
+3 seeds for the rows that carry the conclusions, 1 for the others; seed s of every row uses
+``train.seed=s`` for pretraining (data order, augmentation) and for finetuning (label subset,
+data order): seeds are paired across rows.
+
+Measures per checkpoint, each kept per test video (0/1) so that every CI can be computed:
+frozen weighted kNN top-1 (k = 20, T = 0.07) and linear-probe top-1 (``frozen_evaluation``,
+cached features), retrieval R@1/5/10/20 (test queries vs training gallery, from the same cached
+features via ``nearest_neighbors``, checked against ``recall_from_neighbors``), finetune top-1
+with all labels and with 10 % (``data.label_fraction=0.1``; the small-cpu finetune preset), and
+the Fig. 4 groups (motion / context / both) from the per-video finetune results.
+
+Controls. The random-init control of a (network, feature) is computed once and shared by every
+row with that network: its key is a hash of the random-init encoder's weights (seed 0; identical
+weights = identical network) and the clip settings; control seeds 0 .. 2 are scored with the same
+functions ``frozen_evaluation`` uses (``cached_features`` + ``score``). The random-init rows'
+frozen measures are those control seeds (seed s = control seed s).
+
+Resumability. The unit of work is (row, budget, seed): pretrain, evaluate, write
+``benchmarks/results/study/<row-slug>__<budget>__s<seed>.json`` (per-video scores as 0/1
+strings), and only then delete the run folder. A session on a fresh machine regenerates the data
+(deterministic) and skips every unit whose JSON exists; controls are written as
+``control__<feature>__<hash>.json`` beside them. Order: conclusion rows at the long budget seed 0,
+then seeds 1-2, then the short budget, then the 1-seed rows (long budget only), then supervised.
+
+Compute (2 cores; ``--plan`` prints the current estimate from the calibration and, once units
+are done, their measured evaluation time): a pretrained unit costs its budget plus ~8 min of
+evaluation (feature extraction of 600 videos, kNN / probe / retrieval in seconds, two
+finetunings); 5 conclusion rows x 3 seeds x (10 + 2.5 min) + 2 random-init rows x 3 seeds +
+4 one-seed rows x 10 min + supervised, plus evaluation: see ``--plan`` for the total.
+
+Aggregation (``--report``, also after every unit): ``benchmarks/results/study.json`` with a list
+``rows`` (``name``, ``method``, ``feature``, ``budget``, ``seeds``; per measure the mean in percent,
+``<m>_ci`` from a two-level percentile bootstrap (resample seeds, then test videos), and for the
+frozen measures ``<m>_control``, ``<m>_gain``, ``<m>_gain_ci``, paired by test video and seed),
+the paper's claims and the issue's goals answered yes / no / undecided from the CI of the paired
+difference, and a markdown table.
+
+Run (resumable; the lead runs it):
+    .venv/bin/python benchmarks/study.py --plan
+    .venv/bin/python benchmarks/study.py                      # everything (~6-7 h on 2 cores)
+    .venv/bin/python benchmarks/study.py --max-minutes 150    # one sitting
+    .venv/bin/python benchmarks/study.py --report             # aggregate only
+    .venv/bin/python benchmarks/study.py --smoke              # the whole pipeline, tiny, in a temp folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MEASURES = ("knn_top1", "linear_top1", "finetune_top1", "finetune10_top1", "r1")
+FROZEN = ("knn_top1", "linear_top1", "r1")
+RECALL_KS = (1, 5, 10, 20)
+GROUPS = ("motion", "context", "both")
+N_BOOT = 4000
+CONTROL_SEEDS = 3
+
+CSVR_SPLIT = (("pose", 0.20), ("context", 0.25), ("video", 0.20), ("joint", 0.35))
+NOVIDEO_SPLIT = (("pose", 0.30), ("context", 0.35), ("joint", 0.35))
+SMALL_BACKBONE = "model={backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the study. ``method``: csvr | iic | cvrl | scratch | supervised; ``split``:
+    (stage, wall-clock fraction); ``calib``: the calibration group of its stages' step costs."""
+
+    name: str
+    method: str
+    feature: str
+    seeds: int
+    key: bool  # carries a conclusion (3 seeds, both budgets)
+    overrides: tuple[str, ...] = ()
+    split: tuple[tuple[str, float], ...] = ()
+    calib: str = "csvr"
+
+    @property
+    def slug(self) -> str:
+        s = "".join(c if c.isalnum() else "-" for c in self.name.lower())
+        while "--" in s:
+            s = s.replace("--", "-")
+        return s.strip("-")
+
+    @property
+    def budgets(self) -> tuple[str, ...]:
+        if self.method == "scratch":
+            return ("none",)  # no pretraining: the budget does not apply
+        if self.method == "supervised" or not self.key:
+            return ("long",)
+        return ("long", "short")
+
+
+NOVIDEO = ("model.use_video=false",)
+ROWS: list[Row] = [
+    Row("random init (f_s network)", "scratch", "fs", 3, True),
+    Row("random init (f_i network)", "scratch", "fi", 3, True),
+    Row("f_s only", "csvr", "fs", 3, True, ("model.use_pose=false", "model.use_video=false"), (("context", 1.0),)),
+    Row("f_i AdaIN (CSVR without video)", "csvr", "fi", 3, True, ("model.fusion=adain",) + NOVIDEO, NOVIDEO_SPLIT,
+        "csvr-novideo"),
+    Row("f_i full CSVR", "csvr", "fi", 3, True, (), CSVR_SPLIT),
+    Row("IIC", "iic", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "iic"),
+    Row("CVRL", "cvrl", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "cvrl"),
+    Row("f_d only", "csvr", "fd", 1, False, ("model.use_context=false", "model.use_video=false"), (("pose", 1.0),)),
+    Row("f_i Concat", "csvr", "fi", 1, False, ("model.fusion=concat",) + NOVIDEO, NOVIDEO_SPLIT, "csvr-novideo"),
+    Row("CSVR L_r only", "csvr", "fi", 1, False, ("model.video_targets=reconstruct",), CSVR_SPLIT),
+    Row("CSVR L_p only", "csvr", "fi", 1, False, ("model.video_targets=predict",), CSVR_SPLIT),
+    Row("supervised (f_i network, all labels)", "supervised", "fi", 1, False, calib="supervised"),
+]
+ROW_BY_SLUG = {r.slug: r for r in ROWS}
+
+
+@dataclass
+class Settings:
+    """Everything that differs between the study and its smoke run."""
+
+    work: Path  # data, runs and feature caches (ignored folder)
+    results: Path  # committed results: study.json, study/ units, study-calibration.json
+    eval_synth: tuple[str, ...] = ("--gop", "12", "--videos-per-class", "40", "--seed", "0")
+    pool_synth: tuple[str, ...] = ("--gop", "12", "--videos-per-class", "40", "--seed", "1")
+    preset: str = "small-cpu"
+    presets: dict = field(default_factory=lambda: {"csvr": "small-cpu", "iic": "small-cpu-iic",
+                                                   "cvrl": "small-cpu-cvrl"})
+    finetune_preset: str = "small-cpu"
+    budgets: dict = field(default_factory=lambda: {"short": 150.0, "long": 600.0})
+    rows: tuple[str, ...] = tuple(r.slug for r in ROWS)
+    max_seeds: int = 3
+    clips: int = 5  # clips per video for the frozen features (finetune eval: the preset's eval.clips)
+    workers: int = 2
+    calib_warmup: int = 3
+    calib_steps: int = 8
+    min_group_test: int = 40
+    finetune10_steps: int = 120  # 10 % of the labels (~45 videos): a fixed number of steps, not 12 epochs (24 steps)
+    short_full_finetune: bool = False  # the all-label finetuning at the short budget too (+~4 min per unit)
+    frozen_minutes_guess: float = 1.5  # feature extraction of the evaluation set, kNN, probe, retrieval
+    test_eval_minutes_guess: float = 0.5  # one finetuned classifier on the test videos
+    n_train_guess: int = 420
+
+    def full_finetune(self, budget: str) -> bool:
+        """Whether a unit at ``budget`` also finetunes with all labels (the short budget's question
+        is whether gaps grow with training: frozen measures and 10 % labels answer it)."""
+        return budget != "short" or self.short_full_finetune
+    extra: tuple[str, ...] = ()  # overrides added to every pretraining / finetuning config
+
+    @property
+    def units_dir(self) -> Path:
+        return self.results / "study"
+
+    @property
+    def calibration(self) -> Path:
+        return self.results / "study-calibration.json"
+
+
+def study_settings(work: Path) -> Settings:
+    return Settings(work=work, results=HERE / "results")
+
+
+def smoke_settings(work: Path) -> Settings:
+    """3 classes x 4 videos, 2 s, 64x48, the tiny presets, budgets of a few steps, 1 seed, 2 rows."""
+    tiny = ("--classes", "3", "--videos-per-class", "4", "--seconds", "2", "--size", "64x48", "--workers", "1")
+    return Settings(work=work, results=work / "results", eval_synth=("--gop", "12", "--seed", "0") + tiny,
+                    pool_synth=("--gop", "12", "--seed", "1") + tiny, preset="tiny-test",
+                    presets={"csvr": "tiny-test", "iic": "small-cpu-iic", "cvrl": "small-cpu-cvrl"}, finetune_preset="tiny-test", budgets={"long": 1.0},
+                    rows=("random-init-f-i-network", "f-i-full-csvr"), max_seeds=1, clips=2, workers=0,
+                    calib_warmup=1, calib_steps=2, min_group_test=0, finetune10_steps=2,
+                    frozen_minutes_guess=0.05, test_eval_minutes_guess=0.02, n_train_guess=6,
+                    extra=("train.batch_size=2", "data.clip.frames=4", "data.clip.stride=2", "data.clip.size=32"))
+
+
+# ============================================================================ statistics
+def two_level_bootstrap(scores, n: int = N_BOOT, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of ``scores`` (S seeds x Q test videos): each resample draws
+    S seeds with replacement, then Q videos with replacement (the same videos for every drawn
+    seed: the pairing by video is kept), and takes the mean. With S = 1 it is the ordinary
+    bootstrap over videos (:func:`csvr.eval.stats.bootstrap_ci`'s distribution)."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    s, q = x.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(n)
+    for start in range(0, n, 500):
+        m = min(500, n - start)
+        si = rng.integers(0, s, (m, s))
+        vi = rng.integers(0, q, (m, q))
+        # x[si][:, :, vi] per resample: (m, s, q) gathered rows then columns
+        rows = x[si]  # (m, s, q)
+        means[start:start + m] = np.take_along_axis(rows, np.repeat(vi[:, None, :], s, axis=1), axis=2).mean(axis=(1, 2))
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def verdict(ci: tuple[float, float], threshold: float = 0.0) -> str:
+    """yes: the whole interval above ``threshold``; no: the whole interval below it; else undecided."""
+    if ci[0] > threshold:
+        return "yes"
+    if ci[1] < threshold:
+        return "no"
+    return "undecided"
+
+
+def pct(x):
+    return [round(100 * v, 2) for v in x] if isinstance(x, (tuple, list)) else round(100 * float(x), 2)
+
+
+# ============================================================================ data
+def cli(argv: list[str]) -> None:
+    from csvr.cli import main
+
+    rc = main([str(a) for a in argv])
+    if rc != 0:
+        raise SystemExit(f"study: csvr {' '.join(map(str, argv))} failed ({rc})")
+
+
+def ensure_data(root: Path, synth: tuple[str, ...]) -> Path:
+    """Synth + index + poses in ``root`` (each step skipped when done); the manifest path."""
+    manifest = root / "manifest.jsonl"
+    if not manifest.exists():
+        cli(["data", "synth", "--out", root, *synth])
+        cli(["prepare", "index", root, "--out", manifest])
+    if not (root / "poses_cache").exists():
+        cli(["prepare", "poses", "--manifest", manifest, "--out", root / "poses_cache", "--source", "openpose-json",
+             "--json-dir", root / "poses" / "openpose"])
+    return manifest
+
+
+@dataclass
+class Data:
+    eval_manifest: Path
+    eval_poses: Path
+    pool_manifest: Path
+    pool_poses: Path
+
+    def pool(self) -> list[str]:
+        return [f"data.manifest={self.pool_manifest}", f"data.pose_cache={self.pool_poses}", "data.subset=all"]
+
+    def eval(self) -> list[str]:
+        return [f"data.manifest={self.eval_manifest}", f"data.pose_cache={self.eval_poses}"]
+
+
+def prepare_data(st: Settings) -> Data:
+    from csvr.data.index import load_manifest
+    from csvr.eval.finetune import class_groups
+
+    em = ensure_data(st.work / "data-eval", st.eval_synth)
+    pm = ensure_data(st.work / "data-pool", st.pool_synth)
+    m = load_manifest(em)
+    groups = class_groups(m)
+    test, train = m.select("1", "test"), m.select("1", "train")
+    per = {g: sum(1 for r in test if groups.get(m.classes[r.label]) == g) for g in GROUPS}
+    print(f"evaluation set: {len(train)} training + {len(test)} test videos; test per group: "
+          + ", ".join(f"{g} {n}" for g, n in per.items()) + f"; pretraining pool: {len(load_manifest(pm).records)} "
+          "videos (labels unused)", flush=True)
+    if min(per.values()) < st.min_group_test:
+        raise SystemExit(f"study: fewer than {st.min_group_test} test videos in a group: {per}")
+    return Data(em, em.parent / "poses_cache", pm, pm.parent / "poses_cache")
+
+
+# ============================================================================ configs
+def stages_override(steps: dict[str, int]) -> str:
+    parts = [f"{{name: {s}, epochs: 100000, max_steps: {n}}}" for s, n in steps.items()]
+    return "train.stages=[" + ", ".join(parts) + "]"
+
+
+def pretrain_config(st: Settings, data: Data, row_method: str, overrides, steps: dict[str, int], out: Path,
+                    seed: int, log_every: int = 50):
+    from csvr.config import load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.engine.config import PretrainConfig
+
+    preset = st.presets.get(row_method, st.preset)
+    over = data.pool() + [f"method={row_method}", f"out={out}", stages_override(steps), f"train.seed={seed}",
+                          "train.ckpt_every_steps=1000000", f"train.log_every_steps={log_every}",
+                          "train.knn_monitor.every=0", f"data.workers={st.workers}", *st.extra, *overrides]
+    return load_config(PretrainConfig, resolve_config_path(preset), over)
+
+
+def finetune_config(st: Settings, data: Data, arch: str, feature: str, out: Path, seed: int, fraction: float,
+                    scratch: bool, max_steps: int | None = None, log_every: int = 50):
+    from csvr.config import load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.eval.finetune import FinetuneConfig
+
+    over = data.eval() + [f"out={out}", f"train.seed={seed}", f"data.label_fraction={fraction}",
+                          f"model.pretrained={arch}", f"model.feature={feature}", f"data.workers={st.workers}",
+                          "train.ckpt_every_steps=1000000", f"train.log_every_steps={log_every}", *st.extra]
+    if scratch:
+        over.append("model.init=scratch")
+    if max_steps is not None:
+        over.append(stages_override({"main": max_steps}))
+    return load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), over)
+
+
+def architecture_checkpoint(st: Settings, data: Data) -> str:
+    """A 1-step CSVR pretraining checkpoint on the pool: the architecture of the random-init and
+    supervised rows (its weights are never used: ``model.init=scratch`` / ``random_init``)."""
+    from csvr.engine.pretrain import pretrain
+
+    out = st.work / "runs" / "_architecture"
+    if not (out / "summary.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        pretrain(pretrain_config(st, data, "csvr", (), {"context": 1}, out, 0))
+    return json.loads((out / "summary.json").read_text())["checkpoint"]
+
+
+# ============================================================================ calibration
+CALIB_GROUPS = {  # group -> (row method, overrides, stages)
+    "csvr": ("csvr", (), ("pose", "context", "video", "joint")),
+    "csvr-novideo": ("csvr", ("model.fusion=adain",) + NOVIDEO, ("joint",)),
+    "iic": ("iic", (SMALL_BACKBONE,), ("main",)),
+    "cvrl": ("cvrl", (SMALL_BACKBONE,), ("main",)),
+    "supervised": ("supervised", (), ("main",)),
+}
+
+
+def _seconds_per_step(run: Path, stage: str, warmup: int, batch: int) -> float:
+    import csv
+
+    with open(run / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("stage") == stage and r.get("samples_per_s")]
+    times = [batch / float(r["samples_per_s"]) for r in rows][warmup:]
+    if not times:
+        raise SystemExit(f"study: no timed steps of stage {stage} in {run}/metrics.csv")
+    return float(np.mean(times))
+
+
+def calibrate(st: Settings, data: Data, groups: set[str]) -> dict:
+    """Seconds per step of every (group, stage), measured through the engine; written to the
+    calibration file (merged into what is there)."""
+    from csvr.engine.pretrain import pretrain
+    from csvr.eval.finetune import run_finetune
+
+    doc = json.loads(st.calibration.read_text()) if st.calibration.exists() else {"groups": {}}
+    n = st.calib_warmup + st.calib_steps
+    for g in sorted(groups):
+        if g in doc["groups"]:
+            continue
+        method, over, stages = CALIB_GROUPS[g]
+        out = st.work / "runs" / f"_calibrate-{g}"
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.time()
+        if method == "supervised":
+            cfg = finetune_config(st, data, architecture_checkpoint(st, data), "fi", out, 0, 1.0, True, n, 1)
+            run_finetune(cfg)
+        else:
+            cfg = pretrain_config(st, data, method, over, {s: n for s in stages}, out, 0, log_every=1)
+            pretrain(cfg)
+        batch = cfg.train.batch_size
+        doc["groups"][g] = {s: round(_seconds_per_step(out, s, st.calib_warmup, batch), 4) for s in stages}
+        doc["groups"][g]["_wall_seconds"] = round(time.time() - t0, 1)
+        doc["groups"][g]["_batch"] = batch
+        print(f"calibration {g}: {doc['groups'][g]}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    doc.update({"warmup_steps": st.calib_warmup, "timed_steps": st.calib_steps, "workers": st.workers,
+                "host": platform.node(), "cpus": os.cpu_count(), "date": now(),
+                "what": "seconds per optimiser step (mean of the timed steps after the warm-up), from the engine's "
+                        "samples_per_s; budgets are converted to steps with these numbers"})
+    write_json(st.calibration, doc)
+    return doc
+
+
+def needed_groups(st: Settings) -> set[str]:
+    out = set()
+    for slug in st.rows:
+        r = ROW_BY_SLUG[slug]
+        if r.method == "scratch":
+            continue
+        out.add(r.calib)
+        if r.calib == "csvr-novideo":
+            out.add("csvr")  # its pose / context stages cost what CSVR's do
+    return out
+
+
+def step_cost(calib: dict, group: str, stage: str) -> float:
+    g = calib["groups"].get(group, {})
+    return float(g[stage] if stage in g else calib["groups"]["csvr"][stage])
+
+
+def stage_steps(calib: dict, row: Row, seconds: float) -> dict[str, int]:
+    """The row's budget in seconds split by wall-clock fraction, each part in steps (>= 1)."""
+    return {s: max(1, int(round(frac * seconds / step_cost(calib, row.calib, s)))) for s, frac in row.split}
+
+
+# ============================================================================ evaluation
+def retrieval_hits(f, ks=RECALL_KS) -> dict[str, np.ndarray]:
+    """Per-query R@k hits (0/1) of cached features: test videos query the training videos."""
+    from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
+
+    nb = nearest_neighbors(f.test, f.train, max(ks))
+    same = f.train_labels[nb.indices] == f.test_labels[:, None]
+    hits = {f"r{k}": same[:, :k].any(axis=1).astype(np.float64) for k in ks}
+    ref = recall_from_neighbors(nb.indices, f.test_labels, f.train_labels, ks)
+    assert all(abs(hits[f"r{k}"].mean() - ref[k]) < 1e-12 for k in ks)
+    return hits
+
+
+def network_key(arch: str, feature: str, clip_cfg, clips: int) -> str:
+    """Hash of the random-init encoder's weights (seed 0), the feature and the clip settings: rows
+    with the same network share one control."""
+    import torch
+
+    from csvr.engine.model import load_encoder
+
+    enc = load_encoder(arch, feature, random_init=True, seed=0)
+    h = hashlib.sha256(json.dumps([feature, dataclasses.asdict(clip_cfg), clips], sort_keys=True).encode())
+    for name, t in sorted(enc.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def frozen_scores(feats, num_classes: int) -> dict[str, np.ndarray]:
+    from csvr.eval.frozen import score
+    from csvr.eval.knn import KNN_TAU
+
+    s = score(feats, (20,), KNN_TAU, num_classes, linear=True)
+    return {"knn_top1": s["knn20_top1"], "linear_top1": s["linear_top1"], **retrieval_hits(feats)}
+
+
+def ensure_control(st: Settings, data: Data, arch: str, feature: str) -> str:
+    """The control file's name for (network of ``arch``, ``feature``), computed when missing."""
+    from csvr.data.index import load_manifest
+    from csvr.engine.checkpoint import Checkpoint
+    from csvr.eval.frozen import cached_features, clip_settings
+
+    ckpt = Checkpoint.load(arch)
+    clip = clip_settings(ckpt)
+    name = f"control__{feature}__{network_key(arch, feature, clip, st.clips)}.json"
+    path = st.units_dir / name
+    if path.exists():
+        return name
+    t0 = time.time()
+    manifest = load_manifest(data.eval_manifest)
+    seeds, ids = [], None
+    for c in range(CONTROL_SEEDS):
+        f = cached_features(ckpt, feature, manifest, "1", clip, st.clips, st.work / "feature-cache",
+                            pose_cache=str(data.eval_poses), random_init=True, seed=c, workers=st.workers)
+        ids = ids or f.test_ids
+        assert f.test_ids == ids
+        seeds.append(encode_scores(frozen_scores(f, manifest.num_classes)))
+    write_json(path, {"kind": "control", "feature": feature, "what": "the same network and feature from random "
+                      "weights (load_encoder random_init, seeds 0..2)", "seeds": seeds, "test_ids": ids,
+                      "seconds": round(time.time() - t0, 1), "date": now()})
+    return name
+
+
+def finetune_scores(st: Settings, data: Data, cfg, test_ids: list[str]) -> tuple[np.ndarray, dict]:
+    """Per-test-video correctness (ordered as ``test_ids``) of a finetuning run, and its record."""
+    from csvr.data.index import load_manifest
+    from csvr.eval.finetune import run_finetune
+
+    shutil.rmtree(cfg.out, ignore_errors=True)  # a finetuning stopped half-way starts again (minutes)
+    r = run_finetune(cfg)
+    m = load_manifest(data.eval_manifest)
+    label = {rec.id: rec.label for rec in m.records}
+    pred = dict(zip(r["video_ids"], r["video_predictions"]))
+    correct = np.array([float(pred.get(i, -1) == label[i]) for i in test_ids])  # unreadable: wrong
+    return correct, {"train_seconds": r["train_seconds"], "video_top1": r["video_top1"],
+                     "label_fraction": r["label_fraction"], "checkpoint": r["checkpoint"],
+                     "batch": cfg.train.batch_size, "steps": int(r.get("config", {}).get("train", {}).get("stages",
+                                                                [{}])[0].get("max_steps") or 0) or None}
+
+
+def encode_scores(d: dict[str, np.ndarray]) -> dict[str, str]:
+    return {k: "".join("1" if v else "0" for v in np.asarray(a)) for k, a in d.items()}
+
+
+def decode(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode(), dtype=np.uint8).astype(np.float64) - ord("0")
+
+
+# ============================================================================ units
+@dataclass(frozen=True)
+class Unit:
+    row: Row
+    budget: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.row.slug}__{self.budget}__s{self.seed}"
+
+
+def all_units(st: Settings) -> list[Unit]:
+    """Every unit, in the order that makes a partial study informative."""
+    rows = [ROW_BY_SLUG[s] for s in st.rows]
+    key = [r for r in rows if r.key]
+    other = [r for r in rows if not r.key]
+    units: list[Unit] = []
+
+    def add(r: Row, b: str, s: int):
+        u = Unit(r, b, s)
+        if b in r.budgets and s < min(r.seeds, st.max_seeds) and u not in units:
+            units.append(u)
+
+    long_ = "long" if "long" in st.budgets else next(iter(st.budgets))
+    for r in key:
+        add(r, "none" if r.method == "scratch" else long_, 0)
+    for s in (1, 2):
+        for r in key:
+            add(r, "none" if r.method == "scratch" else long_, s)
+    for b in st.budgets:
+        for s in range(3):
+            for r in key:
+                add(r, b, s)
+    for r in other:
+        add(r, long_, 0)
+    return units
+
+
+def unit_done(st: Settings, u: Unit) -> bool:
+    return (st.units_dir / f"{u.name}.json").exists()
+
+
+def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False) -> dict:
+    """Pretrain (or not), evaluate, write the unit's JSON, then delete its run folder."""
+    from csvr.data.index import load_manifest
+    from csvr.engine.checkpoint import Checkpoint
+    from csvr.engine.pretrain import pretrain
+    from csvr.eval.finetune import class_groups
+    from csvr.eval.frozen import cached_features, clip_settings, frozen_evaluation
+
+    row, t0 = u.row, time.time()
+    run = st.work / "runs" / u.name
+    manifest = load_manifest(data.eval_manifest)
+    doc: dict = {"format": "csvr-study-unit", "version": 1, "row": row.name, "slug": row.slug, "method": row.method,
+                 "feature": row.feature, "budget": u.budget, "seed": u.seed,
+                 "budget_seconds": st.budgets.get(u.budget), "started": now(), "host": platform.node()}
+    arch = architecture_checkpoint(st, data)
+    pretrained = None
+    if row.method in ("csvr", "iic", "cvrl"):
+        steps = stage_steps(calib, row, st.budgets[u.budget])
+        cfg = pretrain_config(st, data, row.method, row.overrides, steps, run / "pretrain", u.seed)
+        done = run / "pretrain" / "summary.json"  # a unit stopped during its evaluation: keep its pretraining
+        summary = (json.loads(done.read_text()) if done.exists() else
+                   pretrain(cfg, resume=(run / "pretrain" / "checkpoints").is_dir()))
+        pretrained = summary["checkpoint"]
+        doc["pretrain"] = {"steps": summary["global_step"], "stage_steps": steps,
+                           "samples": summary["global_step"] * summary["global_batch"],
+                           "seconds": summary["seconds"],
+                           "stages": [{k: s[k] for k in ("stage", "steps", "seconds")} for s in summary["stages"]],
+                           "last_epoch_metrics": summary.get("last_epoch_metrics")}
+    t_eval = time.time()
+    control = ensure_control(st, data, arch if pretrained is None else pretrained, row.feature)
+    cdoc = json.loads((st.units_dir / control).read_text())
+    test_ids = cdoc["test_ids"]
+    scores: dict[str, np.ndarray] = {}
+    if row.method == "scratch":
+        scores.update({k: decode(v) for k, v in cdoc["seeds"][u.seed % CONTROL_SEEDS].items()})
+    frozen_ckpt = pretrained
+    if row.method == "supervised":
+        fsteps = supervised_steps(st, calib, len(manifest.select("1", "train")))
+        correct, rec = finetune_scores(st, data, finetune_config(st, data, arch, "fi", run / "finetune", u.seed, 1.0,
+                                                                 True, fsteps), test_ids)
+        scores["finetune_top1"] = correct
+        doc["finetune"] = {**rec, "steps": fsteps}
+        frozen_ckpt = rec["checkpoint"]
+        doc["pretrain"] = {"steps": fsteps, "samples": fsteps * rec["batch"], "seconds": rec["train_seconds"]}
+    if frozen_ckpt is not None:
+        ck = Checkpoint.load(frozen_ckpt)
+        # the clip settings of the network the control was made from (a classifier's preset may
+        # spell them differently)
+        clip = clip_settings(Checkpoint.load(arch if pretrained is None else pretrained))
+        fz = frozen_evaluation(ck, row.feature, manifest, clip_cfg=clip, clips=st.clips, pose_cache=str(data.eval_poses), ks=(20,),
+                               control_seeds=0, linear=True, cache_dir=run / "feature-cache", workers=st.workers)
+        assert fz["per_video"]["test_ids"] == test_ids, "the control covers other test videos"
+        feats = cached_features(ck, row.feature, manifest, "1", clip, st.clips, run / "feature-cache",
+                                pose_cache=str(data.eval_poses), workers=st.workers)
+        scores["knn_top1"] = np.array(fz["per_video"]["pretrained"]["knn20_top1"], dtype=np.float64)
+        scores["linear_top1"] = np.array(fz["per_video"]["pretrained"]["linear_top1"], dtype=np.float64)
+        scores.update(retrieval_hits(feats))
+    if row.method != "supervised":
+        src, scratch = (arch, True) if row.method == "scratch" else (pretrained, False)
+        todo = [("finetune_top1", 1.0, None)] if st.full_finetune(u.budget) else []
+        for key, frac, steps in todo + [("finetune10_top1", 0.1, st.finetune10_steps)]:
+            correct, rec = finetune_scores(st, data, finetune_config(st, data, src, row.feature, run / key, u.seed,
+                                                                     frac, scratch, steps), test_ids)
+            scores[key] = correct
+            doc[key.replace("_top1", "")] = rec
+    groups = class_groups(manifest)
+    label = {r.id: r.label for r in manifest.records}
+    doc.update({"control": control, "test_ids": test_ids,
+                "test_groups": "".join((groups.get(manifest.classes[label[i]], "?") or "?")[0] for i in test_ids),
+                "scores": encode_scores(scores), "eval_seconds": round(time.time() - t_eval, 1),
+                "seconds": round(time.time() - t0, 1), "finished": now()})
+    write_json(st.units_dir / f"{u.name}.json", doc)  # committed result first ...
+    if not keep:
+        shutil.rmtree(run, ignore_errors=True)  # ... then the checkpoint may go
+    return doc
+
+
+def supervised_steps(st: Settings, calib: dict, n_train: int) -> int:
+    """The supervised row's steps: the long budget's seconds of finetuning steps plus the
+    finetuning preset's own schedule (epochs x steps per epoch)."""
+    from csvr.config import load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.eval.finetune import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), list(st.extra))
+    per_epoch = max(1, n_train // cfg.train.batch_size)
+    own = sum(s.epochs * per_epoch if not s.max_steps else s.max_steps for s in cfg.train.stages)
+    budget = max(st.budgets.values())
+    return int(own + round(budget / step_cost(calib, "supervised", "main")))
+
+
+# ============================================================================ aggregation
+def load_units(st: Settings) -> list[dict]:
+    if not st.units_dir.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(st.units_dir.glob("*__s*.json"))]
+
+
+def _matrix(units: list[dict], m: str) -> tuple[np.ndarray, list[int]] | None:
+    have = [u for u in units if m in u["scores"]]
+    if not have:
+        return None
+    have.sort(key=lambda u: u["seed"])
+    return np.stack([decode(u["scores"][m]) for u in have]), [u["seed"] for u in have]
+
+
+def control_matrix(st: Settings, name: str, m: str) -> np.ndarray:
+    c = json.loads((st.units_dir / name).read_text())
+    return np.stack([decode(s[m]) for s in c["seeds"]])
+
+
+def aggregate(st: Settings) -> dict:
+    units = load_units(st)
+    by_row: dict[tuple[str, str], list[dict]] = {}
+    for u in units:
+        by_row.setdefault((u["slug"], u["budget"]), []).append(u)
+    rows, cells = [], {}
+    order = {r.slug: i for i, r in enumerate(ROWS)}
+    for (slug, budget), us in sorted(by_row.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+        ids = us[0]["test_ids"]
+        if any(u["test_ids"] != ids for u in us):
+            raise SystemExit(f"study: units of {slug} {budget} score different test videos")
+        row = ROW_BY_SLUG[slug]
+        out = {"name": row.name, "slug": slug, "method": row.method, "feature": row.feature, "budget": budget,
+               "budget_seconds": us[0]["budget_seconds"], "seeds": sorted(u["seed"] for u in us),
+               "n_test": len(ids), "pretrain_steps": [u.get("pretrain", {}).get("steps") for u in us],
+               "pretrain_samples": [u.get("pretrain", {}).get("samples") for u in us],
+               "pretrain_seconds": [u.get("pretrain", {}).get("seconds") for u in us]}
+        for m in MEASURES:
+            mat = _matrix(us, m)
+            if mat is None:
+                out[m] = out[f"{m}_ci"] = None
+                continue
+            x, seeds = mat
+            cells[(slug, budget, m)] = (x, seeds)
+            out[m], out[f"{m}_ci"] = pct(x.mean()), pct(two_level_bootstrap(x))
+            if m in FROZEN:
+                c = control_matrix(st, us[0]["control"], m).mean(axis=0)  # control mean over its seeds
+                d = x - c[None, :]
+                out[f"{m}_control"], out[f"{m}_gain"] = pct(c.mean()), pct(d.mean())
+                out[f"{m}_gain_ci"] = pct(two_level_bootstrap(d))
+        for k in RECALL_KS[1:]:
+            mat = _matrix(us, f"r{k}")
+            out[f"r{k}"] = pct(mat[0].mean()) if mat else None
+        grp = np.array(list(us[0]["test_groups"]))
+        for m in ("finetune_top1", "finetune10_top1"):
+            if (slug, budget, m) in cells:
+                x = cells[(slug, budget, m)][0]
+                out[f"{m}_groups"] = {g: {"mean": pct(x[:, grp == g[0]].mean()),
+                                          "ci": pct(two_level_bootstrap(x[:, grp == g[0]])), "n": int((grp == g[0]).sum())}
+                                      for g in GROUPS if (grp == g[0]).any()}
+        rows.append(out)
+    doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
+           "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
+           "rows": rows, "claims": claims(cells)}
+    return doc, cells
+
+
+def paired(cells, a: str, b: str, m: str, budget: str) -> dict | None:
+    """Difference a - b of measure ``m`` paired by seed and test video (seeds both have)."""
+    ka = (a, budget if a not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
+    kb = (b, budget if b not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
+    if ka not in cells or kb not in cells:
+        return None
+    (xa, sa), (xb, sb) = cells[ka], cells[kb]
+    common = sorted(set(sa) & set(sb))
+    if not common:
+        return None
+    d = xa[[sa.index(s) for s in common]] - xb[[sb.index(s) for s in common]]
+    ci = two_level_bootstrap(d)
+    return {"diff": pct(d.mean()), "ci": pct(ci), "seeds": common, "answer": verdict(ci)}
+
+
+CLAIMS = [  # (claim, a, b): a > b
+    ("full CSVR > f_i without the video branch", "f-i-full-csvr", "f-i-adain-csvr-without-video"),
+    ("AdaIN > Concat", "f-i-adain-csvr-without-video", "f-i-concat"),
+    ("f_i > f_s only", "f-i-full-csvr", "f-s-only"),
+    ("f_i > f_d only", "f-i-full-csvr", "f-d-only"),
+    ("CSVR > IIC at equal wall-clock", "f-i-full-csvr", "iic"),
+    ("CSVR > CVRL at equal wall-clock", "f-i-full-csvr", "cvrl"),
+]
+
+
+def claims(cells) -> list[dict]:
+    """The paper's claims (answered on every measure; ``answer``: finetune top-1, the paper's
+    Table I measure, at the long budget) and the issue's goals."""
+    out = []
+    for text, a, b in CLAIMS:
+        per = {}
+        for budget in ("long", "short"):
+            for m in MEASURES:
+                p = paired(cells, a, b, m, budget)
+                if p:
+                    per[f"{m}@{budget}"] = p
+        main = per.get("finetune_top1@long")
+        out.append({"claim": text, "answer": main["answer"] if main else "not measured", "measures": per})
+    return out
+
+
+def goals(doc: dict) -> list[dict]:
+    """Goal 1: every SSL row's kNN gain >= 10 points with its CI excluding 0 (no: the CI is below
+    10 or touches 0 from below)."""
+    out = []
+    for r in doc["rows"]:
+        if r["method"] in ("csvr", "iic", "cvrl") and r.get("knn_top1_gain") is not None:
+            lo, hi = r["knn_top1_gain_ci"]
+            ans = "yes" if r["knn_top1_gain"] >= 10 and lo > 0 else ("no" if hi < 10 or hi <= 0 else "undecided")
+            out.append({"goal": f"{r['name']} ({r['budget']}): frozen kNN >= control + 10 points, CI excluding 0",
+                        "gain": r["knn_top1_gain"], "ci": [lo, hi], "answer": ans})
+    return out
+
+
+def report(st: Settings) -> dict:
+    doc, cells = aggregate(st)
+    doc["goals"] = goals(doc)
+    g2 = {b: paired(cells, "f-i-full-csvr", "random-init-f-i-network", "finetune10_top1", b) for b in ("long", "short")}
+    doc["goals"].append({"goal": "CSVR f_i finetuned with 10 % labels > the f_i network from random weights, CI "
+                                 "excluding 0", **({"answer": "not measured"} if not g2["long"] else g2["long"]),
+                         "short": g2["short"]})
+    doc["table"] = markdown(doc)
+    write_json(st.results / "study.json", doc)
+    print(doc["table"])
+    for c in doc["claims"]:
+        print(f"claim: {c['claim']}: {c['answer']}")
+    for g in doc["goals"]:
+        print(f"goal: {g['goal']}: {g['answer']}")
+    return doc
+
+
+def markdown(doc: dict) -> str:
+    def cell(r, m):
+        if r.get(m) is None:
+            return "-"
+        lo, hi = r[f"{m}_ci"]
+        s = f"{r[m]:.1f} [{lo:.1f}, {hi:.1f}]"
+        if r.get(f"{m}_gain") is not None:
+            g, (glo, ghi) = r[f"{m}_gain"], r[f"{m}_gain_ci"]
+            s += f" ({g:+.1f} [{glo:+.1f}, {ghi:+.1f}] vs {r[f'{m}_control']:.1f})"
+        return s
+
+    lines = ["| row | budget | seeds | n test | kNN top-1 (gain vs random init) | linear top-1 (gain) | finetune top-1 | "
+             "finetune 10 % | R@1 (gain) | motion / context / both (finetune) |", "|---" * 10 + "|"]
+    for r in doc["rows"]:
+        g = r.get("finetune_top1_groups") or {}
+        grp = " / ".join(f"{g[k]['mean']:.0f}" if k in g else "-" for k in GROUPS)
+        lines.append(f"| {r['name']} | {r['budget']} | {len(r['seeds'])} | {r['n_test']} | {cell(r, 'knn_top1')} | "
+                     f"{cell(r, 'linear_top1')} | {cell(r, 'finetune_top1')} | {cell(r, 'finetune10_top1')} | "
+                     f"{cell(r, 'r1')} | {grp} |")
+    return "\n".join(lines)
+
+
+# ============================================================================ plan / main
+# step costs used by --plan before a calibration exists (guesses from benchmarks/RESULTS.md and the
+# presets' comments; never used to set a budget)
+FALLBACK_COSTS = {"csvr": {"pose": 0.2, "context": 0.45, "video": 1.8, "joint": 1.8}, "csvr-novideo": {"joint": 1.0},
+                  "iic": {"main": 0.73}, "cvrl": {"main": 0.6}, "supervised": {"main": 0.8}}
+
+
+def _kind(method: str, full_finetune: bool) -> str:
+    return f"{'pretrained' if method in ('csvr', 'iic', 'cvrl') else method}{'+ft' if full_finetune else ''}"
+
+
+def estimate_minutes(st: Settings, calib: dict, u: Unit, measured: dict[str, float], n_train: int) -> float:
+    """Minutes of a unit: its pretraining budget plus its evaluation (measured mean of finished
+    units of the same kind when there are any, else from the step costs)."""
+    from csvr.config import load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.eval.finetune import FinetuneConfig
+
+    m = u.row.method
+    full = m == "supervised" or st.full_finetune(u.budget)
+    pre = st.budgets[u.budget] / 60 * 1.05 if m in ("csvr", "iic", "cvrl") else 0.0  # + stage start-up
+    if m == "supervised":
+        pre = supervised_steps(st, calib, n_train) * step_cost(calib, "supervised", "main") / 60
+    kind = _kind(m, full)
+    if kind in measured:  # the supervised row's evaluation time includes its training
+        return measured[kind] if m == "supervised" else pre + measured[kind]
+    cfg = load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), list(st.extra))
+    cost = step_cost(calib, "supervised", "main")
+    per_epoch = max(1, n_train // cfg.train.batch_size)
+    ev = st.frozen_minutes_guess + (2 * st.test_eval_minutes_guess)
+    if m != "supervised":
+        ev += st.finetune10_steps * cost / 60
+        if full:
+            ev += sum(s.epochs for s in cfg.train.stages) * per_epoch * cost / 60
+    return pre + ev
+
+
+def plan(st: Settings, calib: dict | None) -> float:
+    done = load_units(st)
+    guess = calib is None or not needed_groups(st) <= set(calib["groups"])
+    calib = calib if not guess else {"groups": {**FALLBACK_COSTS, **(calib or {}).get("groups", {})}}
+    measured: dict[str, list[float]] = {}
+    for d in done:
+        measured.setdefault(_kind(d["method"], "finetune_top1" in d["scores"] and d["method"] != "supervised"
+                                  or d["method"] == "supervised"), []).append(d["eval_seconds"] / 60)
+    means = {k: float(np.mean(v)) for k, v in measured.items()}
+    mf = st.work / "data-eval" / "manifest.jsonl"
+    if mf.exists():
+        from csvr.data.index import load_manifest
+
+        n_train = len(load_manifest(mf).select("1", "train"))
+    else:
+        n_train = st.n_train_guess
+    units = all_units(st)
+    total = left = 0.0
+    print(f"step costs: {'GUESSES (no calibration yet: ' + str(st.calibration) + ')' if guess else st.calibration}; "
+          f"evaluation: {'measured ' + str({k: round(v, 1) for k, v in means.items()}) if means else 'estimated'} "
+          f"min; {n_train} training videos")
+    print(f"{'unit':55s} {'est. min':>8s}  status")
+    for u in units:
+        est = estimate_minutes(st, calib, u, means, n_train)
+        ok = unit_done(st, u)
+        total += est
+        left += 0 if ok else est
+        steps = ""
+        if u.row.method in ("csvr", "iic", "cvrl"):
+            steps = " steps " + ", ".join(f"{k} {v}" for k, v in stage_steps(calib, u.row, st.budgets[u.budget]).items())
+        print(f"{u.name:55s} {est:8.1f}  {'done' if ok else 'todo'}{steps}")
+    print(f"total {total / 60:.1f} h; remaining {left / 60:.1f} h ({sum(unit_done(st, u) for u in units)} of "
+          f"{len(units)} units done)")
+    return left
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json(path: Path, doc) -> None:
+    from csvr.utils.io import atomic_write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc, indent=1)
+
+
+def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | None = None, keep: bool = False) -> None:
+    t0 = time.time()
+    data = prepare_data(st)
+    calib = json.loads(st.calibration.read_text()) if st.calibration.exists() else {"groups": {}}
+    if not needed_groups(st) <= set(calib["groups"]):
+        calib = calibrate(st, data, needed_groups(st))
+    for u in all_units(st):
+        if unit_done(st, u) or (only and u.row.slug not in only):
+            continue
+        if max_minutes is not None and (time.time() - t0) / 60 >= max_minutes:
+            print(f"study: {max_minutes} min reached; stopping before {u.name} (run again to continue)")
+            break
+        print(f"=== {u.name} ({now()})", flush=True)
+        d = run_unit(st, data, calib, u, keep)
+        print(f"=== {u.name} done in {d['seconds'] / 60:.1f} min", flush=True)
+        report(st)
+    report(st)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=str(REPO / "runs" / "study"), help="data, runs, feature caches (not committed)")
+    ap.add_argument("--plan", action="store_true", help="print every unit, its estimated minutes and status")
+    ap.add_argument("--report", action="store_true", help="aggregate the finished units into study.json only")
+    ap.add_argument("--calibrate", action="store_true", help="only measure the step costs (kept when present)")
+    ap.add_argument("--only", default=None, help="comma-separated row slugs to run")
+    ap.add_argument("--max-minutes", type=float, default=None, help="start no new unit after this many minutes")
+    ap.add_argument("--keep-runs", action="store_true", help="keep checkpoints after a unit's JSON is written")
+    ap.add_argument("--smoke", action="store_true", help="the whole pipeline on tiny data into --work or a temp folder")
+    ap.add_argument("--smoke-rows", default=None, help="--smoke: comma-separated row slugs (default: the random-init "
+                    "f_i network and full CSVR)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        work = Path(args.work) if args.work != ap.get_default("work") else Path(tempfile.mkdtemp(prefix="study-smoke-"))
+        st = smoke_settings(work)
+        if args.smoke_rows:
+            st.rows = tuple(args.smoke_rows.split(","))
+            if not set(st.rows) <= set(ROW_BY_SLUG):
+                ap.error(f"--smoke-rows: unknown rows {sorted(set(st.rows) - set(ROW_BY_SLUG))}")
+    else:
+        st = study_settings(Path(args.work))
+    only = set(args.only.split(",")) if args.only else None
+    if only and not only <= set(ROW_BY_SLUG):
+        ap.error(f"--only: unknown rows {sorted(only - set(ROW_BY_SLUG))}; rows: {', '.join(ROW_BY_SLUG)}")
+    calib = json.loads(st.calibration.read_text()) if st.calibration.exists() else None
+    if args.plan:
+        plan(st, calib)
+        return 0
+    if args.report:
+        report(st)
+        return 0
+    if args.calibrate:
+        calibrate(st, prepare_data(st), needed_groups(st))
+        return 0
+    run_study(st, only, args.max_minutes, args.keep_runs)
+    print(f"results: {st.results / 'study.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

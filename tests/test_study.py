@@ -1,0 +1,137 @@
+"""benchmarks/study.py (issue 16): the aggregation's statistics on hand-made per-video scores, and
+the whole pipeline end to end on tiny real data (--smoke), resumed without redoing finished units."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("study_bench", ROOT / "benchmarks" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study_bench"] = mod  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def direct_two_level(x: np.ndarray, n: int, seed: int) -> tuple[float, float]:
+    """The two-level bootstrap written out resample by resample (same random draws)."""
+    s, q = x.shape
+    rng = np.random.default_rng(seed)
+    means = []
+    for start in range(0, n, 500):
+        m = min(500, n - start)
+        si, vi = rng.integers(0, s, (m, s)), rng.integers(0, q, (m, q))
+        for b in range(m):
+            means.append(np.mean([[x[i, j] for j in vi[b]] for i in si[b]]))
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def test_two_level_bootstrap_equals_the_direct_computation(study):
+    rng = np.random.default_rng(3)
+    x = (rng.random((3, 17)) < np.array([[0.2], [0.5], [0.7]])).astype(float)
+    assert study.two_level_bootstrap(x, n=1200, seed=5) == pytest.approx(direct_two_level(x, 1200, 5), abs=1e-12)
+
+
+def test_two_level_bootstrap_known_intervals(study):
+    # constant scores: no spread at all
+    assert study.two_level_bootstrap(np.full((2, 9), 1.0), n=500) == (1.0, 1.0)
+    # seeds at 0.2 / 0.5 / 0.8, every video of a seed alike: only the seeds vary, and a mean of 3
+    # seeds drawn with replacement hits the extremes 0.2 and 0.8 with probability 1/27 > 2.5 % each
+    x = np.repeat(np.array([[0.2], [0.5], [0.8]]), 40, axis=1)
+    assert study.two_level_bootstrap(x, n=4000) == pytest.approx((0.2, 0.8))
+    # one seed: the ordinary bootstrap over videos; 90 of 180 right -> about 0.5 +- 1.96 * sqrt(.25 / 180)
+    one = np.r_[np.ones(90), np.zeros(90)]
+    lo, hi = study.two_level_bootstrap(one, n=4000)
+    half = 1.96 * np.sqrt(0.25 / 180)
+    assert lo == pytest.approx(0.5 - half, abs=0.012) and hi == pytest.approx(0.5 + half, abs=0.012)
+    assert study.verdict((0.01, 0.2)) == "yes" and study.verdict((-0.2, -0.01)) == "no"
+    assert study.verdict((-0.1, 0.1)) == "undecided"
+
+
+def _unit(study, slug, budget, seed, scores, ids, control):
+    row = study.ROW_BY_SLUG[slug]
+    return {"row": row.name, "slug": slug, "method": row.method, "feature": row.feature, "budget": budget,
+            "seed": seed, "budget_seconds": 10.0, "control": control, "test_ids": ids, "test_groups": "mmccbb",
+            "scores": study.encode_scores({k: np.array(v) for k, v in scores.items()}), "eval_seconds": 1.0,
+            "pretrain": {"steps": 5, "samples": 80, "seconds": 9.0}}
+
+
+def test_aggregation_on_hand_made_units(study, tmp_path):
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res", rows=("f-i-full-csvr", "f-i-adain-csvr-without-video"))
+    ids = [f"v{i}" for i in range(6)]
+    d = st.units_dir
+    d.mkdir(parents=True)
+    ctrl = {"knn_top1": [0, 0, 1, 0, 0, 0], "linear_top1": [0, 1, 0, 0, 0, 0], "r1": [0, 0, 0, 0, 0, 1]}
+    ctrl2 = {"knn_top1": [0, 0, 0, 0, 0, 0], "linear_top1": [0, 1, 1, 0, 0, 0], "r1": [0, 0, 0, 0, 0, 1]}
+    (d / "control__fi__x.json").write_text(json.dumps(
+        {"seeds": [study.encode_scores({k: np.array(v) for k, v in c.items()}) for c in (ctrl, ctrl2)],
+         "test_ids": ids}))
+    full = {0: [1, 1, 1, 1, 0, 1], 1: [1, 1, 1, 1, 1, 1]}
+    novideo = {0: [0, 1, 0, 0, 0, 1], 1: [0, 0, 1, 0, 0, 1]}
+    for s in (0, 1):
+        base = {"linear_top1": full[s], "r1": full[s], "finetune_top1": full[s], "finetune10_top1": full[s]}
+        (d / f"f-i-full-csvr__long__s{s}.json").write_text(json.dumps(
+            _unit(study, "f-i-full-csvr", "long", s, {"knn_top1": full[s], **base}, ids, "control__fi__x.json")))
+        base = {"linear_top1": novideo[s], "r1": novideo[s], "finetune_top1": novideo[s], "finetune10_top1": novideo[s]}
+        (d / f"f-i-adain-csvr-without-video__long__s{s}.json").write_text(json.dumps(_unit(
+            study, "f-i-adain-csvr-without-video", "long", s, {"knn_top1": novideo[s], **base}, ids,
+            "control__fi__x.json")))
+    doc = study.report(st)
+    rows = {r["slug"]: r for r in doc["rows"]}
+    r = rows["f-i-full-csvr"]
+    assert r["seeds"] == [0, 1] and r["n_test"] == 6 and r["budget"] == "long"
+    x = np.array([full[0], full[1]], float)
+    c = np.mean([ctrl["knn_top1"], ctrl2["knn_top1"]], axis=0)
+    assert r["knn_top1"] == pytest.approx(100 * x.mean(), abs=0.01)
+    assert r["knn_top1_control"] == pytest.approx(100 * c.mean(), abs=0.01)
+    assert r["knn_top1_gain"] == pytest.approx(100 * (x - c).mean(), abs=0.01)
+    lo, hi = study.two_level_bootstrap(x - c)
+    assert r["knn_top1_gain_ci"] == pytest.approx([100 * lo, 100 * hi], abs=0.01)
+    assert r["finetune_top1_groups"]["motion"]["n"] == 2
+    assert "finetune_top1_control" not in r  # finetuning has no frozen control
+    claim = next(c for c in doc["claims"] if c["claim"].startswith("full CSVR > f_i without"))
+    diff = x - np.array([novideo[0], novideo[1]], float)
+    p = claim["measures"]["finetune_top1@long"]
+    assert p["diff"] == pytest.approx(100 * diff.mean(), abs=0.01) and p["seeds"] == [0, 1]
+    assert claim["answer"] == "yes"
+    saved = json.loads((st.results / "study.json").read_text())
+    assert saved["rows"][0]["name"] and "| f_i full CSVR | long | 2 | 6 |" in saved["table"]
+
+
+@pytest.mark.slow
+def test_smoke_runs_end_to_end_and_resumes(study, tmp_path, capsys):
+    work = tmp_path / "smoke"
+    assert study.main(["--smoke", "--work", str(work)]) == 0
+    res = work / "results"
+    doc = json.loads((res / "study.json").read_text())
+    assert {r["slug"] for r in doc["rows"]} == {"random-init-f-i-network", "f-i-full-csvr"}
+    for r in doc["rows"]:
+        assert r["method"] in ("csvr", "scratch") and r["feature"] == "fi" and r["seeds"] == [0]
+        for m in study.MEASURES:
+            assert 0 <= r[m] <= 100 and len(r[f"{m}_ci"]) == 2 and r[f"{m}_ci"][0] <= r[m] <= r[f"{m}_ci"][1]
+        for m in study.FROZEN:
+            assert f"{m}_control" in r and len(r[f"{m}_gain_ci"]) == 2
+    csvr_row = next(r for r in doc["rows"] if r["method"] == "csvr")
+    assert csvr_row["pretrain_steps"] == [4] and csvr_row["pretrain_samples"] == [8]
+    units = sorted(p.name for p in (res / "study").glob("*.json"))
+    assert len([u for u in units if u.startswith("control__fi__")]) == 1  # shared by both rows
+    assert not (work / "runs" / "f-i-full-csvr__long__s0").exists()  # checkpoint deleted after its JSON
+    before = {p.name: p.read_text() for p in (res / "study").glob("*.json")}
+    capsys.readouterr()
+    assert study.main(["--smoke", "--work", str(work)]) == 0
+    out = capsys.readouterr().out
+    assert "===" not in out  # no unit started again
+    assert {p.name: p.read_text() for p in (res / "study").glob("*.json")} == before
+    assert study.main(["--smoke", "--work", str(work), "--plan"]) == 0
+    assert "remaining 0.0 h (2 of 2 units done)" in capsys.readouterr().out
