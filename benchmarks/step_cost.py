@@ -12,7 +12,7 @@ r3d_18 width 16, video GANs at 8x32x32), 2 threads:
    GFLOP/s against the fp32 matmul peak measured in the same run (a 2048^3 matrix product);
 4. variants: ``channels_last_3d`` memory format, ``torch.compile`` of the model's modules.
 
-Run:  .venv/bin/python benchmarks/step_cost.py --data runs/bench-data [--variants]
+Run:  .venv/bin/python benchmarks/step_cost.py --data runs/bench-data [--variants] [--engine]
 """
 
 from __future__ import annotations
@@ -157,12 +157,37 @@ def module_breakdown(m, opt, b: dict, stage: str) -> dict[str, float]:
     return out
 
 
+def engine_rate(root: Path, method: str, channels_last: bool, steps: int) -> float:
+    """Samples/s through ``csvr pretrain``'s own loop (2 data-loader workers decoding on the fly),
+    CSVR's joint stage or CVRL's main stage, ``steps`` steps, the first two excluded."""
+    import csv
+    import tempfile
+
+    from csvr.engine.pretrain import pretrain
+
+    stage = "joint" if method == "csvr" else "main"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config(root, method, [f"out={tmp}/run", "data.workers=2", "train.log_every_steps=1",
+                                    f"train.channels_last={str(channels_last).lower()}",
+                                    "train.knn_monitor.every=0",
+                                    f"train.stages=[{{name: {stage}, epochs: 50, max_steps: {steps}}}]",
+                                    "train.ckpt_every_steps=100000"])
+        pretrain(cfg)
+        with open(Path(tmp) / "run" / "metrics.csv") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("samples_per_s")]
+    rows = rows[2:]
+    return sum(float(r["samples_per_s"]) for r in rows) / len(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="runs/bench-data")
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--variants", action="store_true", help="also channels_last_3d and torch.compile")
     ap.add_argument("--json", default=None, help="write the numbers here")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile (its first step compiles: ~2 min)")
+    ap.add_argument("--engine", action="store_true", help="also samples/s through csvr pretrain (2 workers)")
+    ap.add_argument("--engine-steps", type=int, default=14)
     args = ap.parse_args()
     torch.set_num_threads(2)
     root = Path(args.data)
@@ -185,11 +210,18 @@ def main() -> None:
     res["cvrl_frac_peak"] = res["cvrl_gflops_per_s"] / res["matmul_peak_gflops"]
     res["csvr_modules_ms"] = module_breakdown(m_c, o_c, b_c[0], "joint")
     if args.variants:
+        from csvr.engine.trainer import to_channels_last_3d
+
         m2, o2 = build(cfg_c)
-        for p in m2.parameters():  # every Conv3d weight; activations follow the weights' format
-            if p.dim() == 5:
-                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        to_channels_last_3d(m2)  # every Conv3d weight; activations follow the weights' format
+        o2 = build_role_optimizer(m2.parameter_roles(), cfg_c.optim, 0.01)
         res["csvr_joint_channels_last_s"] = step_time(m2, o2, b_c, "joint", args.repeats)
+        m4, _ = build(cfg_v)
+        to_channels_last_3d(m4)
+        o4 = build_role_optimizer(m4.parameter_roles(), cfg_v.optim, 0.01)
+        res["cvrl_channels_last_s"] = step_time(m4, o4, b_v, "main", args.repeats)
+        res["ratio_channels_last"] = res["csvr_joint_channels_last_s"] / res["cvrl_channels_last_s"]
+    if args.compile:
         m3, o3 = build(cfg_c)
         model = m3.model
         for name, child in list(model.named_children()):
@@ -200,6 +232,14 @@ def main() -> None:
         one_step(m3, o3, b_c[0], "joint")
         res["compile_first_step_s"] = time.perf_counter() - t
         res["csvr_joint_compiled_s"] = step_time(m3, o3, b_c, "joint", args.repeats)
+    if args.engine:
+        for cl in (False, True):
+            for method in ("csvr", "cvrl"):
+                res[f"engine_{method}{'_channels_last' if cl else ''}_samples_per_s"] = engine_rate(
+                    root, method, cl, args.engine_steps)
+        for suffix in ("", "_channels_last"):
+            res[f"engine_ratio{suffix}"] = (res[f"engine_cvrl{suffix}_samples_per_s"]
+                                            / res[f"engine_csvr{suffix}_samples_per_s"])
     print(json.dumps(res, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
