@@ -15,11 +15,11 @@ missing) measures the seconds per step of every (method, stage) the rows use, th
 engine with the preset's data workers (small-cpu, small-cpu-cvrl, small-cpu-iic, the small-cpu
 finetune preset for the supervised row): ``CALIB_STEPS`` steps after ``CALIB_WARMUP`` warm-up
 steps, from the engine's per-step ``samples_per_s``. It is stored in the committed
-``benchmarks/results/study-calibration.json``, so every later session converts a budget to the
-SAME step counts. A row's budget in seconds is split over its stages by wall-clock fractions
+``benchmarks/results/study-calibration.json`` (commit it after the first sitting), so every later
+session converts a budget to the SAME step counts. A row's budget in seconds is split over its stages by wall-clock fractions
 (benchmarks/ablation.py's splits: CSVR 20/25/20/35 % pose/context/video/joint; no video branch
 30/35/35 %; one branch 100 %) and each part is divided by that stage's seconds per step. Budgets:
-short = 150 s, long = 600 s (4x). Every unit records its steps, samples seen (steps x batch) and
+short = 120 s, long = 480 s (4x). Every unit records its steps, samples seen (steps x batch) and
 measured wall-clock.
 
 Rows (``ROWS``): Table I (random init of the f_s network, random init of the f_i network,
@@ -50,11 +50,17 @@ strings), and only then delete the run folder. A session on a fresh machine rege
 ``control__<feature>__<hash>.json`` beside them. Order: conclusion rows at the long budget seed 0,
 then seeds 1-2, then the short budget, then the 1-seed rows (long budget only), then supervised.
 
-Compute (2 cores; ``--plan`` prints the current estimate from the calibration and, once units
-are done, their measured evaluation time): a pretrained unit costs its budget plus ~8 min of
-evaluation (feature extraction of 600 videos, kNN / probe / retrieval in seconds, two
-finetunings); 5 conclusion rows x 3 seeds x (10 + 2.5 min) + 2 random-init rows x 3 seeds +
-4 one-seed rows x 10 min + supervised, plus evaluation: see ``--plan`` for the total.
+Compute (2 cores). Per pretrained unit: its budget (long 8 min, short 2 min) plus evaluation:
+frozen features of 600 videos x 5 clips (~1.5 min, guessed), finetuning with all labels (the
+small-cpu finetune preset: 12 epochs x 26 steps = 312 steps, ~4 min at a guessed 0.8 s/step; not
+at the short budget, whose question - do gaps grow with training - the frozen measures and the
+10 % finetuning answer), finetuning with 10 % of the labels (45 videos; a fixed 120 steps, as
+12 epochs would be 24 steps: ~1.6 min) and two test evaluations (~1 min): ~8.3 min. Units:
+5 conclusion rows x 3 seeds x (8.4 + 8.3) min at the long budget = 250 min; 2 random-init rows
+x 3 seeds x 8.3 = 50 min; 5 x 3 x (2.1 + 3.2) at the short budget = 80 min; 4 one-seed rows x
+16.7 = 67 min; supervised ~15 min: ~7.9 h in 41 units, of which the first 21 (the long budget's
+conclusion rows with all seeds, ~5 h) carry the conclusions. ``--plan`` recomputes this from the
+calibration and, once units are done, from their measured evaluation times.
 
 Aggregation (``--report``, also after every unit): ``benchmarks/results/study.json`` with a list
 ``rows`` (``name``, ``method``, ``feature``, ``budget``, ``seeds``; per measure the mean in percent,
@@ -65,7 +71,7 @@ difference, and a markdown table.
 
 Run (resumable; the lead runs it):
     .venv/bin/python benchmarks/study.py --plan
-    .venv/bin/python benchmarks/study.py                      # everything (~6-7 h on 2 cores)
+    .venv/bin/python benchmarks/study.py                      # everything (~8 h on 2 cores, see --plan)
     .venv/bin/python benchmarks/study.py --max-minutes 150    # one sitting
     .venv/bin/python benchmarks/study.py --report             # aggregate only
     .venv/bin/python benchmarks/study.py --smoke              # the whole pipeline, tiny, in a temp folder
@@ -164,7 +170,7 @@ class Settings:
     presets: dict = field(default_factory=lambda: {"csvr": "small-cpu", "iic": "small-cpu-iic",
                                                    "cvrl": "small-cpu-cvrl"})
     finetune_preset: str = "small-cpu"
-    budgets: dict = field(default_factory=lambda: {"short": 150.0, "long": 600.0})
+    budgets: dict = field(default_factory=lambda: {"short": 120.0, "long": 480.0})
     rows: tuple[str, ...] = tuple(r.slug for r in ROWS)
     max_seeds: int = 3
     clips: int = 5  # clips per video for the frozen features (finetune eval: the preset's eval.clips)
@@ -595,8 +601,8 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
         correct, rec = finetune_scores(st, data, finetune_config(st, data, arch, "fi", run / "finetune", u.seed, 1.0,
                                                                  True, fsteps), test_ids)
         scores["finetune_top1"] = correct
+        frozen_ckpt = rec.pop("checkpoint")
         doc["finetune"] = {**rec, "steps": fsteps}
-        frozen_ckpt = rec["checkpoint"]
         doc["pretrain"] = {"steps": fsteps, "samples": fsteps * rec["batch"], "seconds": rec["train_seconds"]}
     if frozen_ckpt is not None:
         ck = Checkpoint.load(frozen_ckpt)
@@ -618,6 +624,7 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
             correct, rec = finetune_scores(st, data, finetune_config(st, data, src, row.feature, run / key, u.seed,
                                                                      frac, scratch, steps), test_ids)
             scores[key] = correct
+            rec.pop("checkpoint")  # deleted with the run folder
             doc[key.replace("_top1", "")] = rec
     groups = class_groups(manifest)
     label = {r.id: r.label for r in manifest.records}
