@@ -16,7 +16,8 @@ engine with the preset's data workers (small-cpu, small-cpu-cvrl, small-cpu-iic,
 finetune preset for the supervised row): ``CALIB_STEPS`` steps after ``CALIB_WARMUP`` warm-up
 steps, from the engine's per-step ``samples_per_s``. It is stored in the committed
 ``benchmarks/results/study-calibration.json`` (commit it after the first sitting), so every later
-session converts a budget to the SAME step counts. A row's budget in seconds is split over its stages by wall-clock fractions
+session converts a budget to the SAME step counts. A row's budget in seconds is split over its
+stages by wall-clock fractions
 (benchmarks/ablation.py's splits: CSVR 20/25/20/35 % pose/context/video/joint; no video branch
 30/35/35 %; one branch 100 %) and each part is divided by that stage's seconds per step. Budgets:
 short = 120 s, long = 480 s (4x). Every unit records its steps, samples seen (steps x batch) and
@@ -208,7 +209,8 @@ def smoke_settings(work: Path) -> Settings:
     tiny = ("--classes", "3", "--videos-per-class", "4", "--seconds", "2", "--size", "64x48", "--workers", "1")
     return Settings(work=work, results=work / "results", eval_synth=("--gop", "12", "--seed", "0") + tiny,
                     pool_synth=("--gop", "12", "--seed", "1") + tiny, preset="tiny-test",
-                    presets={"csvr": "tiny-test", "iic": "small-cpu-iic", "cvrl": "small-cpu-cvrl"}, finetune_preset="tiny-test", budgets={"long": 1.0},
+                    presets={"csvr": "tiny-test", "iic": "small-cpu-iic", "cvrl": "small-cpu-cvrl"},
+                    finetune_preset="tiny-test", budgets={"long": 0.01},
                     rows=("random-init-f-i-network", "f-i-full-csvr"), max_seeds=1, clips=2, workers=0,
                     calib_warmup=1, calib_steps=2, min_group_test=0, finetune10_steps=2,
                     frozen_minutes_guess=0.05, test_eval_minutes_guess=0.02, n_train_guess=6,
@@ -232,7 +234,8 @@ def two_level_bootstrap(scores, n: int = N_BOOT, seed: int = 0, level: float = 0
         vi = rng.integers(0, q, (m, q))
         # x[si][:, :, vi] per resample: (m, s, q) gathered rows then columns
         rows = x[si]  # (m, s, q)
-        means[start:start + m] = np.take_along_axis(rows, np.repeat(vi[:, None, :], s, axis=1), axis=2).mean(axis=(1, 2))
+        cols = np.repeat(vi[:, None, :], s, axis=1)
+        means[start:start + m] = np.take_along_axis(rows, cols, axis=2).mean(axis=(1, 2))
     lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
@@ -609,7 +612,8 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
         # the clip settings of the network the control was made from (a classifier's preset may
         # spell them differently)
         clip = clip_settings(Checkpoint.load(arch if pretrained is None else pretrained))
-        fz = frozen_evaluation(ck, row.feature, manifest, clip_cfg=clip, clips=st.clips, pose_cache=str(data.eval_poses), ks=(20,),
+        fz = frozen_evaluation(ck, row.feature, manifest, clip_cfg=clip, clips=st.clips,
+                               pose_cache=str(data.eval_poses), ks=(20,),
                                control_seeds=0, linear=True, cache_dir=run / "feature-cache", workers=st.workers)
         assert fz["per_video"]["test_ids"] == test_ids, "the control covers other test videos"
         feats = cached_features(ck, row.feature, manifest, "1", clip, st.clips, run / "feature-cache",
@@ -710,7 +714,8 @@ def aggregate(st: Settings) -> dict:
             if (slug, budget, m) in cells:
                 x = cells[(slug, budget, m)][0]
                 out[f"{m}_groups"] = {g: {"mean": pct(x[:, grp == g[0]].mean()),
-                                          "ci": pct(two_level_bootstrap(x[:, grp == g[0]])), "n": int((grp == g[0]).sum())}
+                                          "ci": pct(two_level_bootstrap(x[:, grp == g[0]])),
+                                          "n": int((grp == g[0]).sum())}
                                       for g in GROUPS if (grp == g[0]).any()}
         rows.append(out)
     doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
@@ -801,7 +806,8 @@ def markdown(doc: dict) -> str:
             s += f" ({g:+.1f} [{glo:+.1f}, {ghi:+.1f}] vs {r[f'{m}_control']:.1f})"
         return s
 
-    lines = ["| row | budget | seeds | n test | kNN top-1 (gain vs random init) | linear top-1 (gain) | finetune top-1 | "
+    lines = ["| row | budget | seeds | n test | kNN top-1 (gain vs random init) | linear top-1 (gain) | "
+             "finetune top-1 | "
              "finetune 10 % | R@1 (gain) | motion / context / both (finetune) |", "|---" * 10 + "|"]
     for r in doc["rows"]:
         g = r.get("finetune_top1_groups") or {}
@@ -878,7 +884,8 @@ def plan(st: Settings, calib: dict | None) -> float:
         left += 0 if ok else est
         steps = ""
         if u.row.method in ("csvr", "iic", "cvrl"):
-            steps = " steps " + ", ".join(f"{k} {v}" for k, v in stage_steps(calib, u.row, st.budgets[u.budget]).items())
+            per = stage_steps(calib, u.row, st.budgets[u.budget])
+            steps = " steps " + ", ".join(f"{k} {v}" for k, v in per.items())
         print(f"{u.name:55s} {est:8.1f}  {'done' if ok else 'todo'}{steps}")
     print(f"total {total / 60:.1f} h; remaining {left / 60:.1f} h ({sum(unit_done(st, u) for u in units)} of "
           f"{len(units)} units done)")
@@ -916,7 +923,8 @@ def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=str(REPO / "runs" / "study"), help="data, runs, feature caches (not committed)")
     ap.add_argument("--plan", action="store_true", help="print every unit, its estimated minutes and status")
     ap.add_argument("--report", action="store_true", help="aggregate the finished units into study.json only")

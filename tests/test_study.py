@@ -68,7 +68,8 @@ def _unit(study, slug, budget, seed, scores, ids, control):
 
 
 def test_aggregation_on_hand_made_units(study, tmp_path):
-    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res", rows=("f-i-full-csvr", "f-i-adain-csvr-without-video"))
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res",
+                        rows=("f-i-full-csvr", "f-i-adain-csvr-without-video"))
     ids = [f"v{i}" for i in range(6)]
     d = st.units_dir
     d.mkdir(parents=True)
