@@ -157,6 +157,24 @@ def module_breakdown(m, opt, b: dict, stage: str) -> dict[str, float]:
     return out
 
 
+def paper_flops(root: Path) -> dict[str, float]:
+    """GFLOPs of one training step per sample at the paper's setting (r3d_18, 16x112x112 clips,
+    video GANs at 16x64x64; presets paper/ucf101-r3d, -cvrl, -iic), counted on a batch of 2 real
+    samples: what a GPU has to compute per sample, for the loader arithmetic of the README."""
+    out = {}
+    for method, preset, stage in (("csvr", "paper/ucf101-r3d", "joint"), ("cvrl", "paper/ucf101-r3d-cvrl", "main"),
+                                  ("iic", "paper/ucf101-r3d-iic", "main")):
+        cfg = load_config(PretrainConfig, resolve_config_path(preset),
+                          [f"data.manifest={root / 'manifest.jsonl'}", f"data.pose_cache={root / 'poses_cache'}",
+                           "train.batch_size=2"])
+        m, _ = build(cfg)
+        b = batches_for(cfg, m, 1)[0]
+        out[method] = step_flops(m, b, stage) / 2 / 1e9
+        print(f"paper {method}: {out[method]:.0f} GFLOP per sample", file=sys.stderr)
+        del m
+    return out
+
+
 def engine_rate(root: Path, method: str, channels_last: bool, steps: int) -> float:
     """Samples/s through ``csvr pretrain``'s own loop (2 data-loader workers decoding on the fly),
     CSVR's joint stage or CVRL's main stage, ``steps`` steps, the first two excluded."""
@@ -186,6 +204,7 @@ def main() -> None:
     ap.add_argument("--variants", action="store_true", help="also channels_last_3d and torch.compile")
     ap.add_argument("--json", default=None, help="write the numbers here")
     ap.add_argument("--compile", action="store_true", help="also torch.compile (its first step compiles: ~2 min)")
+    ap.add_argument("--paper-flops", action="store_true", help="also FLOPs per sample at the paper's setting")
     ap.add_argument("--engine", action="store_true", help="also samples/s through csvr pretrain (2 workers)")
     ap.add_argument("--engine-steps", type=int, default=14)
     args = ap.parse_args()
@@ -232,6 +251,8 @@ def main() -> None:
         one_step(m3, o3, b_c[0], "joint")
         res["compile_first_step_s"] = time.perf_counter() - t
         res["csvr_joint_compiled_s"] = step_time(m3, o3, b_c, "joint", args.repeats)
+    if args.paper_flops:
+        res["paper_gflop_per_sample"] = paper_flops(root)
     if args.engine:
         for cl in (False, True):
             for method in ("csvr", "cvrl"):

@@ -147,7 +147,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
         run = out / f"finetune-{name}"
         if not _done(run / "results.json"):
             resume = ["--resume"] if (run / "checkpoints").is_dir() else []
-            _run(["finetune", "--config", finetune_config, "--pretrained", ckpt, "--feature", "fi", "--out", str(run),
+            _run(["finetune", "--config", finetune_config, "--pretrained", ckpt, "--feature", FINETUNE_FEATURE, "--out", str(run),
                   *resume, *common, *init, *fraction, *(extra_finetune or [])])
         else:
             print(f"(done: {run}/results.json)")
@@ -156,7 +156,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
 
     # 6. frozen features ---------------------------------------------------------------
     frozen = {}
-    for feature in ("fi", "fs"):
+    for feature in FROZEN_FEATURES:
         t = time.time()
         _step(f"6/7 frozen {feature}: kNN and linear probe vs the same network from random weights")
         run = out / f"knn-{feature}"
@@ -191,6 +191,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
 
 KNN_CLIPS = 5          # clips per video for the frozen features (as the finetuning preset's evaluation)
 CONTROL_SEEDS = 3      # random-init seeds of the frozen control
+FINETUNE_FEATURE = "fi"   # f_i, the paper's downstream feature: both finetuning rows use it
+CONTEXT_FEATURE = "fs"    # f_s, the clip-only context feature
+FROZEN_FEATURES = (FINETUNE_FEATURE, CONTEXT_FEATURE)   # evaluated frozen against their controls
 FROZEN_ROWS = {"knn20_top1": "kNN k=20 top-1", "knn1_top1": "kNN k=1 top-1 (= R@1)", "linear_top1": "linear top-1"}
 
 

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 # Codecs whose decoder honours skip_frame="NONINTRA" (decodes intra pictures only).
 _NONINTRA_CODECS = {"h264", "hevc"}
 _PICT_I = 1  # AVPictureType.AV_PICTURE_TYPE_I
+# read() seeks ahead to a later keyframe only when that skips at least this many frames; a seek
+# (demuxer seek, decoder flush) costs more than decoding a few frames of the GOP in between
+SEEK_MIN_SKIP = 1
 
 av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors reach us as exceptions
 
@@ -404,7 +407,7 @@ class VideoReader:
                     pos += 1
                     if pos >= len(wanted):
                         break
-                    if self.keyframe_before(wanted[pos]) > i + 1:
+                    if self.keyframe_before(wanted[pos]) - (i + 1) >= SEEK_MIN_SKIP:
                         break  # cheaper to seek than to decode the frames in between
                 else:
                     raise VideoError(self.path, f"frames from {wanted[pos]} on could not be decoded "
