@@ -89,6 +89,7 @@ class NaiveDataset(torch.utils.data.Dataset):
             frames = np.stack([f.to_ndarray(format="rgb24") for f in cont.decode(s)])
         clip, fut, (a, b) = sample_pretrain_indices(len(frames), c.frames, c.stride, c.future_frames, rng)
         ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
+        ifr = (list(ifr) * c.max_iframes)[: c.max_iframes]  # fixed size for batching, as csvr pads
         sel = frames[np.concatenate([clip, fut, ifr])]
         box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
         return {"clip": crop_resize(sel, box, c.size)}
@@ -118,6 +119,7 @@ class ExactDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(i)
         clip, fut, (a, b) = sample_pretrain_indices(rec.num_frames, c.frames, c.stride, c.future_frames, rng)
         ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
+        ifr = (list(ifr) * c.max_iframes)[: c.max_iframes]  # fixed size for batching, as csvr pads
         need = np.concatenate([clip, fut, np.asarray(ifr, dtype=np.int64)]).astype(np.int64)
         wanted, last = set(need.tolist()), int(need.max())
         key = max(k for k in (rec.keyframes or [0]) if k <= int(need.min()))
@@ -146,15 +148,16 @@ class ExactDataset(torch.utils.data.Dataset):
         return {"clip": crop_resize(sel, box, c.size)}
 
 
-def rate(ds, workers: int, samples: int) -> float:
-    dl = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=workers, shuffle=False,
-                                     sampler=list(range(len(ds))) * (samples // len(ds) + 1))
+def rate(ds, workers: int, samples: int, batch: int = 1) -> float:
+    """Samples/s through a DataLoader (``batch`` samples collated per batch in the worker)."""
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=False,
+                                     sampler=list(range(len(ds))) * ((samples + batch) // len(ds) + 1))
     it = iter(dl)
     next(it)  # start-up (worker spawn, first open) excluded
     t = time.perf_counter()
     n = 0
     for _ in it:
-        n += 1
+        n += batch
         if n >= samples:
             break
     return n / (time.perf_counter() - t)
@@ -176,7 +179,8 @@ CODECS = {"mpeg4": ("mpeg4", ".avi"), "h264": ("libx264", ".mp4"), "vp9": ("libv
 
 def limit_table(tmp: Path, videos: int, samples: int) -> None:
     """csvr's loader against the exact-frames limit and the decode-everything loader, per codec,
-    for the small preset's sample and the paper's, one worker, best of three passes each."""
+    for the small preset's sample and the paper's, one worker, batches of 16, best of three
+    passes each (two for the slow decode-everything loader)."""
     rows = []
     for name, (codec, suffix) in CODECS.items():
         folder = tmp / name
@@ -189,13 +193,14 @@ def limit_table(tmp: Path, videos: int, samples: int) -> None:
         m = load_manifest(tmp / f"{name}.jsonl")
         for label, kw in (("small-cpu", SMALL_CLIP), ("paper", {})):
             cfg = ClipConfig(**kw)
-            ours = max(rate(PretrainDataset(m, m.records, cfg), 1, samples) for _ in range(3))
-            exact = max(rate(ExactDataset(m, cfg), 1, samples) for _ in range(3))
-            naive = max(rate(NaiveDataset(m, cfg), 1, samples // 2) for _ in range(2))
+            # batches of 16 as in training: a worker collates a batch and sends its tensors once
+            ours = max(rate(PretrainDataset(m, m.records, cfg), 1, samples, 16) for _ in range(3))
+            exact = max(rate(ExactDataset(m, cfg), 1, samples, 16) for _ in range(3))
+            naive = max(rate(NaiveDataset(m, cfg), 1, samples // 2, 16) for _ in range(2))
             tc = float("nan")
             if torchcodec_available() is None:
                 tc_cfg = ClipConfig(**kw, decoder="torchcodec")
-                tc = max(rate(PretrainDataset(m, m.records, tc_cfg), 1, samples) for _ in range(3))
+                tc = max(rate(PretrainDataset(m, m.records, tc_cfg), 1, samples, 16) for _ in range(3))
             rows.append((name, label, ours, exact, naive, tc))
             print(f"{name} {label}: csvr {ours:.1f}, exact {exact:.1f}, naive {naive:.1f}, "
                   f"csvr+torchcodec {tc:.1f} samples/s", file=sys.stderr)
