@@ -290,9 +290,16 @@ def _run_export(args) -> int:
 def _run_report(args) -> int:
     from csvr.eval.report import build_report
 
-    written = build_report(args.runs, args.out, samples=args.samples, title=args.title,
+    if not args.runs and args.study is None:
+        raise CsvrError("csvr report: give run folders (RUN_DIR ...), --study PATH/study.json, or both")
+    out = args.out
+    if out is None:
+        if args.runs:
+            raise CsvrError("csvr report: --out is required with run folders (--out DIR)")
+        out = "reports/study"  # --study alone: a default folder, as the study's one-line command in the README
+    written = build_report(args.runs, out, samples=args.samples, title=args.title,
                            retrieval_examples=not args.no_retrieval_examples,
-                           allow_outside_root=args.allow_outside_root)
+                           allow_outside_root=args.allow_outside_root, study=args.study)
     for p in written:
         print(f"written: {p}")
     return 0
@@ -454,11 +461,17 @@ def register(commands, groups) -> None:
         formatter_class=fmt,
         description="RUN_DIR is a pretraining run (summary.json, metrics.csv, epochs.csv), a finetuning / "
                     "linear-probe run (results.json), or a folder written by 'csvr retrieve' (retrieval.json); a "
-                    "run folder may also hold retrieval*/retrieval.json. Writes OUT/report.html (self-contained: "
+                    "run folder may also hold retrieval*/retrieval.json. --study adds the replication study "
+                    "(benchmarks/study.py's study.json) with error bars. Writes OUT/report.html (self-contained: "
                     "images embedded), OUT/report.md and OUT/images/*.png.",
-        epilog="example:\n  csvr report runs/finetune-fd runs/finetune-fs runs/finetune-fi --out reports/table1\n")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
-    p.add_argument("--out", required=True, help="output folder")
+        epilog="examples:\n  csvr report runs/finetune-fd runs/finetune-fs runs/finetune-fi --out reports/table1\n"
+               "  csvr report --study benchmarks/results/study.json --out reports/study\n")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders (optional with --study)")
+    p.add_argument("--out", default=None, help="output folder (required with run folders; --study alone: reports/study)")
+    p.add_argument("--study", default=None, metavar="PATH",
+                   help="a study.json written by benchmarks/study.py: adds the 'Replication study' section (every "
+                        "row and measure with its 95 %% CI, bar charts with error bars, gains over the random-init "
+                        "control, the claims and goals with their answers)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--samples", action="store_true",
                    help="also draw CSVR sample pictures (predicted poses and frames) for CSVR pretraining runs "

@@ -11,6 +11,9 @@ function returns PNG (or GIF) bytes; :func:`save_image` writes them atomically.
   in :data:`SERIES_COLORS`, which none of the group colours resemble.
 * :func:`confusion_chart` - a confusion matrix heatmap (rows = true class, row-normalised colours,
   counts written in the cells for up to 30 classes), classes in the bars' group order.
+* :func:`study_chart` / :func:`study_gain_chart` - one measure of the replication study
+  (benchmarks/study.py) per row, grouped by budget, error bars = the CI, the random-init control
+  as a black tick; the frozen measures' gains over that control with their CIs and a zero line.
 * :func:`training_curves_chart` - losses and pretext metrics of a run's ``metrics.csv`` per step,
   with ``epochs.csv``'s per-epoch means as markers and the stages shaded; x: step, y: the panel's
   quantity.
@@ -253,6 +256,98 @@ def top1_chart(bars: Sequence[Mapping], title: str = "Video-level top-1 per run"
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left", fontsize=10)
     ax.grid(axis="y", alpha=0.3, zorder=0)
+    return figure_png(fig)
+
+
+# ----------------------------------------------------------------------------- replication study
+#: What a bar of a study chart shows when its row has not measured the quantity yet.
+NOT_RUN = "not run yet"
+
+
+#: The study's budgets in the charts' order; each keeps its series colour in every chart.
+STUDY_BUDGETS = ("none", "short", "long")
+
+
+def _study_axes(ax, bars: Sequence[Mapping], ylabel: str, title: str, gain: bool) -> None:
+    """Bars of one measure for the study's rows, grouped by budget (one series colour per budget),
+    each with its CI as an error bar and, where given, its random-init control as a black tick."""
+    budgets = list(dict.fromkeys(list(STUDY_BUDGETS) + [str(b.get("budget")) for b in bars]))
+    order = sorted(range(len(bars)), key=lambda i: budgets.index(str(bars[i].get("budget"))))
+    xs, pos, labelled = {}, 0.0, set()
+    for j, i in enumerate(order):
+        if j and bars[i].get("budget") != bars[order[j - 1]].get("budget"):
+            pos += 0.8  # a gap between budget groups
+        xs[i] = pos
+        pos += 1.0
+    err_x, err_y, err_lo, err_hi, ctl_x, ctl_y = [], [], [], [], [], []
+    for i in order:
+        b, x = bars[i], xs[i]
+        bud = str(b.get("budget"))
+        color = SERIES_COLORS[budgets.index(bud) % len(SERIES_COLORS)]
+        if b.get("value") is None:
+            ax.text(x, 0.0, NOT_RUN, rotation=90, ha="center", va="bottom", fontsize=7, color="#666666")
+            continue
+        v = float(b["value"])
+        ax.bar(x, v, width=0.7, color=color, edgecolor="white", zorder=2,
+               label=f"budget {bud}" if bud not in labelled else None)
+        labelled.add(bud)
+        if b.get("ci") is not None:
+            lo, hi = (float(c) for c in b["ci"])
+            err_x.append(x)
+            err_y.append(v)
+            err_lo.append(max(0.0, v - lo))  # a percentile CI holds its mean; never a negative bar
+            err_hi.append(max(0.0, hi - v))
+        if b.get("control") is not None:
+            ctl_x.append(x)
+            ctl_y.append(float(b["control"]))
+    if err_x:
+        ax.errorbar(err_x, err_y, yerr=[err_lo, err_hi], fmt="none", ecolor="#222222", elinewidth=1.0, capsize=3,
+                    zorder=3)
+    if ctl_x:
+        ax.plot(ctl_x, ctl_y, linestyle="none", marker="_", markersize=18, markeredgewidth=2.5, color="#000000",
+                zorder=4, label="random-init control")
+    if gain:
+        ax.axhline(0.0, color="#000000", linewidth=0.8, zorder=1)
+    else:
+        ax.set_ylim(0, 105)
+    ticks = [xs[i] for i in order]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(bars[i]["label"]) + ("" if bars[i].get("value") is not None else f" ({NOT_RUN})")
+                        for i in order], rotation=25, ha="right", fontsize=8)
+    if ticks:
+        ax.set_xlim(min(ticks) - 0.7, max(ticks) + 0.7)
+    ax.set_xlabel("row (grouped by pretraining budget)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    if labelled or ctl_x:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def study_chart(bars: Sequence[Mapping], title: str, ylabel: str) -> bytes:
+    """One measure of the replication study: a bar per row (``label``, ``budget``, ``value`` in
+    percent or None = not run yet, ``ci`` (lo, hi) in percent drawn as an error bar, ``control``
+    the random-init control in percent, a black tick). Bars in :data:`SERIES_COLORS`, one per budget."""
+    if not bars:
+        raise CsvrError("study chart: no rows")
+    fig = _figure(min(18.0, max(5.0, 0.55 * len(bars) + 3.5)), 4.0)
+    _study_axes(fig.add_subplot(1, 1, 1), bars, ylabel, title, gain=False)
+    return figure_png(fig)
+
+
+def study_gain_chart(panels: Sequence[tuple[str, Sequence[Mapping]]], title: str) -> bytes:
+    """Gains over the random-init control of the frozen measures, one panel per measure
+    (``(measure label, bars)``; a bar's ``value`` is the gain in points, ``ci`` its CI), with a
+    zero line: a CI that does not cross it is a difference the data decide."""
+    if not panels:
+        raise CsvrError("study gain chart: no measures")
+    width = min(18.0, max(5.0, 0.55 * max(len(b) for _, b in panels) + 3.5))
+    fig = _figure(width, 3.4 * len(panels))
+    for k, (label, bars) in enumerate(panels):
+        _study_axes(fig.add_subplot(len(panels), 1, k + 1), bars, f"{label}: gain (points)",
+                    f"{label}: gain over the random-init control (95 % CI)", gain=True)
+    fig.suptitle(title)
+    fig.tight_layout()
     return figure_png(fig)
 
 

@@ -16,6 +16,12 @@ mean +- sd), per-class accuracy of all runs in one chart grouped as in Fig. 4 (g
 them: the built-in synthetic dataset does) and as a table, confusion matrices, training curves,
 retrieval examples (reading the videos through the manifest named in ``retrieval.json`` or the
 run's config), and with ``samples=True`` the CSVR sample pictures of CSVR pretraining runs.
+With ``study=`` (``csvr report --study benchmarks/results/study.json``, alone or with run
+folders) it also has the "Replication study" section: every row x measure as mean [95 % CI] with
+seeds and test videos, one bar chart per measure (rows grouped by budget, error bars = the CI,
+the random-init control as a black tick), the frozen measures' gains with their CIs and a zero
+line, and the paper's claims and the issue's goals with their answers; what the study has not
+measured yet reads "not run yet".
 The method column is the run's own record: a classifier trained from random weights
 (``init: scratch`` or no pretraining checkpoint) is "scratch", one initialised from a checkpoint
 carries that checkpoint's method ("csvr", "iic", "cvrl", "supervised"), a retrieval of a random
@@ -458,6 +464,157 @@ def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: 
     return _Section("CSVR samples (pose generator and video generators on real clips)", images=imgs)
 
 
+# ----------------------------------------------------------------------------- replication study
+#: The study's measures (benchmarks/study.py ``MEASURES``) and their labels, in the table's order;
+#: a measure the file has beyond these (a key ``<m>`` with ``<m>_ci``) is appended by its name.
+STUDY_MEASURES = {"knn_top1": "kNN top-1", "linear_top1": "linear probe top-1", "finetune_top1": "finetune top-1",
+                  "finetune10_top1": "finetune top-1, 10 % labels", "r1": "R@1"}
+def load_study(path: str | Path) -> dict:
+    """``study.json`` as benchmarks/study.py writes it; :class:`CsvrError` when it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise CsvrError(f"--study {p}: no such file (benchmarks/study.py --report writes benchmarks/results/study.json)")
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CsvrError(f"--study {p}: not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list) \
+            or not all(isinstance(r, dict) for r in doc["rows"]):
+        raise CsvrError(f"--study {p}: not a study file (no list 'rows'; benchmarks/study.py --report writes one)")
+    return doc
+
+
+def _fnum(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None  # NaN: not measured
+
+
+def _fpair(x: Any) -> tuple[float, float] | None:
+    if not isinstance(x, (list, tuple)) or len(x) != 2:
+        return None
+    lo, hi = _fnum(x[0]), _fnum(x[1])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _study_measures(rows: list[dict]) -> list[str]:
+    extra = sorted({k[:-3] for r in rows for k in r if k.endswith("_ci") and not k.endswith("_gain_ci")}
+                   - set(STUDY_MEASURES))
+    return list(STUDY_MEASURES) + extra
+
+
+def _est(value: Any, ci: Any, signed: bool = False) -> str:
+    """``mean [low, high]`` with one decimal (the study's percent values), or "not run yet"."""
+    from csvr.eval.plots import NOT_RUN
+
+    v, c = _fnum(value), _fpair(ci)
+    if v is None:
+        return NOT_RUN
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f.format(v) + (f" [{f.format(c[0])}, {f.format(c[1])}]" if c else "")
+
+
+def _study_row_label(r: dict) -> str:
+    return str(r.get("name") or r.get("slug") or "?")
+
+
+def _study_section(doc: dict, path: Path) -> _Section:
+    """The replication study (benchmarks/study.py): every row's measures with their 95 % CIs, the
+    frozen measures' random-init controls and gains, one chart per measure, the gains' chart,
+    and the paper's claims and the issue's goals with their answers."""
+    from csvr.eval.plots import NOT_RUN, STUDY_BUDGETS, study_chart, study_gain_chart
+
+    rows = list(doc["rows"])
+    rank = {b: i for i, b in enumerate(STUDY_BUDGETS)}
+    rows.sort(key=lambda r: rank.get(str(r.get("budget")), len(rank)))  # stable: the study's row order per budget
+    measures = _study_measures(rows)
+    label = {m: STUDY_MEASURES.get(m, m) for m in measures}
+    frozen = [m for m in measures if any(f"{m}_control" in r or f"{m}_gain" in r for r in rows)]
+    sec = _Section("Replication study")
+    sec.text.append(
+        f"From {path} (benchmarks/study.py; {doc.get('date', 'date not recorded')}, {doc.get('n_units', '?')} "
+        f"units; CIs: {doc.get('bootstrap', '95 % bootstrap')}). Values in percent, mean over seeds and test videos "
+        f"[95 % CI]; '{NOT_RUN}': the study has not measured it yet.")
+    if not rows:
+        sec.text.append(f"No row has finished yet: every measure is {NOT_RUN}.")
+
+    def seeds(r: dict) -> str:
+        s = r.get("seeds")
+        return f"{len(s)} ({', '.join(map(str, s))})" if isinstance(s, list) and s else NOT_RUN
+
+    head = ["row", "method", "feature", "budget", "seeds", "test videos"] + [f"{label[m]} (%)" for m in measures]
+    table = [[_study_row_label(r), str(r.get("method", "")), str(r.get("feature", "")), str(r.get("budget", "")),
+              seeds(r), str(r.get("n_test", "")) or NOT_RUN] + [_est(r.get(m), r.get(f"{m}_ci")) for m in measures]
+             for r in rows]
+    sec.tables.append((head, table))
+    if frozen:
+        head = ["row", "budget"] + [h for m in frozen for h in (f"{label[m]}: random-init control (%)",
+                                                                 f"{label[m]}: gain (points) [95 % CI]")]
+        table = [[_study_row_label(r), str(r.get("budget", ""))]
+                 + [c for m in frozen for c in (_est(r.get(f"{m}_control"), None),
+                                                _est(r.get(f"{m}_gain"), r.get(f"{m}_gain_ci"), signed=True))]
+                 for r in rows]
+        sec.tables.append((head, table))
+        sec.text.append("Frozen measures: the same network and feature from random weights (mean over its random "
+                        "seeds) is the control; the gain is the difference paired by test video and seed, with its "
+                        "two-level bootstrap 95 % CI.")
+
+    def bars(m: str, key: str, ci_key: str, control_key: str | None, rows=rows) -> list[dict]:
+        return [{"label": _study_row_label(r), "budget": str(r.get("budget")), "value": _fnum(r.get(key)),
+                 "ci": _fpair(r.get(ci_key)), "control": _fnum(r.get(control_key)) if control_key else None}
+                for r in rows]
+
+    for m in measures:
+        if not any(_fnum(r.get(m)) is not None for r in rows):
+            sec.text.append(f"{label[m]}: {NOT_RUN} (no row has measured it).")
+            continue
+        png = study_chart(bars(m, m, f"{m}_ci", f"{m}_control"), f"{label[m]} per row (95 % CI)",
+                          f"{label[m]} (%)")
+        sec.images.append(_Image(f"study-{_slug(m)}.png", f"replication study: {label[m]}; error bars: 95 % CI; "
+                                 "black tick: the random-init control", png))
+    trained = [r for r in rows if r.get("method") != "scratch"]  # the random-init rows are the control itself
+    panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None, trained)) for m in frozen
+              if any(_fnum(r.get(f"{m}_gain")) is not None for r in trained)]
+    if panels:
+        sec.images.append(_Image("study-gains.png", "replication study: gain of the frozen measures over the "
+                                 "random-init control, 95 % CI; zero line; the random-init rows (the control) "
+                                 "left out",
+                                 study_gain_chart(panels, "Frozen features: gain over random init")))
+
+    def paired(p: Any) -> str:
+        if not isinstance(p, dict):
+            return NOT_RUN
+        return f"{_est(p.get('diff', p.get('gain')), p.get('ci'), signed=True)} ({p.get('answer', '?')})"
+
+    claims = [c for c in doc.get("claims") or [] if isinstance(c, dict)]
+    if claims:
+        table = []
+        for c in claims:
+            per = c.get("measures") if isinstance(c.get("measures"), dict) else {}
+            ans = str(c.get("answer") or NOT_RUN)
+            table.append([str(c.get("claim", "?")), NOT_RUN if ans == "not measured" else ans,
+                          paired(per.get("finetune_top1@long")),
+                          "; ".join(f"{k}: {paired(v)}" for k, v in per.items()) or NOT_RUN])
+        sec.tables.append((["claim (a > b)", "answer", "finetune top-1 @ long budget: a - b (points) [95 % CI]",
+                            "every measure and budget: a - b [95 % CI] (answer)"], table))
+        sec.text.append("Claims: answered from finetune top-1 at the long budget (the paper's Table I measure): yes "
+                        "when the CI of the paired difference lies above 0, no when below, else undecided.")
+    goals = [g for g in doc.get("goals") or [] if isinstance(g, dict)]
+    if goals:
+        table = []
+        for g in goals:
+            ans = str(g.get("answer") or NOT_RUN)
+            table.append([str(g.get("goal", "?")), NOT_RUN if ans == "not measured" else ans,
+                          _est(g.get("gain", g.get("diff")), g.get("ci"), signed=True),
+                          paired(g["short"]) if "short" in g else ""])
+        sec.tables.append((["goal", "answer", "measured (points) [95 % CI]", "short budget"], table))
+    if not claims and not goals:
+        sec.text.append(f"Claims and goals: {NOT_RUN}.")
+    return sec
+
+
 # ----------------------------------------------------------------------------- rendering
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
@@ -524,19 +681,23 @@ def _meta_line(runs: list[RunData]) -> str:
     from csvr import __version__
 
     return (f"csvr {__version__}, {time.strftime('%Y-%m-%d %H:%M')}; runs: "
-            + ", ".join(f"{r.name} = {r.path}" for r in runs))
+            + (", ".join(f"{r.name} = {r.path}" for r in runs) or "none"))
 
 
 def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: bool = False, title: str | None = None,
-                 retrieval_examples: bool = True, allow_outside_root: bool = False) -> list[Path]:
+                 retrieval_examples: bool = True, allow_outside_root: bool = False,
+                 study: str | Path | None = None) -> list[Path]:
     """Write ``report.html``, ``report.md`` and ``images/`` for ``run_dirs`` into ``out_dir``;
     returns the written paths. Raises :class:`CsvrError` (writing nothing) for a missing folder
     or one without results. ``allow_outside_root``: the pictures may read manifest paths that
-    leave the dataset root (a run that allowed them, by its config or its flag, is allowed anyway)."""
+    leave the dataset root (a run that allowed them, by its config or its flag, is allowed anyway).
+    ``study``: a ``study.json`` of benchmarks/study.py, rendered as the "Replication study"
+    section (with or without run folders)."""
     from csvr.utils.io import atomic_write, atomic_write_text
 
-    if not run_dirs:
-        raise CsvrError("no run folder given")
+    if not run_dirs and study is None:
+        raise CsvrError("no run folder given (and no --study)")
+    study_doc = load_study(study) if study is not None else None
     runs = [load_run(p) for p in run_dirs]
     names = [r.name for r in runs]
     for r in runs:
@@ -544,7 +705,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
             r.name = f"{r.path.parent.name}/{r.path.name}"
     notes: list[str] = []
     groups = _class_groups(runs)
-    sections = [_summary_section(runs)]
+    sections = [_summary_section(runs)] if runs else []
     for make in (lambda: _pretext_section(runs), lambda: _top1_section(runs), lambda: _per_class_section(runs, groups),
                  lambda: _confusion_section(runs, groups), lambda: _curves_section(runs)):
         s = make()
@@ -558,9 +719,11 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
         s = _samples_section(runs, notes, allow_outside_root)
         if s is not None:
             sections.append(s)
+    if study_doc is not None:
+        sections.append(_study_section(study_doc, Path(study)))
     for n in notes:
         log.warning("csvr: %s", n)
-    title = title or ("csvr report: " + ", ".join(r.name for r in runs))
+    title = title or ("csvr report: " + ", ".join([r.name for r in runs] + (["replication study"] if study else [])))
     seen: set[str] = set()
     for s in sections:
         for im in s.images:
@@ -585,4 +748,4 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     return [out / "report.html", out / "report.md"] + written
 
 
-__all__ = ["RunData", "build_report", "load_run"]
+__all__ = ["RunData", "build_report", "load_run", "load_study"]
