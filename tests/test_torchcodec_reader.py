@@ -46,3 +46,14 @@ def test_a_clear_error_without_torchcodec(monkeypatch, videos):
     monkeypatch.setattr(tcr, "torchcodec_available", lambda: "ImportError: No module named 'torchcodec'")
     with pytest.raises(ConfigError, match="data.clip.decoder=pyav"):
         tcr.TorchCodecReader(videos["mpeg4.avi"])
+
+
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_both_readers_check_indices_the_same_way(videos, backend):
+    if backend == "torchcodec" and WHY is not None:
+        pytest.skip(f"torchcodec unusable here: {WHY}")
+    open_reader = VideoReader if backend == "pyav" else tcr.TorchCodecReader
+    with open_reader(videos["mpeg4.avi"]) as r:
+        assert r.read([]).shape == (0, r.height, r.width, 3)
+        with pytest.raises(IndexError, match=r"frame indices \[72, -1\] outside 0\.\.71"):
+            r.read([3, 72, -1])

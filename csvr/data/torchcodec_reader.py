@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from csvr.data.video import checked_indices, empty_frames
 from csvr.errors import ConfigError, VideoError
 
 
@@ -71,13 +72,9 @@ class TorchCodecReader:
         size the reader was opened with (``size`` must match it)."""
         if size != self.size:
             raise ValueError(f"this reader decodes at {self.size}, asked for {size}")
-        idx = [int(i) for i in indices]
+        idx = checked_indices(self, indices)
         if not idx:
-            h, w = (self.height, self.width) if size is None else (size[1], size[0])
-            return np.zeros((0, h, w, 3), np.uint8)
-        bad = [i for i in idx if not 0 <= i < self.num_frames]
-        if bad:
-            raise IndexError(f"{self.path}: frame indices {bad[:5]} outside 0..{self.num_frames - 1}")
+            return empty_frames(self, size)
         wanted = sorted(set(idx))
         try:
             batch = self._decoder.get_frames_at(indices=wanted).data

@@ -384,13 +384,9 @@ class VideoReader:
 
         Raises :class:`VideoError` when a wanted frame cannot be decoded.
         """
-        idx = [int(i) for i in indices]
+        idx = checked_indices(self, indices)
         if not idx:
-            h, w = (self.height, self.width) if size is None else (size[1], size[0])
-            return np.zeros((0, h, w, 3), np.uint8)
-        bad = [i for i in idx if not 0 <= i < self.num_frames]
-        if bad:
-            raise IndexError(f"{self.path}: frame indices {bad[:5]} outside 0..{self.num_frames - 1}")
+            return empty_frames(self, size)
         wanted = sorted(set(idx))
         wanted_set = set(wanted)
         got: dict[int, np.ndarray] = {}
@@ -524,6 +520,22 @@ class VideoReader:
     def __repr__(self) -> str:
         return (f"VideoReader({self.path!r}, codec={self.codec}, {self.width}x{self.height}, "
                 f"{self.num_frames} frames @ {self.fps:.3f} fps)")
+
+
+def checked_indices(reader, indices: Sequence[int]) -> list[int]:
+    """``indices`` as ints, or an IndexError naming the ones outside ``0..reader.num_frames - 1``
+    (shared by every reader behind the datasets' interface)."""
+    idx = [int(i) for i in indices]
+    bad = [i for i in idx if not 0 <= i < reader.num_frames]
+    if bad:
+        raise IndexError(f"{reader.path}: frame indices {bad[:5]} outside 0..{reader.num_frames - 1}")
+    return idx
+
+
+def empty_frames(reader, size: tuple[int, int] | None) -> np.ndarray:
+    """A (0, H, W, 3) uint8 array at the reader's output size (what reading no frame returns)."""
+    h, w = (reader.height, reader.width) if size is None else (size[1], size[0])
+    return np.zeros((0, h, w, 3), np.uint8)
 
 
 _local = threading.local()
