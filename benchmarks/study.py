@@ -903,13 +903,19 @@ def write_json(path: Path, doc) -> None:
     atomic_write_json(path, doc, indent=1)
 
 
-def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | None = None, keep: bool = False) -> None:
+def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | None = None, keep: bool = False,
+              first: list[str] | None = None) -> None:
+    """Run the units not done yet, in ``all_units`` order (the units named in ``first`` before the others)."""
     t0 = time.time()
     data = prepare_data(st)
     calib = json.loads(st.calibration.read_text()) if st.calibration.exists() else {"groups": {}}
     if not needed_groups(st) <= set(calib["groups"]):
         calib = calibrate(st, data, needed_groups(st))
-    for u in all_units(st):
+    units = all_units(st)
+    if first:
+        by_name = {u.name: u for u in units}
+        units = [by_name[n] for n in first] + [u for u in units if u.name not in first]
+    for u in units:
         if unit_done(st, u) or (only and u.row.slug not in only):
             continue
         if max_minutes is not None and (time.time() - t0) / 60 >= max_minutes:
@@ -930,6 +936,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="aggregate the finished units into study.json only")
     ap.add_argument("--calibrate", action="store_true", help="only measure the step costs (kept when present)")
     ap.add_argument("--only", default=None, help="comma-separated row slugs to run")
+    ap.add_argument("--first", default=None, help="comma-separated unit names (as --plan prints them) to run before "
+                    "the others, in this order")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no new unit after this many minutes")
     ap.add_argument("--keep-runs", action="store_true", help="keep checkpoints after a unit's JSON is written")
     ap.add_argument("--smoke", action="store_true", help="the whole pipeline on tiny data into --work or a temp folder")
@@ -948,6 +956,11 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     if only and not only <= set(ROW_BY_SLUG):
         ap.error(f"--only: unknown rows {sorted(only - set(ROW_BY_SLUG))}; rows: {', '.join(ROW_BY_SLUG)}")
+    first = args.first.split(",") if args.first else None
+    if first:
+        known = {u.name for u in all_units(st)}
+        if not set(first) <= known:
+            ap.error(f"--first: unknown units {sorted(set(first) - known)}; see --plan for the names")
     calib = json.loads(st.calibration.read_text()) if st.calibration.exists() else None
     if args.plan:
         plan(st, calib)
@@ -958,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(st, prepare_data(st), needed_groups(st))
         return 0
-    run_study(st, only, args.max_minutes, args.keep_runs)
+    run_study(st, only, args.max_minutes, args.keep_runs, first)
     print(f"results: {st.results / 'study.json'}")
     return 0
 
