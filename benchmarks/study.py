@@ -559,6 +559,15 @@ def all_units(st: Settings) -> list[Unit]:
     return units
 
 
+def ordered_units(st: Settings, first: list[str] | None = None) -> list[Unit]:
+    """``all_units``, with the units named in ``first`` (``--first``) moved to the front in that order."""
+    units = all_units(st)
+    if not first:
+        return units
+    by_name = {u.name: u for u in units}
+    return [by_name[n] for n in first] + [u for u in units if u.name not in first]
+
+
 def unit_done(st: Settings, u: Unit) -> bool:
     return (st.units_dir / f"{u.name}.json").exists()
 
@@ -706,6 +715,7 @@ def aggregate(st: Settings) -> dict:
                 d = x - c[None, :]
                 out[f"{m}_control"], out[f"{m}_gain"] = pct(c.mean()), pct(d.mean())
                 out[f"{m}_gain_ci"] = pct(two_level_bootstrap(d))
+                cells[(slug, budget, f"{m}_gain")] = (d, seeds)
         for k in RECALL_KS[1:]:
             mat = _matrix(us, f"r{k}")
             out[f"r{k}"] = pct(mat[0].mean()) if mat else None
@@ -718,10 +728,37 @@ def aggregate(st: Settings) -> dict:
                                           "n": int((grp == g[0]).sum())}
                                       for g in GROUPS if (grp == g[0]).any()}
         rows.append(out)
+    finetune_gains(cells)
     doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
            "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
            "rows": rows, "claims": claims(cells)}
     return doc, cells
+
+
+SCRATCH_OF = {"fi": "random-init-f-i-network", "fs": "random-init-f-s-network",
+              "backbone": "random-init-f-s-network"}  # the scratch row of each pretrained row's network
+
+
+def network_of(slug: str) -> str:
+    """The network a row's features and finetuning use (IIC's and CVRL's backbone is the f_s network)."""
+    f = ROW_BY_SLUG[slug].feature
+    return {"backbone": "fs"}.get(f, f)
+
+
+def finetune_gains(cells) -> None:
+    """Add ``<finetune measure>_gain`` cells: a pretrained row minus the scratch finetuning of its
+    own network, paired by seed and test video (the frozen measures' gains come from their controls)."""
+    for (slug, budget, m), (x, seeds) in list(cells.items()):
+        row = ROW_BY_SLUG[slug]
+        if m not in ("finetune_top1", "finetune10_top1") or row.method in ("scratch", "supervised"):
+            continue
+        ref = cells.get((SCRATCH_OF.get(row.feature, ""), "none", m))
+        if ref is None:
+            continue
+        common = sorted(set(seeds) & set(ref[1]))
+        if common:
+            cells[(slug, budget, f"{m}_gain")] = (x[[seeds.index(s) for s in common]]
+                                                  - ref[0][[ref[1].index(s) for s in common]], common)
 
 
 def paired(cells, a: str, b: str, m: str, budget: str) -> dict | None:
@@ -755,13 +792,20 @@ def claims(cells) -> list[dict]:
     out = []
     for text, a, b in CLAIMS:
         per = {}
+        # rows on different networks (f_i sees poses, f_s / IIC / CVRL do not): also compare what
+        # pretraining added to each network, i.e. the difference of the gains over own controls
+        ms = MEASURES + (tuple(f"{m}_gain" for m in MEASURES) if network_of(a) != network_of(b) else ())
         for budget in ("long", "short"):
-            for m in MEASURES:
+            for m in ms:
                 p = paired(cells, a, b, m, budget)
                 if p:
                     per[f"{m}@{budget}"] = p
         main = per.get("finetune_top1@long")
-        out.append({"claim": text, "answer": main["answer"] if main else "not measured", "measures": per})
+        c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per}
+        if network_of(a) != network_of(b):
+            g = per.get("finetune_top1_gain@long")
+            c["answer_gain_over_own_network"] = g["answer"] if g else "not measured"
+        out.append(c)
     return out
 
 
@@ -789,7 +833,9 @@ def report(st: Settings) -> dict:
     write_json(st.results / "study.json", doc)
     print(doc["table"])
     for c in doc["claims"]:
-        print(f"claim: {c['claim']}: {c['answer']}")
+        own = (f" (gain over its own random-init network: {c['answer_gain_over_own_network']})"
+               if "answer_gain_over_own_network" in c else "")
+        print(f"claim: {c['claim']}: {c['answer']}{own}")
     for g in doc["goals"]:
         print(f"goal: {g['goal']}: {g['answer']}")
     return doc
@@ -815,6 +861,18 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {r['name']} | {r['budget']} | {len(r['seeds'])} | {r['n_test']} | {cell(r, 'knn_top1')} | "
                      f"{cell(r, 'linear_top1')} | {cell(r, 'finetune_top1')} | {cell(r, 'finetune10_top1')} | "
                      f"{cell(r, 'r1')} | {grp} |")
+    if doc.get("claims"):
+        def diff(c, key):
+            p = c["measures"].get(key)
+            return "-" if p is None else f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']}"
+
+        lines += ["", "| claim (long budget, a - b, paired) | finetune top-1 | finetune 10 % | kNN top-1 | "
+                      "gains over own network: finetune / finetune 10 % / kNN |", "|---" * 5 + "|"]
+        for c in doc["claims"]:
+            own = (" / ".join(diff(c, f"{m}_gain@long") for m in ("finetune_top1", "finetune10_top1", "knn_top1"))
+                   if "answer_gain_over_own_network" in c else "same network")
+            lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
+                         f"{diff(c, 'knn_top1@long')} | {own} |")
     return "\n".join(lines)
 
 
@@ -911,11 +969,7 @@ def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | N
     calib = json.loads(st.calibration.read_text()) if st.calibration.exists() else {"groups": {}}
     if not needed_groups(st) <= set(calib["groups"]):
         calib = calibrate(st, data, needed_groups(st))
-    units = all_units(st)
-    if first:
-        by_name = {u.name: u for u in units}
-        units = [by_name[n] for n in first] + [u for u in units if u.name not in first]
-    for u in units:
+    for u in ordered_units(st, first):
         if unit_done(st, u) or (only and u.row.slug not in only):
             continue
         if max_minutes is not None and (time.time() - t0) / 60 >= max_minutes:

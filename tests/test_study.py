@@ -137,3 +137,52 @@ def test_smoke_runs_end_to_end_and_resumes(study, tmp_path, capsys):
     assert {p.name: p.read_text() for p in (res / "study").glob("*.json")} == before
     assert study.main(["--smoke", "--work", str(work), "--plan"]) == 0
     assert "remaining 0.0 h (2 of 2 units done)" in capsys.readouterr().out
+
+
+def test_claims_across_networks_compare_gains_over_own_random_init(study, tmp_path):
+    """f_i (sees poses) against f_s only (clip only): besides the raw difference, the claim
+    compares what pretraining added to each network over its own scratch finetuning and its
+    own frozen control, paired by seed and test video (hand-computed here)."""
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
+    ids = [f"v{i}" for i in range(6)]
+    d = st.units_dir
+    d.mkdir(parents=True)
+    zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
+    ctrl_fs = {**zero, "knn_top1": [1, 0, 0, 0, 0, 0]}
+    for name, c in (("control__fi__x.json", zero), ("control__fs__x.json", ctrl_fs)):
+        (d / name).write_text(json.dumps({"seeds": [study.encode_scores({k: np.array(v) for k, v in c.items()})],
+                                          "test_ids": ids}))
+    ft = {"random-init-f-i-network": [1, 1, 1, 0, 0, 0], "random-init-f-s-network": [1, 0, 0, 0, 0, 0],
+          "f-i-full-csvr": [1, 1, 1, 1, 1, 0], "f-s-only": [1, 1, 0, 0, 0, 0]}
+    knn = {"random-init-f-i-network": [0] * 6, "random-init-f-s-network": [1, 0, 0, 0, 0, 0],
+           "f-i-full-csvr": [1, 1, 0, 0, 0, 0], "f-s-only": [1, 1, 1, 0, 0, 0]}
+    for slug, budget, ctrl in (("random-init-f-i-network", "none", "control__fi__x.json"),
+                               ("random-init-f-s-network", "none", "control__fs__x.json"),
+                               ("f-i-full-csvr", "long", "control__fi__x.json"),
+                               ("f-s-only", "long", "control__fs__x.json")):
+        sc = {"knn_top1": knn[slug], "linear_top1": [0] * 6, "r1": [0] * 6, "finetune_top1": ft[slug],
+              "finetune10_top1": ft[slug]}
+        (d / f"{slug}__{budget}__s0.json").write_text(json.dumps(_unit(study, slug, budget, 0, sc, ids, ctrl)))
+    doc = study.report(st)
+    claim = next(c for c in doc["claims"] if c["claim"] == "f_i > f_s only")
+    m = claim["measures"]
+    assert m["finetune_top1@long"]["diff"] == pytest.approx(100 * 3 / 6, abs=0.01)  # 5/6 - 2/6
+    # gains: f_i 5/6 - 3/6 = +2/6, f_s 2/6 - 1/6 = +1/6 -> difference 1/6
+    assert m["finetune_top1_gain@long"]["diff"] == pytest.approx(100 / 6, abs=0.01)
+    # frozen: f_i 2/6 - 0 = 2/6, f_s 3/6 - 1/6 = 2/6 -> 0
+    assert m["knn_top1_gain@long"]["diff"] == pytest.approx(0.0, abs=0.01)
+    assert claim["answer_gain_over_own_network"] == m["finetune_top1_gain@long"]["answer"]
+    same = next(c for c in doc["claims"] if c["claim"].startswith("full CSVR > f_i without"))
+    assert "answer_gain_over_own_network" not in same  # same network: the raw difference is the gain's
+    assert "| f_i > f_s only | +50.0" in doc["table"]
+
+
+def test_first_runs_named_units_before_the_plan_order(study, tmp_path):
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
+    plan = [u.name for u in study.all_units(st)]
+    first = ["f-d-only__long__s0", "iic__long__s0"]
+    got = [u.name for u in study.ordered_units(st, first)]
+    assert got[:2] == first and sorted(got) == sorted(plan)
+    assert [n for n in got[2:]] == [n for n in plan if n not in first]
+    with pytest.raises(SystemExit):
+        study.main(["--work", str(tmp_path / "work"), "--first", "nope__long__s0", "--plan"])
