@@ -870,7 +870,7 @@ def markdown(doc: dict) -> str:
                       "gains over own network: finetune / finetune 10 % / kNN |", "|---" * 5 + "|"]
         for c in doc["claims"]:
             own = (" / ".join(diff(c, f"{m}_gain@long") for m in ("finetune_top1", "finetune10_top1", "knn_top1"))
-                   if "answer_gain_over_own_network" in c else "same network")
+                   if "answer_gain_over_own_network" in c else "f_i on both sides")
             lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
                          f"{diff(c, 'knn_top1@long')} | {own} |")
     return "\n".join(lines)
