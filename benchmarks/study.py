@@ -66,8 +66,11 @@ calibration and, once units are done, from their measured evaluation times.
 Aggregation (``--report``, also after every unit): ``benchmarks/results/study.json`` with a list
 ``rows`` (``name``, ``method``, ``feature``, ``budget``, ``seeds``; per measure the mean in percent,
 ``<m>_ci`` from a two-level percentile bootstrap (resample seeds, then test videos), and for the
-frozen measures ``<m>_control``, ``<m>_gain``, ``<m>_gain_ci``, paired by test video and seed),
-the paper's claims and the issue's goals answered yes / no / undecided from the CI of the paired
+frozen measures ``<m>_control``, ``<m>_gain``, ``<m>_gain_ci`` against the same network's random
+features (mean of 3 control seeds), paired by test video; for the finetuning measures of a
+pretrained row the same keys against the scratch finetuning of the same network, paired by seed and
+test video, with ``<m>_gain_seeds``), the paper's claims (between rows on different networks also
+the difference of their gains, ``answer_gain_over_own_network``) and the issue's goals answered yes / no / undecided from the CI of the paired
 difference, and a markdown table.
 
 Run (resumable; the lead runs it):
@@ -729,6 +732,16 @@ def aggregate(st: Settings) -> dict:
                                       for g in GROUPS if (grp == g[0]).any()}
         rows.append(out)
     finetune_gains(cells)
+    for out in rows:  # finetuning's control: the scratch finetuning of the same network, paired by seed
+        for m in ("finetune_top1", "finetune10_top1"):
+            g = cells.get((out["slug"], out["budget"], f"{m}_gain"))
+            if g is None:
+                continue
+            d, seeds = g
+            ref, ref_seeds = cells[(SCRATCH_OF[out["feature"]], "none", m)]
+            out[f"{m}_control"] = pct(ref[[ref_seeds.index(s) for s in seeds]].mean())
+            out[f"{m}_gain"], out[f"{m}_gain_ci"] = pct(d.mean()), pct(two_level_bootstrap(d))
+            out[f"{m}_gain_seeds"] = seeds
     doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
            "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
            "rows": rows, "claims": claims(cells)}
@@ -750,7 +763,8 @@ def finetune_gains(cells) -> None:
     own network, paired by seed and test video (the frozen measures' gains come from their controls)."""
     for (slug, budget, m), (x, seeds) in list(cells.items()):
         row = ROW_BY_SLUG[slug]
-        if m not in ("finetune_top1", "finetune10_top1") or row.method in ("scratch", "supervised"):
+        if (m not in ("finetune_top1", "finetune10_top1") or row.method in ("scratch", "supervised")
+                or "model.fusion=concat" in row.overrides):  # no scratch run of the Concat network
             continue
         ref = cells.get((SCRATCH_OF.get(row.feature, ""), "none", m))
         if ref is None:

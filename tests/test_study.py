@@ -186,3 +186,32 @@ def test_first_runs_named_units_before_the_plan_order(study, tmp_path):
     assert [n for n in got[2:]] == [n for n in plan if n not in first]
     with pytest.raises(SystemExit):
         study.main(["--work", str(tmp_path / "work"), "--first", "nope__long__s0", "--plan"])
+
+
+def test_finetune_gain_is_paired_with_the_scratch_run_of_the_same_seed(study, tmp_path):
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
+    ids = [f"v{i}" for i in range(6)]
+    d = st.units_dir
+    d.mkdir(parents=True)
+    zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
+    (d / "control__fi__x.json").write_text(json.dumps(
+        {"seeds": [study.encode_scores({k: np.array(v) for k, v in zero.items()})], "test_ids": ids}))
+    scratch = {0: [1, 0, 0, 0, 0, 0], 1: [1, 1, 1, 1, 0, 0], 2: [1, 1, 1, 1, 1, 1]}  # seed 2 has no CSVR run
+    csvr = {0: [1, 1, 1, 0, 0, 0], 1: [1, 1, 1, 1, 1, 0]}
+    for s, v in scratch.items():
+        sc = {**zero, "finetune_top1": v, "finetune10_top1": v}
+        (d / f"random-init-f-i-network__none__s{s}.json").write_text(json.dumps(
+            _unit(study, "random-init-f-i-network", "none", s, sc, ids, "control__fi__x.json")))
+    for s, v in csvr.items():
+        sc = {**zero, "finetune_top1": v, "finetune10_top1": v}
+        (d / f"f-i-full-csvr__long__s{s}.json").write_text(json.dumps(
+            _unit(study, "f-i-full-csvr", "long", s, sc, ids, "control__fi__x.json")))
+    r = next(r for r in study.report(st)["rows"] if r["slug"] == "f-i-full-csvr")
+    # seeds 0 and 1 only: control (1/6 + 4/6) / 2, gain ((3-1) + (5-4)) / 12
+    assert r["finetune10_top1_gain_seeds"] == [0, 1]
+    assert r["finetune10_top1_control"] == pytest.approx(100 * 5 / 12, abs=0.01)
+    assert r["finetune10_top1_gain"] == pytest.approx(100 * 3 / 12, abs=0.01)
+    lo, hi = r["finetune10_top1_gain_ci"]
+    assert lo <= r["finetune10_top1_gain"] <= hi
+    scratch_row = next(r for r in study.report(st)["rows"] if r["slug"] == "random-init-f-i-network")
+    assert "finetune10_top1_gain" not in scratch_row
