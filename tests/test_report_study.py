@@ -127,8 +127,8 @@ def test_partial_study_renders_not_run_yet(tmp_path):
     assert _num(full_long[main_t[0].index("linear probe top-1 (%)")]) == [63.4]
     figs = {im["alt"].split(";")[0]: _axes(im["src"]) for im in sec["images"]}
     assert "replication study: finetune top-1, 10 % labels" not in figs  # no chart without data, a note instead
-    gain_colors = {e["label"]: e["color"] for e in figs["replication study: gain of the frozen measures over the "
-                                                        "random-init control, 95 % CI"]["axes"][0]["legend"]}
+    gain_colors = {e["label"]: e["color"] for e in figs["replication study: gain over the random-init control "
+                                                        "(frozen measures: random features"]["axes"][0]["legend"]}
     assert gain_colors == {"budget short": SERIES_COLORS[1], "budget long": SERIES_COLORS[2]}  # same colour per budget
     lin = figs["replication study: linear probe top-1"]["axes"][0]
     assert lin["errorbar_points"] == 2  # 3 rows, one without a CI
@@ -189,3 +189,24 @@ def test_what_study_py_writes_renders(tmp_path):
         assert fig["axes"][0]["errorbar_points"] == len(doc["rows"])
     claim = next(c for c in sec["tables"][2][1:] if c[0].startswith("full CSVR > f_i without"))
     assert claim[1] == "yes"
+
+
+def test_finetune_gains_panel_leaves_out_rows_without_a_control(tmp_path):
+    """Finetuning gains (over the scratch run of the same network) get a panel; a row that was
+    finetuned but has no scratch control (Concat, f_d only) is left out of it, not drawn as
+    "not run yet"; the frozen panels keep every trained row."""
+    doc = _study()
+    csvr_long, cvrl = doc["rows"][0], doc["rows"][1]
+    csvr_long.update({"finetune10_top1_control": 40.0, "finetune10_top1_gain": 29.37,
+                      "finetune10_top1_gain_ci": [20.0, 38.0], "finetune10_top1_gain_seeds": [0, 1, 2]})
+    assert "finetune10_top1_gain" not in cvrl
+    sec = _render(tmp_path, doc)
+    gains = _axes(sec["images"][-1]["src"])["axes"]
+    assert len(gains) == len(FROZEN) + 1
+    ft = next(ax for ax in gains if "10 %" in ax["ylabel"])
+    assert ft["errorbar_points"] == 1 and "CVRL" not in " ".join(ft["xticklabels"])
+    assert not any(NOT_RUN in t for t in ft["xticklabels"])
+    knn = gains[0]
+    assert knn["errorbar_points"] == 3 and any("CVRL" in t for t in knn["xticklabels"])
+    controls = sec["tables"][1]
+    assert any("finetune top-1, 10" in h for h in controls[0])

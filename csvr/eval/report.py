@@ -557,9 +557,10 @@ def _study_section(doc: dict, path: Path) -> _Section:
                                                 _est(r.get(f"{m}_gain"), r.get(f"{m}_gain_ci"), signed=True))]
                  for r in rows]
         sec.tables.append((head, table))
-        sec.text.append("Frozen measures: the same network and feature from random weights (mean over its random "
-                        "seeds) is the control; the gain is the difference paired by test video and seed, with its "
-                        "two-level bootstrap 95 % CI.")
+        sec.text.append("Controls: for the frozen measures, the same network and feature from random weights (mean "
+                        "over its random seeds); for finetuning (where the study gives one), the same network "
+                        "finetuned from random weights with the same seed. The gain is the difference paired by test "
+                        "video and seed, with its two-level bootstrap 95 % CI.")
 
     def bars(m: str, key: str, ci_key: str, control_key: str | None, rows=rows) -> list[dict]:
         return [{"label": _study_row_label(r), "budget": str(r.get("budget")), "value": _fnum(r.get(key)),
@@ -578,13 +579,17 @@ def _study_section(doc: dict, path: Path) -> _Section:
     # against the control's other seeds, the noise floor), never as "not run yet"
     trained = [r for r in rows if r.get("method") != "scratch" or _fnum(r.get(f"{frozen[0]}_gain")) is not None] \
         if frozen else []
-    panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None, trained)) for m in frozen
-              if any(_fnum(r.get(f"{m}_gain")) is not None for r in trained)]
+    # a row that measured m but has no control for it (f_d only, Concat: no scratch finetuning of
+    # their networks) is left out of m's panel rather than drawn as "not run yet"
+    panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None,
+                              [r for r in trained if _fnum(r.get(m)) is None or _fnum(r.get(f"{m}_gain")) is not None]))
+              for m in frozen if any(_fnum(r.get(f"{m}_gain")) is not None for r in trained)]
     if panels:
-        sec.images.append(_Image("study-gains.png", "replication study: gain of the frozen measures over the "
-                                 "random-init control, 95 % CI; zero line; random-init rows only where they have "
-                                 "a gain (against the control's other seeds)",
-                                 study_gain_chart(panels, "Frozen features: gain over random init")))
+        sec.images.append(_Image("study-gains.png", "replication study: gain over the random-init control "
+                                 "(frozen measures: random features; finetuning: the same network from scratch), "
+                                 "95 % CI; zero line; random-init rows only where they have a gain (against the "
+                                 "control's other seeds)",
+                                 study_gain_chart(panels, "Gain over random init")))
 
     def paired(p: Any) -> str:
         if not isinstance(p, dict):
