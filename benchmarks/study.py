@@ -70,8 +70,8 @@ frozen measures ``<m>_control``, ``<m>_gain``, ``<m>_gain_ci`` against the same 
 features (mean of 3 control seeds), paired by test video; for the finetuning measures of a
 pretrained row the same keys against the scratch finetuning of the same network, paired by seed and
 test video, with ``<m>_gain_seeds``), the paper's claims (between rows on different networks also
-the difference of their gains, ``answer_gain_over_own_network``) and the issue's goals answered yes / no / undecided from the CI of the paired
-difference, and a markdown table.
+the difference of their gains, ``answer_gain_over_own_network``) and the issue's goals answered
+yes / no / undecided from the CI of the paired difference, and a markdown table.
 
 Run (resumable; the lead runs it):
     .venv/bin/python benchmarks/study.py --plan
