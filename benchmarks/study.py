@@ -71,7 +71,10 @@ features (mean of 3 control seeds), paired by test video; for the finetuning mea
 pretrained row the same keys against the scratch finetuning of the same network, paired by seed and
 test video, with ``<m>_gain_seeds``), the paper's claims (between rows on different networks also
 the difference of their gains, ``answer_gain_over_own_network``) and the issue's goals answered
-yes / no / undecided from the CI of the paired difference, and a markdown table.
+yes / no / undecided from the CI of the paired difference, and a markdown table. Whether a gap
+grows with training (item 3): ``growth`` gives, per row measured at both budgets, its kNN, linear
+and 10 %-label gains at each budget and long - short paired by seed and test video; each claim's
+measures also carry ``<m>@long-short``, the change of its a - b gap.
 
 Run (resumable; the lead runs it):
     .venv/bin/python benchmarks/study.py --plan
@@ -744,7 +747,7 @@ def aggregate(st: Settings) -> dict:
             out[f"{m}_gain_seeds"] = seeds
     doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
            "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
-           "rows": rows, "claims": claims(cells)}
+           "rows": rows, "claims": claims(cells), "growth": growth(cells)}
     return doc, cells
 
 
@@ -777,17 +780,64 @@ def finetune_gains(cells) -> None:
 
 def paired(cells, a: str, b: str, m: str, budget: str) -> dict | None:
     """Difference a - b of measure ``m`` paired by seed and test video (seeds both have)."""
+    dd = _difference(cells, a, b, m, budget)
+    if dd is None:
+        return None
+    d, common = dd
+    ci = two_level_bootstrap(d)
+    return {"diff": pct(d.mean()), "ci": pct(ci), "seeds": common, "answer": verdict(ci)}
+
+
+def _seed_rows(cell, seeds: list[int]) -> np.ndarray:
+    x, have = cell
+    return x[[have.index(k) for k in seeds]]
+
+
+def _difference(cells, a: str, b: str, m: str, budget: str):
+    """(a - b per seed and test video, seeds) for ``m`` at ``budget``, or None (see :func:`paired`)."""
     ka = (a, budget if a not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
     kb = (b, budget if b not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
     if ka not in cells or kb not in cells:
         return None
-    (xa, sa), (xb, sb) = cells[ka], cells[kb]
-    common = sorted(set(sa) & set(sb))
+    common = sorted(set(cells[ka][1]) & set(cells[kb][1]))
+    return (_seed_rows(cells[ka], common) - _seed_rows(cells[kb], common), common) if common else None
+
+
+def _growth(long_cell, short_cell) -> dict | None:
+    """A difference at the long budget minus the same difference at the short one, paired by seed
+    and test video: ``yes`` (the gap grows with training) when its CI lies above 0, ``no`` (it
+    shrinks) when below, else undecided."""
+    if long_cell is None or short_cell is None:
+        return None
+    common = sorted(set(long_cell[1]) & set(short_cell[1]))
     if not common:
         return None
-    d = xa[[sa.index(s) for s in common]] - xb[[sb.index(s) for s in common]]
-    ci = two_level_bootstrap(d)
-    return {"diff": pct(d.mean()), "ci": pct(ci), "seeds": common, "answer": verdict(ci)}
+    lo, sh = _seed_rows(long_cell, common), _seed_rows(short_cell, common)
+    ci = two_level_bootstrap(lo - sh)
+    return {"short": pct(sh.mean()), "long": pct(lo.mean()), "diff": pct((lo - sh).mean()), "ci": pct(ci),
+            "seeds": common, "answer": verdict(ci)}
+
+
+#: the gains whose change between budgets answers "does the gap grow with training" (issue 16,
+#: item 3): frozen kNN / linear over the random-init features, and finetuning with 10 % of the
+#: labels over the scratch run of the same network (the short budget finetunes with 10 % only)
+GROWTH_MEASURES = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
+
+
+def growth(cells) -> list[dict]:
+    """Per pretrained row measured at both budgets: each gain of :data:`GROWTH_MEASURES` at the
+    short and the long budget, and long - short with its 95 % CI (paired by seed and test video).
+    A gain that grows says pretraining keeps adding with 4x the wall-clock."""
+    out = []
+    for r in ROWS:
+        per = {}
+        for m in GROWTH_MEASURES:
+            g = _growth(cells.get((r.slug, "long", m)), cells.get((r.slug, "short", m)))
+            if g:
+                per[m] = g
+        if per:
+            out.append({"row": r.name, "slug": r.slug, "measures": per})
+    return out
 
 
 CLAIMS = [  # (claim, a, b): a > b
@@ -814,6 +864,10 @@ def claims(cells) -> list[dict]:
                 p = paired(cells, a, b, m, budget)
                 if p:
                     per[f"{m}@{budget}"] = p
+        for m in ms:  # does the gap between a and b grow from the short to the long budget?
+            g = _growth(_difference(cells, a, b, m, "long"), _difference(cells, a, b, m, "short"))
+            if g:
+                per[f"{m}@long-short"] = g
         main = per.get("finetune_top1@long")
         c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per}
         if network_of(a) != network_of(b):
@@ -887,6 +941,25 @@ def markdown(doc: dict) -> str:
                    if "answer_gain_over_own_network" in c else "f_i on both sides")
             lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
                          f"{diff(c, 'knn_top1@long')} | {own} |")
+
+    def grew(p):
+        return ("-" if p is None else f"{p['short']:+.1f} -> {p['long']:+.1f} ({p['diff']:+.1f} "
+                f"[{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']})")
+
+    if doc.get("growth"):
+        lines += ["", "| gain over the control, short -> long budget (long - short, paired) | kNN top-1 | linear top-1 "
+                      "| finetune 10 % |", "|---" * 4 + "|"]
+        for g in doc["growth"]:
+            lines.append(f"| {g['row']} | " + " | ".join(grew(g["measures"].get(m)) for m in GROWTH_MEASURES) + " |")
+    grown = [c for c in doc.get("claims") or [] if any(k.endswith("@long-short") for k in c["measures"])]
+    if grown:
+        lines += ["", "| claim: gap a - b, short -> long budget (long - short, paired) | kNN top-1 | finetune 10 % | "
+                      "gains over own network: kNN / finetune 10 % |", "|---" * 4 + "|"]
+        for c in grown:
+            own = (" / ".join(grew(c["measures"].get(f"{m}_gain@long-short")) for m in ("knn_top1", "finetune10_top1"))
+                   if "answer_gain_over_own_network" in c else "f_i on both sides")
+            lines.append(f"| {c['claim']} | {grew(c['measures'].get('knn_top1@long-short'))} | "
+                         f"{grew(c['measures'].get('finetune10_top1@long-short'))} | {own} |")
     return "\n".join(lines)
 
 

@@ -210,3 +210,26 @@ def test_finetune_gains_panel_leaves_out_rows_without_a_control(tmp_path):
     assert knn["errorbar_points"] == 3 and any("CVRL" in t for t in knn["xticklabels"])
     controls = sec["tables"][1]
     assert any("finetune top-1, 10" in h for h in controls[0])
+
+
+def test_growth_between_budgets_renders(tmp_path):
+    """The short -> long table: test_study's hand-computed growth (kNN gain +16.7 -> +50.0 points,
+    long - short +33.3 on one seed) reaches the page with its answer."""
+    import importlib.util
+    import sys
+
+    import test_study
+
+    spec = importlib.util.spec_from_file_location("study_bench", Path(test_study.ROOT) / "benchmarks" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study_bench"] = mod
+    spec.loader.exec_module(mod)
+    test_study.test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(mod, tmp_path)
+    build_report([], tmp_path / "out", study=tmp_path / "res" / "study.json")
+    page = _Page()
+    page.feed((tmp_path / "out" / "report.html").read_text())
+    table = next(t for t in page.sections["Replication study"]["tables"] if t[0][0] == "row" and "short" in t[0][1])
+    full = next(r for r in table[1:] if r[0] == "f_i full CSVR")
+    assert full[1].startswith("+16.7 -> +50.0: +33.3 [")
+    assert full[1].endswith("(undecided)")  # two of six test videos differ, one seed: the CI reaches 0
+    assert full[3].startswith("+33.3 -> +33.3: +0.0")

@@ -215,3 +215,47 @@ def test_finetune_gain_is_paired_with_the_scratch_run_of_the_same_seed(study, tm
     assert lo <= r["finetune10_top1_gain"] <= hi
     scratch_row = next(r for r in study.report(st)["rows"] if r["slug"] == "random-init-f-i-network")
     assert "finetune10_top1_gain" not in scratch_row
+
+
+def test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(study, tmp_path):
+    """Issue 16, item 3 ("does a gap grow with training"): a row's gain over its control at the long
+    budget minus the same gain at the short budget, on the seeds both budgets have, and the same for
+    each claim's a - b gap (hand-computed here)."""
+    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
+    ids = [f"v{i}" for i in range(6)]
+    d = st.units_dir
+    d.mkdir(parents=True)
+    zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
+    (d / "control__fi__x.json").write_text(json.dumps(
+        {"seeds": [study.encode_scores({k: np.array(v) for k, v in {**zero, "knn_top1": [1, 0, 0, 0, 0, 0]}.items()})],
+         "test_ids": ids}))
+    scratch10 = {0: [1, 0, 0, 0, 0, 0], 1: [1, 1, 0, 0, 0, 0]}
+    for s, v in scratch10.items():
+        (d / f"random-init-f-i-network__none__s{s}.json").write_text(json.dumps(
+            _unit(study, "random-init-f-i-network", "none", s, {**zero, "finetune_top1": v, "finetune10_top1": v},
+                  ids, "control__fi__x.json")))
+    # full CSVR: kNN 2/6 at short (seeds 0, 1), 4/6 at long (seed 0 only; seed 1 not run yet);
+    # 10 % labels 3/6 at both budgets. CSVR without video: kNN 3/6 everywhere.
+    for slug, budget, s, knn in (("f-i-full-csvr", "short", 0, [1, 1, 0, 0, 0, 0]),
+                                 ("f-i-full-csvr", "short", 1, [1, 1, 0, 0, 0, 0]),
+                                 ("f-i-full-csvr", "long", 0, [1, 1, 1, 1, 0, 0]),
+                                 ("f-i-adain-csvr-without-video", "short", 0, [1, 1, 1, 0, 0, 0]),
+                                 ("f-i-adain-csvr-without-video", "long", 0, [1, 1, 1, 0, 0, 0])):
+        sc = {**zero, "knn_top1": knn, "finetune10_top1": [1, 1, 1, 0, 0, 0]}
+        (d / f"{slug}__{budget}__s{s}.json").write_text(json.dumps(
+            _unit(study, slug, budget, s, sc, ids, "control__fi__x.json")))
+    doc = study.report(st)
+    g = next(x for x in doc["growth"] if x["slug"] == "f-i-full-csvr")["measures"]
+    # kNN gain over the control (1/6): short 2/6 - 1/6, long 4/6 - 1/6, on seed 0 only
+    assert g["knn_top1_gain"]["seeds"] == [0]
+    assert g["knn_top1_gain"]["short"] == pytest.approx(100 / 6, abs=0.01)
+    assert g["knn_top1_gain"]["long"] == pytest.approx(300 / 6, abs=0.01)
+    assert g["knn_top1_gain"]["diff"] == pytest.approx(200 / 6, abs=0.01)
+    # 10 % labels over the scratch run of seed 0 (1/6): +2/6 at both budgets, so no growth
+    assert g["finetune10_top1_gain"]["diff"] == pytest.approx(0.0, abs=0.01)
+    assert g["finetune10_top1_gain"]["answer"] == "undecided"
+    claim = next(c for c in doc["claims"] if c["claim"].startswith("full CSVR > f_i without"))
+    gap = claim["measures"]["knn_top1@long-short"]  # (4/6 - 3/6) - (2/6 - 3/6) on seed 0
+    assert (gap["short"], gap["long"], gap["diff"]) == pytest.approx((-100 / 6, 100 / 6, 200 / 6), abs=0.01)
+    assert "| f_i full CSVR | +16.7 -> +50.0 (+33.3" in doc["table"]
+    assert "| full CSVR > f_i without the video branch | -16.7 -> +16.7 (+33.3" in doc["table"]

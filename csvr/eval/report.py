@@ -609,6 +609,21 @@ def _study_section(doc: dict, path: Path) -> _Section:
                             "every measure and budget: a - b [95 % CI] (answer)"], table))
         sec.text.append("Claims: answered from finetune top-1 at the long budget (the paper's Table I measure): yes "
                         "when the CI of the paired difference lies above 0, no when below, else undecided.")
+    grown = [g for g in doc.get("growth") or [] if isinstance(g, dict) and isinstance(g.get("measures"), dict)]
+    if grown:  # does a gain grow from the short to the long budget (benchmarks/study.py ``growth``)
+        def grew(p: Any) -> str:
+            if not isinstance(p, dict):
+                return NOT_RUN
+            return (f"{_est(p.get('short'), None, signed=True)} -> {_est(p.get('long'), None, signed=True)}: "
+                    f"{paired(p)}")
+
+        keys = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
+        sec.tables.append((["row", "kNN top-1 gain: short -> long: long - short [95 % CI] (answer)",
+                            "linear top-1 gain: short -> long: long - short", "finetune 10 % gain: short -> long: "
+                            "long - short"],
+                           [[str(g.get("row", "?"))] + [grew(g["measures"].get(k)) for k in keys] for g in grown]))
+        sec.text.append("Training longer: each row's gain over its control at the short and the long budget, and "
+                        "long - short paired by seed and test video (yes: the gain grows with 4x the wall-clock).")
     goals = [g for g in doc.get("goals") or [] if isinstance(g, dict)]
     if goals:
         table = []
