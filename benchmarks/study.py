@@ -847,6 +847,8 @@ CLAIMS = [  # (claim, a, b): a > b
     ("f_i > f_d only", "f-i-full-csvr", "f-d-only"),
     ("CSVR > IIC at equal wall-clock", "f-i-full-csvr", "iic"),
     ("CSVR > CVRL at equal wall-clock", "f-i-full-csvr", "cvrl"),
+    ("L_r + L_p > L_r only (Table V)", "f-i-full-csvr", "csvr-l-r-only"),
+    ("L_r + L_p > L_p only (Table V)", "f-i-full-csvr", "csvr-l-p-only"),
 ]
 
 
