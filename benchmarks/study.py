@@ -722,6 +722,7 @@ def aggregate(st: Settings) -> dict:
                 out[f"{m}_control"], out[f"{m}_gain"] = pct(c.mean()), pct(d.mean())
                 out[f"{m}_gain_ci"] = pct(two_level_bootstrap(d))
                 cells[(slug, budget, f"{m}_gain")] = (d, seeds)
+        out["not_measured"] = {m: why for m, why in not_in_design(st, row, budget).items() if out.get(m) is None}
         for k in RECALL_KS[1:]:
             mat = _matrix(us, f"r{k}")
             out[f"r{k}"] = pct(mat[0].mean()) if mat else None
@@ -749,6 +750,17 @@ def aggregate(st: Settings) -> dict:
            "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
            "rows": rows, "claims": claims(cells), "growth": growth(cells)}
     return doc, cells
+
+
+def not_in_design(st: Settings, row: Row, budget: str) -> dict[str, str]:
+    """The measures the study's design does not take for ``row`` at ``budget``, with the reason
+    (the report shows them as such instead of "not run yet")."""
+    out = {}
+    if row.method == "supervised":
+        out["finetune10_top1"] = "the supervised row trains with all labels"
+    if budget != "none" and not st.full_finetune(budget):
+        out["finetune_top1"] = f"the {budget} budget finetunes with 10 % of the labels only"
+    return out
 
 
 SCRATCH_OF = {"fi": "random-init-f-i-network", "fs": "random-init-f-s-network",

@@ -80,7 +80,7 @@ def test_study_section_structure_and_numbers(tmp_path):
     for r, cells in zip(order, frozen_t[1:]):
         for k, m in enumerate(FROZEN):
             if r["method"] == "scratch":
-                assert cells[2 + 2 * k] == cells[3 + 2 * k] == NOT_RUN
+                assert cells[2 + 2 * k] == cells[3 + 2 * k] == "no control"  # measured; it is the control
             else:
                 assert _num(cells[2 + 2 * k]) == [r[f"{m}_control"]]
                 assert _num(cells[3 + 2 * k]) == [round(r[f"{m}_gain"], 1)] + [round(c, 1) for c in r[f"{m}_gain_ci"]]
@@ -233,3 +233,43 @@ def test_growth_between_budgets_renders(tmp_path):
     assert full[1].startswith("+16.7 -> +50.0: +33.3 [")
     assert full[1].endswith("(undecided)")  # two of six test videos differ, one seed: the CI reaches 0
     assert full[3].startswith("+33.3 -> +33.3: +0.0")
+
+
+def test_a_measure_outside_the_design_is_not_drawn_as_not_run_yet(tmp_path):
+    """The short budget finetunes with 10 % of the labels only (study.json: ``not_measured``): its
+    all-label cell says so, and the row is left out of that measure's chart and gain panel, while
+    a measure merely missing (CVRL's 10 % run here) still reads "not run yet"."""
+    from csvr.eval.report import NOT_IN_DESIGN
+
+    doc = _study()
+    short = doc["rows"][3]
+    short["finetune_top1"] = short["finetune_top1_ci"] = None
+    short["not_measured"] = {"finetune_top1": "the short budget finetunes with 10 % of the labels only"}
+    doc["rows"][1]["finetune10_top1"] = doc["rows"][1]["finetune10_top1_ci"] = None  # CVRL: not run yet
+    for r in doc["rows"][:3]:
+        r["not_measured"] = {}
+    doc["rows"][0].update({"finetune_top1_control": 50.0, "finetune_top1_gain": 16.37,
+                           "finetune_top1_gain_ci": [10.0, 22.0]})
+    sec = _render(tmp_path, doc)
+    main_t = sec["tables"][0]
+    ft, ft10 = main_t[0].index("finetune top-1 (%)"), main_t[0].index("finetune top-1, 10 % labels (%)")
+    short_cells = next(c for c in main_t[1:] if c[0] == "f_i full CSVR" and c[3] == "short")
+    cvrl = next(c for c in main_t[1:] if c[0] == "CVRL")
+    assert short_cells[ft] == NOT_IN_DESIGN and _num(short_cells[ft10]) == [54.4, 49.4, 59.4]
+    assert cvrl[ft10] == NOT_RUN
+    figs = {im["alt"].split(";")[0]: _axes(im["src"]) for im in sec["images"]}
+    ft_ax = figs["replication study: finetune top-1"]["axes"][0]
+    assert ft_ax["xticklabels"] == ["random init f_i network", "f_i full CSVR", "CVRL"]  # the short row left out
+    ft10_ax = figs["replication study: finetune top-1, 10 % labels"]["axes"][0]
+    assert f"CVRL ({NOT_RUN})" in ft10_ax["xticklabels"] and len(ft10_ax["xticklabels"]) == 4
+    gains = _axes(sec["images"][-1]["src"])["axes"]
+    ft_gain = next(ax for ax in gains if ax["ylabel"].startswith("finetune top-1:"))
+    assert not any(NOT_RUN in t for t in ft_gain["xticklabels"]) and ft_gain["errorbar_points"] == 1
+    controls = sec["tables"][1]
+    col = controls[0].index("finetune top-1: gain (points) [95 % CI]")
+    cells = {(c[0], c[1]): c[col] for c in controls[1:]}
+    assert cells[("f_i full CSVR", "short")] == NOT_IN_DESIGN
+    assert cells[("random init f_i network", "none")] == "no control"  # finetuned, but it is the control itself
+    assert cells[("f_i full CSVR", "long")].startswith("+16.4 [+10.0, +22.0]")
+    html = (tmp_path / "study" / "report.html").read_text()
+    assert "the short budget finetunes with 10 % of the labels only" in html

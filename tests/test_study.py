@@ -259,3 +259,6 @@ def test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(study, tmp_p
     assert (gap["short"], gap["long"], gap["diff"]) == pytest.approx((-100 / 6, 100 / 6, 200 / 6), abs=0.01)
     assert "| f_i full CSVR | +16.7 -> +50.0 (+33.3" in doc["table"]
     assert "| full CSVR > f_i without the video branch | -16.7 -> +16.7 (+33.3" in doc["table"]
+    short = next(r for r in doc["rows"] if r["slug"] == "f-i-full-csvr" and r["budget"] == "short")
+    assert short["not_measured"] == {"finetune_top1": "the short budget finetunes with 10 % of the labels only"}
+    assert next(r for r in doc["rows"] if r["budget"] == "long")["not_measured"] == {}

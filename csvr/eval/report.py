@@ -516,6 +516,30 @@ def _est(value: Any, ci: Any, signed: bool = False) -> str:
     return f.format(v) + (f" [{f.format(c[0])}, {f.format(c[1])}]" if c else "")
 
 
+#: a cell the study's design does not measure (study.json rows' ``not_measured``: e.g. the short
+#: budget finetunes with 10 % of the labels only), as opposed to one not run yet
+NOT_IN_DESIGN = "not in the design"
+#: a measure a row has but the study has no control for
+NO_CONTROL = "no control"
+
+
+def _designed_out(r: dict, m: str) -> bool:
+    """Whether ``m`` is a measure the study's design does not take for row ``r``."""
+    nm = r.get("not_measured")
+    return isinstance(nm, dict) and m in nm and _fnum(r.get(m)) is None
+
+
+def _control_cells(r: dict, m: str) -> tuple[str, str]:
+    """(control, gain) cells of row ``r`` for measure ``m``: "no control" where the row has the
+    measure but the study has no control for it (a random-init row is its own control; Concat and
+    f_d only have no scratch finetuning of their networks), not "not run yet"."""
+    if _designed_out(r, m):
+        return NOT_IN_DESIGN, NOT_IN_DESIGN
+    if _fnum(r.get(m)) is not None and _fnum(r.get(f"{m}_gain")) is None:
+        return NO_CONTROL, NO_CONTROL
+    return _est(r.get(f"{m}_control"), None), _est(r.get(f"{m}_gain"), r.get(f"{m}_gain_ci"), signed=True)
+
+
 def _study_row_label(r: dict) -> str:
     return str(r.get("name") or r.get("slug") or "?")
 
@@ -537,6 +561,10 @@ def _study_section(doc: dict, path: Path) -> _Section:
         f"From {path} (benchmarks/study.py; {doc.get('date', 'date not recorded')}, {doc.get('n_units', '?')} "
         f"units; CIs: {doc.get('bootstrap', '95 % bootstrap')}). Values in percent, mean over seeds and test videos "
         f"[95 % CI]; '{NOT_RUN}': the study has not measured it yet.")
+    why = sorted({str(w) for r in rows if isinstance(r.get("not_measured"), dict) for w in r["not_measured"].values()})
+    if why:
+        sec.text.append(f"'{NOT_IN_DESIGN}': the study's design does not take that measure for that row ("
+                        + "; ".join(why) + ").")
     if not rows:
         sec.text.append(f"No row has finished yet: every measure is {NOT_RUN}.")
 
@@ -546,15 +574,15 @@ def _study_section(doc: dict, path: Path) -> _Section:
 
     head = ["row", "method", "feature", "budget", "seeds", "test videos"] + [f"{label[m]} (%)" for m in measures]
     table = [[_study_row_label(r), str(r.get("method", "")), str(r.get("feature", "")), str(r.get("budget", "")),
-              seeds(r), str(r.get("n_test", "")) or NOT_RUN] + [_est(r.get(m), r.get(f"{m}_ci")) for m in measures]
+              seeds(r), str(r.get("n_test", "")) or NOT_RUN]
+             + [NOT_IN_DESIGN if _designed_out(r, m) else _est(r.get(m), r.get(f"{m}_ci")) for m in measures]
              for r in rows]
     sec.tables.append((head, table))
     if frozen:
         head = ["row", "budget"] + [h for m in frozen for h in (f"{label[m]}: random-init control (%)",
                                                                  f"{label[m]}: gain (points) [95 % CI]")]
         table = [[_study_row_label(r), str(r.get("budget", ""))]
-                 + [c for m in frozen for c in (_est(r.get(f"{m}_control"), None),
-                                                _est(r.get(f"{m}_gain"), r.get(f"{m}_gain_ci"), signed=True))]
+                 + [c for m in frozen for c in _control_cells(r, m)]
                  for r in rows]
         sec.tables.append((head, table))
         sec.text.append("Controls: for the frozen measures, the same network and feature from random weights (mean "
@@ -571,7 +599,9 @@ def _study_section(doc: dict, path: Path) -> _Section:
         if not any(_fnum(r.get(m)) is not None for r in rows):
             sec.text.append(f"{label[m]}: {NOT_RUN} (no row has measured it).")
             continue
-        png = study_chart(bars(m, m, f"{m}_ci", f"{m}_control"), f"{label[m]} per row (95 % CI)",
+        # a row whose design does not take m is left out of m's chart (not drawn "not run yet")
+        png = study_chart(bars(m, m, f"{m}_ci", f"{m}_control", [r for r in rows if not _designed_out(r, m)]),
+                          f"{label[m]} per row (95 % CI)",
                           f"{label[m]} (%)")
         sec.images.append(_Image(f"study-{_slug(m)}.png", f"replication study: {label[m]}; error bars: 95 % CI; "
                                  "black tick: the random-init control", png))
@@ -582,7 +612,8 @@ def _study_section(doc: dict, path: Path) -> _Section:
     # a row that measured m but has no control for it (f_d only, Concat: no scratch finetuning of
     # their networks) is left out of m's panel rather than drawn as "not run yet"
     panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None,
-                              [r for r in trained if _fnum(r.get(m)) is None or _fnum(r.get(f"{m}_gain")) is not None]))
+                              [r for r in trained if not _designed_out(r, m)
+                               and (_fnum(r.get(m)) is None or _fnum(r.get(f"{m}_gain")) is not None)]))
               for m in frozen if any(_fnum(r.get(f"{m}_gain")) is not None for r in trained)]
     if panels:
         sec.images.append(_Image("study-gains.png", "replication study: gain over the random-init control "
