@@ -188,14 +188,22 @@ def test_first_runs_named_units_before_the_plan_order(study, tmp_path):
         study.main(["--work", str(tmp_path / "work"), "--first", "nope__long__s0", "--plan"])
 
 
-def test_finetune_gain_is_paired_with_the_scratch_run_of_the_same_seed(study, tmp_path):
+def _fi_study(study, tmp_path, control_knn=(0,) * 6):
+    """An empty study over six test videos with one f_i control (kNN scores ``control_knn``, other
+    frozen measures 0): (settings, test ids, units folder, the all-zero frozen scores)."""
     st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
     ids = [f"v{i}" for i in range(6)]
     d = st.units_dir
     d.mkdir(parents=True)
     zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
+    ctrl = {**zero, "knn_top1": list(control_knn)}
     (d / "control__fi__x.json").write_text(json.dumps(
-        {"seeds": [study.encode_scores({k: np.array(v) for k, v in zero.items()})], "test_ids": ids}))
+        {"seeds": [study.encode_scores({k: np.array(v) for k, v in ctrl.items()})], "test_ids": ids}))
+    return st, ids, d, zero
+
+
+def test_finetune_gain_is_paired_with_the_scratch_run_of_the_same_seed(study, tmp_path):
+    st, ids, d, zero = _fi_study(study, tmp_path)
     scratch = {0: [1, 0, 0, 0, 0, 0], 1: [1, 1, 1, 1, 0, 0], 2: [1, 1, 1, 1, 1, 1]}  # seed 2 has no CSVR run
     csvr = {0: [1, 1, 1, 0, 0, 0], 1: [1, 1, 1, 1, 1, 0]}
     for s, v in scratch.items():
@@ -221,14 +229,7 @@ def test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(study, tmp_p
     """Issue 16, item 3 ("does a gap grow with training"): a row's gain over its control at the long
     budget minus the same gain at the short budget, on the seeds both budgets have, and the same for
     each claim's a - b gap (hand-computed here)."""
-    st = study.Settings(work=tmp_path / "work", results=tmp_path / "res")
-    ids = [f"v{i}" for i in range(6)]
-    d = st.units_dir
-    d.mkdir(parents=True)
-    zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
-    (d / "control__fi__x.json").write_text(json.dumps(
-        {"seeds": [study.encode_scores({k: np.array(v) for k, v in {**zero, "knn_top1": [1, 0, 0, 0, 0, 0]}.items()})],
-         "test_ids": ids}))
+    st, ids, d, zero = _fi_study(study, tmp_path, control_knn=(1, 0, 0, 0, 0, 0))
     scratch10 = {0: [1, 0, 0, 0, 0, 0], 1: [1, 1, 0, 0, 0, 0]}
     for s, v in scratch10.items():
         (d / f"random-init-f-i-network__none__s{s}.json").write_text(json.dumps(
