@@ -158,15 +158,17 @@ def test_generate_is_the_forward_pass_the_losses_use(monkeypatch):
         fake = model.pose_generator.decode(feats[-1], z, 4, p_in[:, : 2 * pcfg.num_joints, -1:])
         f_s = model.context_head_v(global_average_pool(model.v_network(b["clip"])))
         f_i = model.integration(f_s, model.motion_head(feats[pcfg.fd_layer_index - 1]))
-        rec = model.reconstructor(torch.randn(2, model.cfg.video.noise_dim, generator=g), f_i)
-        pred = model.predictor(torch.randn(2, model.cfg.video.noise_dim, generator=g), f_i)
+        # z_v ~ U(-1, 1) (TGANv2)
+        rec = model.reconstructor(torch.rand(2, model.cfg.video.noise_dim, generator=g) * 2 - 1, f_i)
+        pred = model.predictor(torch.rand(2, model.cfg.video.noise_dim, generator=g) * 2 - 1, f_i)
     assert torch.equal(out.future_poses, sequence_to_poses(fake))
     assert torch.equal(out.videos["r"], rec) and torch.equal(out.videos["p"], pred)
     calls = []
     for name in ("generate_poses", "generate_video"):
         real = getattr(CSVRModel, name)
         monkeypatch.setattr(CSVRModel, name, lambda self, *a, _n=name, _r=real, **k: calls.append(_n) or _r(self, *a, **k))
-    model.train().compute_losses(b)
+    with torch.no_grad():  # eval mode: the dense generators, as generate() runs them
+        model.eval().compute_losses(b)
     assert calls == ["generate_poses", "generate_video", "generate_video"]
 
 

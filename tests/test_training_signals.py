@@ -33,18 +33,25 @@ def test_csvr_roles_partition_the_parameters_and_get_their_optimisers():
     assert len(ids) == len(set(ids)) == len(list(method.parameters()))
     m = method.model
     assert {id(p) for p in m.pose_critic.parameters()} <= {id(p) for p in roles["critic"]}
-    assert {id(p) for p in m.predictor.parameters()} <= {id(p) for p in roles["generator"]}
+    assert {id(p) for p in m.predictor.parameters()} <= {id(p) for p in roles["video_generator"]}
+    assert {id(p) for p in m.reconstructor_critic.parameters()} <= {id(p) for p in roles["video_critic"]}
+    assert {id(p) for p in m.pose_generator.parameters()} <= {id(p) for p in roles["generator"]}
     assert {id(p) for p in m.v_network.parameters()} <= {id(p) for p in roles["encoder"]}
     cfg = from_dict(OptimConfig, {"critic": {"lr": 3e-4, "betas": [0.0, 0.9]}})
     opt = build_role_optimizer(roles, cfg, encoder_lr=0.008)
     kinds = {r: type(o).__name__ for r, o in opt.optimizers.items()}
-    assert kinds == {"encoder": "SGD", "generator": "Adam", "critic": "Adam"}
-    assert opt.lrs() == {"encoder": 0.008, "generator": 2e-4, "critic": 3e-4}
+    assert kinds == {"encoder": "SGD", "generator": "Adam", "critic": "Adam", "video_generator": "Adam",
+                     "video_critic": "Adam"}
+    assert opt.lrs() == {"encoder": 0.008, "generator": 2e-4, "critic": 3e-4, "video_generator": 1e-4,
+                         "video_critic": 1e-4}
     assert opt.optimizers["critic"].param_groups[0]["betas"] == (0.0, 0.9)
+    # the video GANs: TGANv2's Adam (betas (0, 0.9)) by default
+    assert opt.optimizers["video_generator"].param_groups[0]["betas"] == (0.0, 0.9)
     assert opt.optimizers["encoder"].param_groups[0]["weight_decay"] == 0.005
     # name: same puts a role back into the encoders' SGD (the behaviour before roles)
-    same = build_role_optimizer(roles, from_dict(OptimConfig, {"generator": {"name": "same"},
-                                                               "critic": {"name": "same"}}), 0.008)
+    same = build_role_optimizer(roles, from_dict(OptimConfig, {r: {"name": "same"} for r in
+                                                               ("generator", "critic", "video_generator",
+                                                                "video_critic")}), 0.008)
     assert list(same.optimizers) == ["encoder"]
     assert len(same.param_groups[0]["params"]) == len(list(method.parameters()))
 
@@ -135,8 +142,19 @@ def test_pose_copy_baseline_context_chance_and_mean_clip_baseline_by_hand():
     want = pose_mse(last.expand_as(real), real, batch["future_pose_conf"], batch["pose_valid"].float())
     torch.testing.assert_close(m["pose_mse_copy"], want)
     assert float(m["context_chance"]) == pytest.approx((1 / 5 + 2 / 5 + 2 / 5) / 3)
+    # the mean-clip baseline is the training set's mean clip so far: the first training batch
+    # has none (its own mean stands in); then a running mean over every target trained on
     target = video_target_from_clip(batch["clip"], model.cfg.video, model.pixel_mean, model.pixel_std)
-    assert float(m["video_r_mse_mean"]) == pytest.approx(float(target.var(dim=0, unbiased=False).mean()), rel=1e-5)
+    torch.testing.assert_close(model.video_mean_r, target.mean(dim=0))
+    assert float(model.video_mean_count) == 3 and int(model.video_steps) == 1
+    batch2 = make_batch(b=3, t=4, k=2, seed=7)
+    target2 = video_target_from_clip(batch2["clip"], model.cfg.video, model.pixel_mean, model.pixel_std)
+    with torch.no_grad():  # eval: dense, the whole clip against the mean of batch 1 (not its own)
+        m2 = model.eval().compute_losses(batch2, branches=("video",)).metrics
+    want = (target.mean(dim=0, keepdim=True) - target2).pow(2).mean()
+    assert float(m2["video_r_mse_mean"]) == pytest.approx(float(want), rel=1e-5)
+    model.train().compute_losses(batch2, branches=("video",))
+    torch.testing.assert_close(model.video_mean_r, torch.cat([target, target2]).mean(dim=0))
     for tag in ("pose", "video_r", "video_p"):
         assert float(m[f"{tag}_d_gap"]) == pytest.approx(float(m[f"{tag}_d_real"] - m[f"{tag}_d_fake"]))
 
@@ -211,9 +229,10 @@ def test_a_run_logs_every_signal_beside_its_baseline_and_checkpoints_every_role(
         cols = set(csv.DictReader(f).fieldnames or [])
     for c in ("pose_mse", "pose_mse_copy", "pose_d_gap", "context_top1", "context_chance", "video_r_mse",
               "video_r_mse_mean", "video_p_mse", "video_p_mse_mean", "video_r_d_gap", "video_p_d_gap",
-              "iframe_own_frac", "iframes_per_clip", "lr", "lr_generator", "lr_critic"):
+              "iframe_own_frac", "iframes_per_clip", "lr", "lr_generator", "lr_critic", "lr_video_generator",
+              "lr_video_critic", "video_adv_weight"):
         assert c in cols, c
     verdicts = {(s["stage"], c["signal"]) for s in summary["stages"] for c in s["pretext"]}
     assert ("pose", "pose_mse") in verdicts and ("joint", "video_p_d_gap") in verdicts
     _, state = latest_checkpoint(tmp_path / "run")
-    assert set(state["optimizers"]) == {"encoder", "generator", "critic"}
+    assert set(state["optimizers"]) == {"encoder", "generator", "critic", "video_generator", "video_critic"}

@@ -70,6 +70,9 @@ class RoleOptimConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
+    # "shared": the run's schedule (warm-up, then cosine); "constant": the warm-up, then the base
+    # rate (a role that trains only in late stages is not left at the tail of a run-wide cosine)
+    schedule: Literal["shared", "constant"] = "shared"
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -86,13 +89,14 @@ class OptimConfig:
 
     Encoders and heads (``role "encoder"``): SGD as the paper (IV-B: momentum 0.9, weight decay
     0.005, lr 0.0005 x B). Generators and critics of the GANs: ``generator`` / ``critic``
-    (Adam by default, :class:`RoleOptimConfig`).
+    (the pose GAN; Adam by default, :class:`RoleOptimConfig`) and ``video_generator`` /
+    ``video_critic`` (CSVR's video GANs: TGANv2's Adam settings, constant rate after warm-up).
 
     Schedule: linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` x the
     base rate. ``schedule_scope: run`` (default) lays one warm-up and one cosine over the whole
     run, all stages together; ``stage`` restarts both at each stage (then keep a floor,
     ``min_lr_ratio`` > 0, so a short stage does not spend half its steps near 0). Every role
-    follows the same factor.
+    follows the same factor, except a role whose ``schedule`` is ``constant`` (the warm-up only).
     """
 
     lr_per_sample: float = 0.0005
@@ -107,6 +111,12 @@ class OptimConfig:
     grad_clip: Optional[float] = None
     generator: RoleOptimConfig = field(default_factory=RoleOptimConfig)
     critic: RoleOptimConfig = field(default_factory=RoleOptimConfig)
+    # the video GANs (CSVR's G_v^r, G_v^p and their critics): TGANv2's Adam (lr 1e-4, betas
+    # (0, 0.9), equal rates) at a constant rate after the warm-up (csvr.models.video_gan)
+    video_generator: RoleOptimConfig = field(default_factory=lambda: RoleOptimConfig(
+        lr=1e-4, betas=(0.0, 0.9), schedule="constant"))
+    video_critic: RoleOptimConfig = field(default_factory=lambda: RoleOptimConfig(
+        lr=1e-4, betas=(0.0, 0.9), schedule="constant"))
 
     def __post_init__(self):
         if self.lr_per_sample <= 0 or (self.lr is not None and self.lr <= 0):
@@ -166,8 +176,13 @@ class TrainConfig:
     # (benchmarks/RESULTS.md, "The CSVR step"); off by default until measured on GPUs
     channels_last: bool = False
     knn_monitor: KnnMonitorConfig = field(default_factory=KnnMonitorConfig)
+    # clips of the method's held-out epoch-end diagnostics (CSVR: do the video generators use
+    # f_i; csvr.methods.csvr.VideoDiagnostics), written to epochs.csv; 0 turns them off
+    diagnostics_videos: int = 32
 
     def __post_init__(self):
+        if self.diagnostics_videos < 0:
+            raise ValueError("diagnostics_videos must be >= 0 (0 turns them off)")
         if self.batch_size < 1 or self.accumulate < 1:
             raise ValueError("batch_size and accumulate must be >= 1")
         if self.keep_last < 1 or self.ckpt_every_steps < 1 or self.log_every_steps < 1:

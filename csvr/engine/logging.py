@@ -130,14 +130,15 @@ class RunLog:
             self.steps.append(row)
             self.tb.scalars({k: v for k, v in row.items() if isinstance(v, float)}, step, f"train/{stage}")
 
-    def epoch(self, means: EpochMeans, stage: str, epoch: int, step: int) -> None:
+    def epoch(self, means: EpochMeans, stage: str, epoch: int, step: int, extra: dict | None = None) -> None:
+        """The epoch's means, with ``extra`` (held-out diagnostics) in place of same-named means."""
         if means.count and self.epochs is not None:
-            m = means.means()
+            m = {**means.means(), **(extra or {})}
             self.epochs.append({"step": step, "stage": stage, "epoch": epoch, **m, "data_wait_frac": means.wait_frac})
             self.tb.scalars(m, epoch, f"epoch/{stage}")
 
     def verdicts(self, stage: str, checks) -> list[dict]:
-        return pretext_verdicts(self.steps.rows, stage, checks) if self.steps is not None else []
+        return pretext_verdicts(self.steps.rows, stage, checks, self.epochs.rows) if self.steps is not None else []
 
     def last_epoch_metrics(self) -> dict | None:
         if self.epochs is not None and self.epochs.rows:
@@ -148,14 +149,19 @@ class RunLog:
         self.tb.close()
 
 
-def pretext_verdicts(rows: list[dict], stage: str, checks) -> list[dict]:
+def pretext_verdicts(rows: list[dict], stage: str, checks, epoch_rows: list[dict] | None = None) -> list[dict]:
     """Each :class:`~csvr.methods.base.PretextCheck` whose columns the stage logged, judged on the
-    mean over the last half of the stage's logged rows (``metrics.csv``): "learning" or "not above
-    baseline"."""
-    mine = [r for r in rows if r.get("stage") == stage]
-    mine = mine[len(mine) // 2:]
+    mean over the last half of the stage's logged rows (``metrics.csv``; for a check whose
+    ``source`` is ``epochs``, the stage's ``epochs.csv`` rows that hold the held-out diagnostics,
+    when there are any): "learning" or "not above baseline"."""
+    steps = [r for r in rows if r.get("stage") == stage]
+    steps = steps[len(steps) // 2:]
+    diag = [r for r in (epoch_rows or []) if r.get("stage") == stage and r.get("diag_clips") not in (None, "")]
+    diag = diag[len(diag) // 2:]
     out = []
     for c in checks:
+        source = "epochs" if getattr(c, "source", "steps") == "epochs" and diag else "steps"
+        mine = diag if source == "epochs" else steps
         vals = [float(r[c.signal]) for r in mine if r.get(c.signal) not in (None, "")]
         if not vals:
             continue
@@ -174,6 +180,7 @@ def pretext_verdicts(rows: list[dict], stage: str, checks) -> list[dict]:
             ok = value >= c.factor  # signed: a critic rating generated above real is fooled, not learning
         out.append({"branch": c.branch, "signal": c.signal, "value": value, "baseline": c.baseline,
                     "baseline_value": base, "rule": f"{c.better} {c.factor:g}", "rows": len(vals),
+                    "source": "held-out (epochs.csv)" if source == "epochs" else "training batches (metrics.csv)",
                     "verdict": "learning" if ok else "not above baseline"})
     return out
 

@@ -2,7 +2,8 @@
 
 A method sorts its parameters into roles (:meth:`csvr.methods.base.Method.parameter_roles`):
 ``encoder`` (feature extractors and heads: the paper's SGD, lr 0.0005 x B), ``generator`` and
-``critic`` (the GANs' networks: Adam by default, as TGANv2 and WGAN-GP train them). One
+``critic`` (the pose GAN's networks: Adam by default, as WGAN-GP trains them), ``video_generator``
+and ``video_critic`` (CSVR's video GANs: TGANv2's Adam settings, a constant rate after warm-up). One
 :class:`RoleOptimizer` holds one torch optimiser per role behind the ordinary ``Optimizer``
 interface, so Fabric, DDP and the AMP grad scaler see one optimiser (the scaler unscales every
 role's gradients before any role steps, which separate optimisers with one scaler would not
@@ -27,7 +28,8 @@ from torch import nn
 
 from csvr.engine.config import OptimConfig, RoleOptimConfig
 
-ROLES = ("encoder", "generator", "critic")
+ROLES = ("encoder", "generator", "critic", "video_generator", "video_critic")
+GAN_ROLES = ROLES[1:]
 
 
 class RoleOptimizer(torch.optim.Optimizer):
@@ -72,10 +74,12 @@ class RoleOptimizer(torch.optim.Optimizer):
             opt.load_state_dict(state_dict[role])
         self.param_groups = [g for o in self.optimizers.values() for g in o.param_groups]
 
-    def set_lr_factor(self, factor: float) -> None:
-        """Every group's lr = its ``base_lr`` x ``factor`` (the schedule)."""
+    def set_lr_factor(self, factor: float | dict[str, float]) -> None:
+        """Every group's lr = its ``base_lr`` x ``factor`` (the schedule): one number for every
+        role, or one per role (:func:`lr_factors`)."""
         for g in self.param_groups:
-            g["lr"] = g["base_lr"] * factor
+            f = factor if not isinstance(factor, dict) else factor[g["role"]]
+            g["lr"] = g["base_lr"] * f
 
     def lrs(self) -> dict[str, float]:
         """The current learning rate of each role."""
@@ -98,7 +102,7 @@ def build_role_optimizer(roles: dict[str, list[nn.Parameter]], cfg: OptimConfig,
     if unknown:
         raise ValueError(f"unknown parameter role(s) {unknown}; valid: {', '.join(ROLES)}")
     merged: dict[str, list[nn.Parameter]] = {"encoder": list(roles.get("encoder", []))}
-    for role in ("generator", "critic"):
+    for role in GAN_ROLES:
         params = list(roles.get(role, []))
         if getattr(cfg, role).name == "same":
             merged["encoder"] += params
@@ -134,6 +138,17 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
     return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def lr_factors(cfg: OptimConfig, step: int, total: int) -> dict[str, float]:
+    """The multiplier of each role's base rate at ``step`` of ``total``: :func:`lr_factor`, or
+    the warm-up alone for a role whose ``schedule`` is ``constant``."""
+    shared = lr_factor(cfg, step, total)
+    warm = (step + 1) / cfg.warmup_steps if cfg.warmup_steps and step < cfg.warmup_steps else 1.0
+    out = {"encoder": shared}
+    for role in GAN_ROLES:
+        out[role] = warm if getattr(cfg, role).schedule == "constant" else shared
+    return out
+
+
 def drop_grads_outside(params: Iterable[nn.Parameter]) -> None:
     """Set ``grad`` to None for ``params`` (the parameters a stage does not train): no optimiser
     touches a parameter without a gradient (no step, no weight decay)."""
@@ -141,4 +156,4 @@ def drop_grads_outside(params: Iterable[nn.Parameter]) -> None:
         p.grad = None
 
 
-__all__ = ["ROLES", "RoleOptimizer", "build_role_optimizer", "drop_grads_outside", "lr_factor"]
+__all__ = ["GAN_ROLES", "ROLES", "RoleOptimizer", "build_role_optimizer", "drop_grads_outside", "lr_factor", "lr_factors"]

@@ -51,7 +51,7 @@ from csvr.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_we
 from csvr.engine.config import PretrainConfig, StageConfig
 from csvr.engine.logging import EpochMeans, RunLog, to_float
 from csvr.engine.monitor import KnnMonitor
-from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factor
+from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factors
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods.base import Method
 from csvr.pose.cache import check_coverage
@@ -319,6 +319,12 @@ class Trainer:
         self.stage_totals = [min(st.epochs * spe, st.max_steps or st.epochs * spe) for st in self.stages]
         # the online kNN monitor (train.knn_monitor; off by default): checked here, before any step
         self.monitor = KnnMonitor.build(cfg, self.method, self.manifest)
+        # the method's held-out epoch-end diagnostics (train.diagnostics_videos), rank 0 only
+        self.diagnostics = None
+        if self.rank == 0 and cfg.train.diagnostics_videos and self.method.diagnostic_stages:
+            self.diagnostics = self.method.build_diagnostics(
+                self.manifest, self.records, cfg.data.clip, cfg.data.pose_cache, cfg.data.split,
+                cfg.train.diagnostics_videos, cfg.train.seed)
 
     # ------------------------------------------------------------------ resume
     def _resume(self) -> None:
@@ -446,7 +452,10 @@ class Trainer:
         self._close(it)
         del it, loader
         epoch_done = pos.step_in_epoch >= self.steps_per_epoch
-        self.logs.epoch(means, stage.name, pos.epoch, pos.global_step)
+        extra = {}
+        if self.diagnostics is not None and stage.name in self.method_cls.diagnostic_stages and means.count:
+            extra = self.diagnostics(self.method, self.fabric.device)
+        self.logs.epoch(means, stage.name, pos.epoch, pos.global_step, extra)
         if epoch_done:
             pos.epoch += 1
             pos.step_in_epoch = 0
@@ -494,9 +503,9 @@ class Trainer:
                 finite = finite and float(bad) == 0.0
                 fabric.backward(loss)  # also when non-finite: DDP expects the backward
         if cfg.optim.schedule_scope == "run":
-            factor = lr_factor(cfg.optim, pos.global_step, sum(self.stage_totals))
+            factor = lr_factors(cfg.optim, pos.global_step, sum(self.stage_totals))
         else:
-            factor = lr_factor(cfg.optim, pos.stage_step, total)
+            factor = lr_factors(cfg.optim, pos.stage_step, total)
         self.role_opt.set_lr_factor(factor)
         lr_now = self.role_opt.lrs()
         if finite:

@@ -55,6 +55,9 @@ class PretextCheck:
     baseline: str | None
     better: Literal["lower", "higher", "gap"]
     factor: float
+    # "steps": the training batches' values (metrics.csv); "epochs": the method's held-out
+    # diagnostics in epochs.csv when the run has them (the steps' values otherwise)
+    source: Literal["steps", "epochs"] = "steps"
 
 
 class Method(nn.Module, metaclass=abc.ABCMeta):
@@ -70,6 +73,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     * ``pretext``: False for a job that is not self-supervised pretraining (``csvr pretrain``
       refuses it); ``job_kind``: the ``kind`` its checkpoints carry;
     * ``pretext_checks``: pretext signals judged against their trivial baselines at each stage's end;
+    * :meth:`build_diagnostics` and ``diagnostic_stages``: held-out measurements at epoch ends;
     * :meth:`train_dataset`, :meth:`stage_parameters`, :meth:`parameter_roles`,
       :meth:`training_step` (through ``forward``), :meth:`encoder`.
     """
@@ -81,6 +85,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     features: ClassVar[tuple[str, ...]] = ("backbone",)
     pretext: ClassVar[bool] = True
     pretext_checks: ClassVar[tuple[PretextCheck, ...]] = ()
+    diagnostic_stages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, color: ColorAugmentConfig | None = None):
         super().__init__()
@@ -118,6 +123,12 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
     def forward(self, batch: dict[str, Tensor], stage: str) -> LossOutput:  # called by the engine
         return self.training_step(batch, stage)
+
+    def build_diagnostics(self, manifest, train_records, clip_cfg, pose_cache, split: str, videos: int, seed: int):
+        """An epoch-end diagnostic of the stages ``diagnostic_stages``: a callable ``(method,
+        device) -> {name: value}`` whose values go into that epoch's row of ``epochs.csv``
+        (``train.diagnostics_videos`` clips); None (the default): none."""
+        return None
 
     @abc.abstractmethod
     def encoder(self, feature: str | None = None) -> Encoder:

@@ -58,11 +58,15 @@ from csvr.models.pose_gan import (
     sequence_to_poses,
 )
 from csvr.models.video_gan import (
-    VideoCritic,
+    MultiLevelCritic,
+    SparsePlan,
     VideoGANConfig,
     VideoGenerator,
+    level_targets,
     pixel_l2_loss,
+    r1_penalty,
     video_mse,
+    video_noise,
     video_target_from_clip,
 )
 
@@ -361,12 +365,21 @@ class CSVRModel(nn.Module):
         want_r = cfg.use_video and cfg.video_targets in ("both", "reconstruct")
         want_p = cfg.use_video and cfg.video_targets in ("both", "predict")
         self.reconstructor = VideoGenerator(cfg.video, c) if want_r else None
-        self.reconstructor_critic = VideoCritic(cfg.video) if want_r else None
+        self.reconstructor_critic = MultiLevelCritic(cfg.video, c) if want_r else None
         self.predictor = VideoGenerator(cfg.video, c) if want_p else None
-        self.predictor_critic = VideoCritic(cfg.video) if want_p else None
+        self.predictor_critic = MultiLevelCritic(cfg.video, c) if want_p else None
         # Device-resident copies (not saved): no host-to-device copy per step.
         self.register_buffer("pixel_mean", torch.tensor(cfg.input_mean, dtype=torch.float32), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.input_std, dtype=torch.float32), persistent=False)
+        if cfg.use_video:
+            # saved with the weights, so a resumed run continues the same ramp, lazy-R1 phase and
+            # baselines: the video branch's training steps so far, and the training set's mean clip
+            # (current and future) over the targets it has trained on (the trivial baseline)
+            v = cfg.video
+            self.register_buffer("video_steps", torch.zeros((), dtype=torch.long))
+            self.register_buffer("video_mean_count", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("video_mean_r", torch.zeros(3, v.frames, v.size, v.size))
+            self.register_buffer("video_mean_p", torch.zeros(3, v.frames, v.size, v.size))
 
     # ------------------------------------------------------------------ parameters
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -411,11 +424,11 @@ class CSVRModel(nn.Module):
 
     def generate_video(self, target: Literal["r", "p"], f_i: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """G_v^r (``"r"``, the clip) or G_v^p (``"p"``, the future clip) from ``f_i`` and a fresh
-        noise z_v (Eq. 6-7): (B, 3, frames, size, size) in [-1, 1]."""
+        noise z_v ~ U(-1, 1) (Eq. 6-7), dense: (B, 3, frames, size, size) in [-1, 1]."""
         gen = self.reconstructor if target == "r" else self.predictor
         if gen is None:
             raise ValueError(f"this model has no video generator {target!r} (model.video_targets)")
-        z = torch.randn(f_i.shape[0], self.cfg.video.noise_dim, generator=generator, device=f_i.device)
+        z = video_noise(f_i.shape[0], self.cfg.video, generator, f_i.device)
         return gen(z, f_i)
 
     def generate(self, clip: Tensor, poses: Tensor, pose_conf: Tensor | None, future_frames: int,
@@ -551,49 +564,106 @@ class CSVRModel(nn.Module):
 
     def _video_branch(self, b: CSVRBatch, f_s: Tensor, f_d: Tensor, detach: bool, terms: dict, metrics: dict,
                       generator: torch.Generator | None) -> Tensor:
-        """L_video = (L_r + L_p) / 2, Eq. 6-8 (the mean over the targets of Table V's setting)."""
+        """L_video = (L_r + L_p) / 2, Eq. 6-8 (the mean over the targets of Table V's setting).
+
+        Each of L_r, L_p is TGANv2's multi-level loss (:mod:`csvr.models.video_gan`): per level,
+        the OSGAN adversarial terms of that level's conditional critic and the pixel L2 term
+        against the real clip cut with the generator's own sparse plan, averaged over levels;
+        plus the lazy R1 penalty on real clips. In eval mode the generators run dense (one level
+        each, the finest) and the critics see the full clip.
+        """
         cfg, vcfg = self.cfg, self.cfg.video
         if detach:
             f_s, f_d = f_s.detach(), f_d.detach()
         f_i = self.integration(f_s, f_d)
+        training = self.training
+        step = int(self.video_steps) if training else 0
+        adv_w = vcfg.adversarial_weight(step) if training else vcfg.adv_weight
+        do_r1 = training and vcfg.r1_weight > 0 and step % vcfg.r1_every == 0
         jobs = []
         if self.reconstructor is not None:
             target = b.video_target
             if target is None:
                 target = video_target_from_clip(b.clip, vcfg, self.pixel_mean, self.pixel_std)
-            jobs.append(("r", self.reconstructor_critic, target))
+            jobs.append(("r", self.reconstructor, self.reconstructor_critic, target))
         if self.predictor is not None:
             target = b.future_target
             if target is None:
                 b.require("future")
                 target = video_target_from_clip(b.future, vcfg, self.pixel_mean, self.pixel_std)
-            jobs.append(("p", self.predictor_critic, target))
+            jobs.append(("p", self.predictor, self.predictor_critic, target))
+        cond = f_i.detach()  # the critics' projection term sees the condition, never trains it
         losses = []
-        for tag, critic, target in jobs:
-            fake = self.generate_video(tag, f_i, generator)
-            if fake.shape != target.shape:
-                raise ValueError(f"video target for G_v^{tag} is {tuple(target.shape)}, generator gives {tuple(fake.shape)}")
-            adv = one_stage_adversarial_loss(critic, target, fake, cfg.adversarial_loss,
-                                             generator_weight=vcfg.adv_weight)
-            l2 = pixel_l2_loss(fake, target)
-            loss = adv.loss + vcfg.l2_weight * l2
-            terms[f"video_{tag}_adv_d"], terms[f"video_{tag}_adv_g"] = adv.critic, adv.generator
+        for tag, gen, critics, target in jobs:
+            want = (target.shape[0], 3, vcfg.frames, vcfg.size, vcfg.size)
+            if tuple(target.shape) != want:
+                raise ValueError(f"video target for G_v^{tag} is {tuple(target.shape)}, generator gives {want}")
+            mean_clip = getattr(self, f"video_mean_{tag}")[None]
+            if training:  # every level; sparse (TGANv2) unless video.sparse is off
+                z = video_noise(f_i.shape[0], vcfg, generator, f_i.device, f_i.dtype)
+                plan = SparsePlan.draw(vcfg, generator) if vcfg.sparse else SparsePlan.dense_plan(vcfg)
+                fakes = gen.forward_levels(z, f_i, plan)
+                reals = level_targets(target, vcfg, plan)
+                conds = [cond[::s] for s in plan.batch_strides(cond.shape[0])]
+                means = level_targets(mean_clip, vcfg, SparsePlan(plan.offsets, batch=False))
+                critics_used = list(critics.levels)
+            else:  # dense, the finest level only (TGANv2's test mode)
+                fakes, reals, conds, means = [self.generate_video(tag, f_i, generator)], [target], [cond], [mean_clip]
+                critics_used = [critics[len(critics) - 1]]
+            adv_terms, l2s = [], []
+            for critic, fake, real, c in zip(critics_used, fakes, reals, conds):
+                adv = one_stage_adversarial_loss(critic, real, fake, cfg.adversarial_loss,
+                                                 cond=c if critic.embed is not None else None,
+                                                 generator_weight=adv_w)
+                adv_terms.append(adv)
+                l2s.append(pixel_l2_loss(fake, real))
+            n = len(adv_terms)
+            adv_loss = sum(a.loss for a in adv_terms) / n
+            l2 = sum(l2s) / n
+            loss = adv_loss + vcfg.l2_weight * l2
+            terms[f"video_{tag}_adv_d"] = torch.stack([a.critic for a in adv_terms]).mean()
+            terms[f"video_{tag}_adv_g"] = torch.stack([a.generator for a in adv_terms]).mean()
             terms[f"video_{tag}_l2"] = l2.detach()
+            if do_r1:
+                r1 = sum(r1_penalty(critic, real, c if critic.embed is not None else None)
+                         for critic, real, c in zip(critics_used, reals, conds))
+                loss = loss + vcfg.r1_weight * vcfg.r1_every * r1
+                terms[f"video_{tag}_r1"] = r1.detach()
             if vcfg.gp_weight > 0:
-                gp = gradient_penalty(critic, target, fake, generator=generator)
+                gp = sum(gradient_penalty(lambda x, _c=critic: _c(x), real, fake, generator=generator)
+                         for critic, real, fake in zip(critics_used, reals, fakes)) / n
                 loss = loss + vcfg.gp_weight * gp
                 terms[f"video_{tag}_gp"] = gp.detach()
             terms[f"video_{tag}"] = loss.detach()
-            metrics[f"video_{tag}_mse"] = video_mse(fake, target)
-            # trivial baseline: every clip predicted as the batch's mean clip (knows nothing of the sample)
-            metrics[f"video_{tag}_mse_mean"] = video_mse(target.mean(dim=0, keepdim=True).expand_as(target), target)
-            metrics[f"video_{tag}_d_real"] = adv.real_logits.mean()
-            metrics[f"video_{tag}_d_fake"] = adv.fake_logits.mean()
+            # pretext signals of this training batch, at the finest level it trained (the sparse
+            # frames and samples), beside the trivial baseline: the training set's mean clip so
+            # far (not the batch's mean, which holds the target); the first batch has none yet
+            fine, real = fakes[-1], reals[-1]
+            metrics[f"video_{tag}_mse"] = video_mse(fine, real)
+            have_mean = float(self.video_mean_count) > 0
+            base = means[-1].expand_as(real) if have_mean else real.mean(dim=0, keepdim=True).expand_as(real)
+            metrics[f"video_{tag}_mse_mean"] = video_mse(base, real)
+            metrics[f"video_{tag}_d_real"] = torch.stack([a.real_logits.mean() for a in adv_terms]).mean()
+            metrics[f"video_{tag}_d_fake"] = torch.stack([a.fake_logits.mean() for a in adv_terms]).mean()
             metrics[f"video_{tag}_d_gap"] = metrics[f"video_{tag}_d_real"] - metrics[f"video_{tag}_d_fake"]
             losses.append(loss)
+        metrics["video_adv_weight"] = torch.tensor(adv_w, device=f_i.device)
+        if training:
+            self._update_video_state(jobs)
         loss = torch.stack(losses).mean()
         terms["video"] = loss.detach()
         return loss
+
+    @torch.no_grad()
+    def _update_video_state(self, jobs) -> None:
+        """One more branch step; the training mean clips take this batch's targets (running mean)."""
+        n = jobs[0][3].shape[0]
+        count = float(self.video_mean_count)
+        for tag, _gen, _critic, target in jobs:
+            mean = getattr(self, f"video_mean_{tag}")
+            mean += (target.float().mean(dim=0) - mean) * (n / (count + n))
+        self.video_mean_count += n
+        self.video_steps += 1
 
 
 __all__ = ["BRANCHES", "FEATURES", "BackboneConfig", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",
