@@ -62,7 +62,11 @@ def test_compute_losses_takes_a_default_collated_dataset_batch(samples):
     model = build_method(cfg).model
     batch = default_collate(items)
     got = {}
+    # a training-mode call advances the video branch's state (its step count: adversarial ramp,
+    # lazy R1; the training mean clip), so every call starts from the same state
+    start = {k: v.clone() for k, v in model.state_dict().items()}
     for name, given in (("collated", batch), ("list", items), ("converted", CSVRBatch.from_samples(batch))):
+        model.load_state_dict(start)
         torch.manual_seed(1)
         out = model.compute_losses(given)
         got[name] = {k: float(v) for k, v in out.terms.items()}
