@@ -155,7 +155,14 @@ def from_dict(cls: type[C], data: Mapping[str, Any] | None, where: str = "") -> 
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}" if where else name)
+            value = data[name]
+            if isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING:
+                # a section set in part keeps the field's own defaults for the rest, not its
+                # class's (optim.video_generator's betas, model.i_network's name)
+                default = f.default_factory()
+                if dataclasses.is_dataclass(default):
+                    value = deep_merge(to_dict(default), value)
+            kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
     try:
         return cls(**kwargs)
     except TypeError as e:  # a required field missing

@@ -58,3 +58,23 @@ def test_command_line_overrides_are_checked_once_for_every_command(capsys):
     for argv in (["pretrain", "--config", "tiny-test", "oops"], ["finetune", "--config", "tiny-test", "oops"]):
         assert main(argv) == 2
         assert "unexpected argument 'oops': overrides look like key.sub=value" in capsys.readouterr().err
+
+
+def test_a_partly_set_section_keeps_its_fields_own_defaults():
+    """Setting one key of a section whose default is not its class's (``optim.video_generator``:
+    TGANv2's betas and a constant schedule; ``model.i_network``: r2d_10) used to rebuild the
+    section from the class's defaults: ``optim.video_generator.lr=1e-3`` silently trained with
+    betas (0.5, 0.999) and the run-wide cosine."""
+    from csvr.config import from_dict, load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.engine.config import OptimConfig, PretrainConfig
+    from csvr.models.csvr_model import CSVRModelConfig
+
+    o = from_dict(OptimConfig, {"video_generator": {"lr": 1e-3}})
+    assert (o.video_generator.lr, tuple(o.video_generator.betas), o.video_generator.schedule) == (1e-3, (0.0, 0.9),
+                                                                                                  "constant")
+    assert o.generator.betas == (0.5, 0.999)                     # a class default stays one
+    m = from_dict(CSVRModelConfig, {"i_network": {"width": 16}})
+    assert (m.i_network.name, m.i_network.width) == ("r2d_10", 16)
+    cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"), ["optim.video_critic.lr=0.003"])
+    assert cfg.optim.video_critic.schedule == "constant" and tuple(cfg.optim.video_critic.betas) == (0.0, 0.9)
