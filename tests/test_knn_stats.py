@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from csvr.eval.knn import weighted_knn
-from csvr.eval.stats import bootstrap_ci, paired_gain
+from csvr.eval.stats import bootstrap_ci, paired_gain, ratio_ci
 
 
 def test_weighted_knn_by_hand():
@@ -64,3 +64,21 @@ def test_paired_gain_uses_the_pairs():
     assert g["ci"][0] < g["control_ci"][1]
     with pytest.raises(ValueError, match="items"):
         paired_gain(treat, base[:10])
+
+
+def test_ratio_interval_by_hand_and_by_the_delta_method():
+    # identical items: every resample gives the same ratio
+    r = ratio_ci([2.0] * 5, [4.0] * 5)
+    assert r["ratio"] == 0.5 and r["ci"] == (0.5, 0.5) and r["items"] == 5
+    # paired noise: the interval matches the delta method's +-1.96 sd of mean(a)/mean(b)
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 1.5, 400)
+    a = 0.8 * b + rng.normal(0, 0.1, 400)
+    got = ratio_ci(a, b)
+    ma, mb = a.mean(), b.mean()
+    resid = a / mb - ma * b / mb ** 2                      # linearisation of mean(a)/mean(b)
+    sd = resid.std(ddof=1) / math.sqrt(a.size)
+    assert got["ci"][0] == pytest.approx(ma / mb - 1.96 * sd, abs=0.004)
+    assert got["ci"][1] == pytest.approx(ma / mb + 1.96 * sd, abs=0.004)
+    with pytest.raises(ValueError):
+        ratio_ci([1.0], [1.0, 2.0])

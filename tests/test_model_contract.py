@@ -237,3 +237,29 @@ def test_supervised_is_not_a_pretraining_method():
     with pytest.raises(ConfigError, match="unknown method 'supervised'"):
         build_method(_cfg("method=supervised"))
     assert not Supervised.pretext and np.isclose(SupervisedConfig().dropout, 0.3)
+
+
+def test_a_checkpoint_whose_video_generators_predate_this_csvr_still_gives_its_encoders(pretrained, tmp_path, caplog):
+    """Issue 23 changed the video GANs, not the encoders: an older checkpoint's f_i / f_s / f_d
+    weights still load for downstream use (a warning names what was not loaded); the whole model,
+    or an encoder whose own weights differ, is still refused with one message."""
+    import logging
+
+    path, method = pretrained
+    raw = torch.load(path, weights_only=True)
+    state = dict(raw["model"])
+    gen = [k for k in state if k.startswith("model.reconstructor.") and k.endswith("fc.weight")][0]
+    state[gen] = torch.zeros(3, 3)                                         # an older shape
+    state["model.reconstructor_critic.conv.weight"] = torch.zeros(1)      # an older module
+    del state["model.video_steps"]                                        # an older csvr had no counter
+    old = _save({**raw, "model": state}, tmp_path / "old")
+    with caplog.at_level(logging.WARNING):
+        enc = load_encoder(old, "fi")
+    assert "do not fit" in caplog.text and "fi encoder is loaded" in caplog.text
+    want = method.encoder("fi").state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in enc.state_dict().items())
+    with pytest.raises(CsvrError, match="does not fit"):
+        load_method(old)                                                   # the whole model: strict
+    state["model.v_network.stem.0.weight"] = torch.zeros(1)                # the encoder's own weights
+    with pytest.raises(CsvrError, match="does not fit"):
+        load_encoder(_save({**raw, "model": state}, tmp_path / "bad"), "fi")

@@ -113,7 +113,7 @@ def test_r1_of_a_linear_critic_is_the_squared_weight_norm():
 
     real = torch.randn(5, 3, 2, 4, 4)
     r1 = r1_penalty(critic, real)
-    assert float(r1) == pytest.approx(float(w.pow(2).sum()), rel=1e-5)
+    assert float(r1.detach()) == pytest.approx(float(w.detach().pow(2).sum()), rel=1e-5)
     (g,) = torch.autograd.grad(r1, w)                           # it trains the critic: d/dw ||w||^2 = 2w
     torch.testing.assert_close(g, 2 * w.detach())
 
@@ -177,7 +177,7 @@ def test_diagnostics_leave_training_untouched_and_log_every_signal(tiny_synth, t
     clip = ClipConfig(frames=4, stride=2, future_frames=4, size=32, decode_short_side=None, max_iframes=2)
     diag = method.build_diagnostics(manifest, manifest.select("1", "train"), clip, tiny_synth["poses"], "1", 6, 0)
     assert diag is not None and len(diag.samples) == 6
-    method.model.video_mean_count += 1                           # a mean clip exists (zeros)
+    method.model.video_steps += 1                                # the branch has trained: its mean clip (zeros)
     before = {k: v.clone() for k, v in method.state_dict().items()}
     rng = torch.get_rng_state()
     method.train()
@@ -220,3 +220,23 @@ def test_a_run_writes_the_heldout_diagnostics_to_epochs_csv(tiny_synth, tmp_path
     checks = {(c["signal"], c["baseline"]): c for c in summary["stages"][0]["pretext"]}
     assert checks[("video_r_mse", "video_r_mse_mean")]["source"].startswith("held-out")
     assert {("video_p_mse", "video_p_mse_copy"), ("video_r_mse_shuffled", "video_r_mse")} <= set(checks)
+
+
+def test_the_step_count_is_mirrored_on_the_host_and_follows_a_weight_load():
+    """The branch's step count drives the ramp and lazy R1 without a device read per step; a
+    resumed model (weights loaded) continues from the saved count."""
+    torch.manual_seed(0)
+    a = CSVRModel(tiny_cfg(video={"adv_warmup_steps": 2, "r1_every": 3}))
+    batch = make_batch(b=4, t=4, seed=2)
+    for _ in range(2):
+        a.compute_losses(batch, branches=("video",))
+    assert a.video_branch_steps() == int(a.video_steps) == 2
+    b = CSVRModel(tiny_cfg(video={"adv_warmup_steps": 2, "r1_every": 3}))
+    b.compute_losses(batch, branches=("video",))                 # its own count: 1
+    b.load_state_dict(a.state_dict())
+    assert b.video_branch_steps() == 2
+    out = b.compute_losses(batch, branches=("video",))
+    assert float(out.metrics["video_adv_weight"]) == 1.0 and "video_r_r1" not in out.terms   # step 2
+    assert b.video_branch_steps() == int(b.video_steps) == 3
+    assert "video_r_r1" in b.compute_losses(batch, branches=("video",)).terms                # step 3
+    torch.testing.assert_close(b.video_mean_count, torch.tensor(16))

@@ -179,10 +179,15 @@ class TrainConfig:
     # clips of the method's held-out epoch-end diagnostics (CSVR: do the video generators use
     # f_i; csvr.methods.csvr.VideoDiagnostics), written to epochs.csv; 0 turns them off
     diagnostics_videos: int = 32
+    # ... measured at the first epoch end at least this many steps after the last measurement,
+    # and at every stage's end (each measurement costs ~2 s at the CPU presets)
+    diagnostics_every: int = 50
 
     def __post_init__(self):
         if self.diagnostics_videos < 0:
             raise ValueError("diagnostics_videos must be >= 0 (0 turns them off)")
+        if self.diagnostics_every < 1:
+            raise ValueError("diagnostics_every must be >= 1")
         if self.batch_size < 1 or self.accumulate < 1:
             raise ValueError("batch_size and accumulate must be >= 1")
         if self.keep_last < 1 or self.ckpt_every_steps < 1 or self.log_every_steps < 1:

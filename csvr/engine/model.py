@@ -20,6 +20,7 @@ and the needs-poses rule are :mod:`csvr.models.features`'.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -31,6 +32,8 @@ from csvr.errors import ConfigError, CsvrError
 from csvr.methods import get_method
 from csvr.methods.base import Method
 from csvr.models.encoder import Encoder
+
+log = logging.getLogger(__name__)
 
 
 def typed_model_config(method: str, model: Mapping[str, Any], where: str = "model") -> tuple[type[Method], Any]:
@@ -66,12 +69,31 @@ def _checkpoint(source: str | os.PathLike | Checkpoint) -> Checkpoint:
     return source if isinstance(source, Checkpoint) else Checkpoint.load(source)
 
 
-def load_method(source: str | os.PathLike | Checkpoint) -> tuple[Method, Checkpoint]:
-    """(the method of a pretraining checkpoint with its weights, the checkpoint)."""
+def load_method(source: str | os.PathLike | Checkpoint, feature: str | None = None) -> tuple[Method, Checkpoint]:
+    """(the method of a pretraining checkpoint with its weights, the checkpoint).
+
+    Every weight must fit, except with ``feature`` (a downstream use of that feature's encoder
+    only): then weights that this csvr's networks describe differently *outside* that encoder
+    (an older csvr's video generators, issue 23) are left at random with a warning, and the
+    method's ``weights_not_loaded`` lists them; a difference inside the encoder is still an error.
+    """
     ckpt = _checkpoint(source).require(PRETRAIN_KIND, what="a pretraining one")
     method = build_method(from_dict(PretrainConfig, ckpt.config))
-    load_weights(method, ckpt.state, ckpt.path, f"the {method.name} model its own config describes", _DRIFT)
+    what = f"the {method.name} model its own config describes"
+    own, given = method.state_dict(), ckpt.state
+    differ = sorted({k for k in own if k not in given or tuple(given[k].shape) != tuple(own[k].shape)}
+                    | {k for k in given if k not in own})
+    if differ and feature is not None and not set(differ) & method.encoder_state_keys(feature):
+        method.load_state_dict({k: v for k, v in given.items() if k in own and k not in differ}, strict=False)
+        method.weights_not_loaded = differ
+        log.warning("csvr: %s: %d weight(s) outside the %s encoder do not fit this csvr's %s model (e.g. %s: written "
+                    "by an older csvr); the %s encoder is loaded, those weights are not", ckpt.path, len(differ),
+                    feature, method.name, differ[0], feature)
+        return method, ckpt
+    load_weights(method, given, ckpt.path, what, _DRIFT)
+    method.weights_not_loaded = []
     return method, ckpt
+
 
 
 @dataclass
@@ -92,18 +114,19 @@ def load_trained(source: str | os.PathLike | Checkpoint, feature: str | None = N
     ckpt = _checkpoint(source)
     path = ckpt.path
     if ckpt.kind == PRETRAIN_KIND:
+        cfg = from_dict(PretrainConfig, ckpt.config)
+        feats = tuple(get_method(cfg.method).features)
+        feature = feature or feats[0]
+        if feature not in feats:
+            raise CsvrError(f"{path} is a {cfg.method!r} pretraining checkpoint; its encoder features are "
+                            f"{', '.join(feats)}, not {feature!r}")
         if random_init:
             import torch
 
             torch.manual_seed(seed)
-            method = build_method(from_dict(PretrainConfig, ckpt.config))
+            method = build_method(cfg)
         else:
-            method, _ = load_method(ckpt)
-        feats = tuple(method.features)
-        feature = feature or feats[0]
-        if feature not in feats:
-            raise CsvrError(f"{path} is a {method.name!r} pretraining checkpoint; its encoder features are "
-                            f"{', '.join(feats)}, not {feature!r}")
+            method, _ = load_method(ckpt, feature)  # the encoder's weights must fit; the rest may not
         encoder = method.encoder(feature)
     elif ckpt.kind in CLASSIFIER_KINDS:
         if random_init:

@@ -321,6 +321,7 @@ class Trainer:
         self.monitor = KnnMonitor.build(cfg, self.method, self.manifest)
         # the method's held-out epoch-end diagnostics (train.diagnostics_videos), rank 0 only
         self.diagnostics = None
+        self.diagnosed_at = -(10 ** 9)  # the step of the last measurement (none yet)
         if self.rank == 0 and cfg.train.diagnostics_videos and self.method.diagnostic_stages:
             self.diagnostics = self.method.build_diagnostics(
                 self.manifest, self.records, cfg.data.clip, cfg.data.pose_cache, cfg.data.split,
@@ -453,8 +454,10 @@ class Trainer:
         del it, loader
         epoch_done = pos.step_in_epoch >= self.steps_per_epoch
         extra = {}
-        if self.diagnostics is not None and stage.name in self.method_cls.diagnostic_stages and means.count:
+        if self.diagnostics is not None and stage.name in self.method_cls.diagnostic_stages and means.count and (
+                pos.stage_step >= total or pos.global_step - self.diagnosed_at >= cfg.train.diagnostics_every):
             extra = self.diagnostics(self.method, self.fabric.device)
+            self.diagnosed_at = pos.global_step
         self.logs.epoch(means, stage.name, pos.epoch, pos.global_step, extra)
         if epoch_done:
             pos.epoch += 1

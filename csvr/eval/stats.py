@@ -45,4 +45,22 @@ def paired_gain(treatment, controls, n: int = N_BOOTSTRAP, seed: int = 0) -> dic
             "gain_ci": bootstrap_ci(t - cm, n, seed), "items": int(t.size)}
 
 
-__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "paired_gain"]
+def ratio_ci(numerator, denominator, n: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> dict:
+    """``mean(numerator) / mean(denominator)`` over the same items (e.g. a generator's per-clip
+    error over a baseline's on the same clips), with a paired percentile-bootstrap interval (the
+    items resampled together). Returns ``ratio``, ``ci``, ``items``."""
+    a = np.asarray(numerator, dtype=np.float64).ravel()
+    b = np.asarray(denominator, dtype=np.float64).ravel()
+    if a.size == 0 or a.size != b.size:
+        raise ValueError(f"need the same non-zero number of items, got {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(n)
+    for start in range(0, n, 1000):
+        m = min(1000, n - start)
+        idx = rng.integers(0, a.size, (m, a.size))
+        ratios[start:start + m] = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    return {"ratio": float(a.mean() / b.mean()), "ci": (float(lo), float(hi)), "items": int(a.size)}
+
+
+__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "paired_gain", "ratio_ci"]

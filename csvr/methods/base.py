@@ -130,6 +130,11 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         (``train.diagnostics_videos`` clips); None (the default): none."""
         return None
 
+    def encoder_state_keys(self, feature: str | None = None) -> set[str]:
+        """The keys of :meth:`state_dict` that :meth:`encoder` (``feature``) is built from: the
+        weights a downstream user of that feature needs. Default: all of them."""
+        return set(self.state_dict())
+
     @abc.abstractmethod
     def encoder(self, feature: str | None = None) -> Encoder:
         """A standalone downstream :class:`~csvr.models.encoder.Encoder` of ``feature`` (one of

@@ -44,9 +44,7 @@ from csvr.methods.base import LossOutput, Method, PretextCheck, register_method
 from csvr.models.csvr_model import CSVRBatch, CSVRModel, CSVRModelConfig
 from csvr.models.features import FEATURE_NAMES
 from csvr.losses import generator_loss
-from csvr.models.heads import global_average_pool
-from csvr.models.pose_gan import generator_input
-from csvr.models.video_gan import video_noise, video_target_from_clip
+from csvr.models.video_gan import pixel_l2_loss, video_noise, video_target_from_clip
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +150,11 @@ class CSVR(Method):
     def encoder(self, feature: str | None = None):
         return self.model.encoder(feature or "fi")
 
+    def encoder_state_keys(self, feature: str | None = None) -> set[str]:
+        """The state keys shared with the encoder of ``feature`` (built without copying modules)."""
+        held = {id(t) for t in self.model.encoder(feature or "fi", copy_modules=False).state_dict(keep_vars=True).values()}
+        return {k for k, t in self.state_dict(keep_vars=True).items() if id(t) in held}
+
     def build_diagnostics(self, manifest, train_records, clip_cfg, pose_cache, split: str, videos: int, seed: int):
         """:class:`VideoDiagnostics` on ``videos`` held-out clips (None without video branch or poses)."""
         if not self.cfg.use_video or not videos or pose_cache is None:
@@ -193,10 +196,7 @@ class VideoDiagnostics:
     @classmethod
     def build(cls, manifest, train_records, clip_cfg, pose_cache, split: str, videos: int, seed: int
               ) -> "VideoDiagnostics | None":
-        try:
-            test = manifest.select(split, "test")
-        except Exception:  # noqa: BLE001 - a manifest without this split: fall back to training clips
-            test = []
+        test = manifest.select(split, "test")  # the run's split: training already checked it exists
         heldout = len(test) > 0
         pool = test if heldout else list(reversed(train_records))
         if not pool:
@@ -221,32 +221,40 @@ class VideoDiagnostics:
 
     @torch.no_grad()
     def __call__(self, method: "CSVR", device: torch.device) -> dict[str, float]:
-        m = method.model
-        vcfg = m.cfg.video
-        was_training = m.training
-        m.eval()
-        try:
-            out = self._measure(m, vcfg, device)
-        finally:
-            m.train(was_training)
+        """The means over the clips (what ``epochs.csv`` gets)."""
+        per_clip, overall = self.measure(method, device)
+        out = {k: float(v.mean()) for k, v in per_clip.items()}
+        out.update(overall)
         out["diag_heldout"] = float(self.heldout)
         out["diag_clips"] = float(len(self.samples))
         return out
 
-    def _measure(self, m, vcfg, device) -> dict[str, float]:
-        b = {k: v.to(device) for k, v in self.batch.items()}
-        clip = normalize(to_float_clip(b["clip"]))
-        poses = b["poses"]
-        targets = {"r": video_target_from_clip(clip, vcfg, m.pixel_mean, m.pixel_std),
-                   "p": video_target_from_clip(normalize(to_float_clip(b["future"])), vcfg, m.pixel_mean, m.pixel_std)}
-        p_in = generator_input(poses[..., :2], poses[..., 2], m.cfg.pose)
-        feats = m.pose_generator.encode(p_in, m.cfg.pose.fd_layer_index)
-        f_s = m.context_head_v(global_average_pool(m.v_network(clip)))
-        f_i = m.integration(f_s, m.motion_head(feats[m.cfg.pose.fd_layer_index - 1]))
-        g = torch.Generator(device=device).manual_seed(self.seed)
-        z = video_noise(f_i.shape[0], vcfg, g, device, f_i.dtype)
-        adv_w = vcfg.adversarial_weight(int(m.video_steps))
-        out: dict[str, float] = {}
+    @torch.no_grad()
+    def measure(self, method: "CSVR", device: torch.device) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """(per-clip values (N,) of every measure but the gradient ratio, {``video_adv_l2_ratio``}):
+        the per-clip values let a benchmark put intervals on them (bootstrap over clips)."""
+        m = method.model
+        was_training = m.training
+        m.eval()
+        try:
+            return self._measure(m, m.cfg.video, device)
+        finally:
+            m.train(was_training)
+
+    @staticmethod
+    def _clip_mse(a: Tensor, b: Tensor) -> Tensor:
+        return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+
+    def _measure(self, m, vcfg, device) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        b = CSVRBatch.from_samples(self.batch).to(device)  # the engine's pixel and pose conversion
+        targets = {"r": video_target_from_clip(b.clip, vcfg, m.pixel_mean, m.pixel_std),
+                   "p": video_target_from_clip(b.future, vcfg, m.pixel_mean, m.pixel_std)}
+        f_i = m.encode(b.clip, b.poses, b.pose_conf, "fi")
+        z = video_noise(f_i.shape[0], vcfg, torch.Generator(device=device).manual_seed(self.seed), device, f_i.dtype)
+        step = m.video_branch_steps()
+        adv_w = vcfg.adversarial_weight(step)
+        mse = self._clip_mse
+        out: dict[str, Tensor] = {}
         ratios = []
         for tag, gen, critics in (("r", m.reconstructor, m.reconstructor_critic),
                                   ("p", m.predictor, m.predictor_critic)):
@@ -254,26 +262,21 @@ class VideoDiagnostics:
                 continue
             target = targets[tag]
             fake = gen(z, f_i)
-            out[f"video_{tag}_mse"] = float((fake - target).pow(2).mean())
-            if float(m.video_mean_count) > 0:
-                mean = getattr(m, f"video_mean_{tag}")[None]
-                out[f"video_{tag}_mse_mean"] = float((mean - target).pow(2).mean())
-            out[f"video_{tag}_mse_shuffled"] = float((gen(z, f_i.roll(1, dims=0)) - target).pow(2).mean())
-            critic = critics[len(critics) - 1]
-            y_real, y_fake = critic(target, f_i), critic(fake, f_i)
-            out[f"video_{tag}_d_gap"] = float(y_real.mean() - y_fake.mean())
+            out[f"video_{tag}_mse"] = mse(fake, target)
+            if step > 0:  # the training set's mean clip exists once the branch has trained
+                out[f"video_{tag}_mse_mean"] = mse(getattr(m, f"video_mean_{tag}")[None].expand_as(target), target)
+            out[f"video_{tag}_mse_shuffled"] = mse(gen(z, f_i.roll(1, dims=0)), target)
+            critic = critics[-1]
+            out[f"video_{tag}_d_gap"] = critic(target, f_i) - critic(fake, f_i)
             with torch.enable_grad():
                 x = fake.detach().requires_grad_(True)
                 (g_adv,) = torch.autograd.grad(generator_loss(critic(x, f_i), m.cfg.adversarial_loss) * adv_w, x)
-            # d/dx of l2_weight * mean_{b,t,h,w} sum_c (x - v)^2
-            g_l2 = 2 * vcfg.l2_weight * (fake - target) / (fake.numel() / fake.shape[1])
+                (g_l2,) = torch.autograd.grad(vcfg.l2_weight * pixel_l2_loss(x, target), x)
             ratios.append(float(g_adv.norm() / g_l2.norm().clamp_min(1e-12)))
-        if "p" in targets and m.predictor is not None:
-            last = targets["r"][:, :, -1:]
-            out["video_p_mse_copy"] = float((last.expand_as(targets["p"]) - targets["p"]).pow(2).mean())
-        if ratios:
-            out["video_adv_l2_ratio"] = float(np.mean(ratios))
-        return out
+        if m.predictor is not None:
+            out["video_p_mse_copy"] = mse(targets["r"][:, :, -1:].expand_as(targets["p"]), targets["p"])
+        overall = {"video_adv_l2_ratio": float(np.mean(ratios))} if ratios else {}
+        return {k: v.cpu().numpy() for k, v in out.items()}, overall
 
 
 def iframe_statistics(batch: dict[str, Tensor]) -> dict[str, Tensor]:

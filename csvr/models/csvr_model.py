@@ -377,9 +377,12 @@ class CSVRModel(nn.Module):
             # (current and future) over the targets it has trained on (the trivial baseline)
             v = cfg.video
             self.register_buffer("video_steps", torch.zeros((), dtype=torch.long))
-            self.register_buffer("video_mean_count", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("video_mean_count", torch.zeros((), dtype=torch.long))
             self.register_buffer("video_mean_r", torch.zeros(3, v.frames, v.size, v.size))
             self.register_buffer("video_mean_p", torch.zeros(3, v.frames, v.size, v.size))
+            self._video_steps_host: int | None = None
+            # a weight load replaces the buffer: the host mirror is read again on next use
+            self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_video_steps_host", None))
 
     # ------------------------------------------------------------------ parameters
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -577,7 +580,7 @@ class CSVRModel(nn.Module):
             f_s, f_d = f_s.detach(), f_d.detach()
         f_i = self.integration(f_s, f_d)
         training = self.training
-        step = int(self.video_steps) if training else 0
+        step = self.video_branch_steps()
         adv_w = vcfg.adversarial_weight(step) if training else vcfg.adv_weight
         do_r1 = training and vcfg.r1_weight > 0 and step % vcfg.r1_every == 0
         jobs = []
@@ -609,11 +612,11 @@ class CSVRModel(nn.Module):
                 critics_used = list(critics.levels)
             else:  # dense, the finest level only (TGANv2's test mode)
                 fakes, reals, conds, means = [self.generate_video(tag, f_i, generator)], [target], [cond], [mean_clip]
-                critics_used = [critics[len(critics) - 1]]
+                critics_used = [critics[-1]]
             adv_terms, l2s = [], []
             for critic, fake, real, c in zip(critics_used, fakes, reals, conds):
-                adv = one_stage_adversarial_loss(critic, real, fake, cfg.adversarial_loss,
-                                                 cond=c if critic.embed is not None else None,
+                # an unconditional critic (video.conditional_critic: false) ignores c
+                adv = one_stage_adversarial_loss(critic, real, fake, cfg.adversarial_loss, cond=c,
                                                  generator_weight=adv_w)
                 adv_terms.append(adv)
                 l2s.append(pixel_l2_loss(fake, real))
@@ -625,13 +628,12 @@ class CSVRModel(nn.Module):
             terms[f"video_{tag}_adv_g"] = torch.stack([a.generator for a in adv_terms]).mean()
             terms[f"video_{tag}_l2"] = l2.detach()
             if do_r1:
-                r1 = sum(r1_penalty(critic, real, c if critic.embed is not None else None)
-                         for critic, real, c in zip(critics_used, reals, conds))
+                r1 = sum(r1_penalty(critic, real, c) for critic, real, c in zip(critics_used, reals, conds))
                 loss = loss + vcfg.r1_weight * vcfg.r1_every * r1
                 terms[f"video_{tag}_r1"] = r1.detach()
             if vcfg.gp_weight > 0:
-                gp = sum(gradient_penalty(lambda x, _c=critic: _c(x), real, fake, generator=generator)
-                         for critic, real, fake in zip(critics_used, reals, fakes)) / n
+                gp = sum(gradient_penalty(critic, real, fake, cond=c, generator=generator)
+                         for critic, real, fake, c in zip(critics_used, reals, fakes, conds)) / n
                 loss = loss + vcfg.gp_weight * gp
                 terms[f"video_{tag}_gp"] = gp.detach()
             terms[f"video_{tag}"] = loss.detach()
@@ -640,30 +642,40 @@ class CSVRModel(nn.Module):
             # far (not the batch's mean, which holds the target); the first batch has none yet
             fine, real = fakes[-1], reals[-1]
             metrics[f"video_{tag}_mse"] = video_mse(fine, real)
-            have_mean = float(self.video_mean_count) > 0
-            base = means[-1].expand_as(real) if have_mean else real.mean(dim=0, keepdim=True).expand_as(real)
+            base = means[-1].expand_as(real) if step > 0 else real.mean(dim=0, keepdim=True).expand_as(real)
             metrics[f"video_{tag}_mse_mean"] = video_mse(base, real)
             metrics[f"video_{tag}_d_real"] = torch.stack([a.real_logits.mean() for a in adv_terms]).mean()
             metrics[f"video_{tag}_d_fake"] = torch.stack([a.fake_logits.mean() for a in adv_terms]).mean()
             metrics[f"video_{tag}_d_gap"] = metrics[f"video_{tag}_d_real"] - metrics[f"video_{tag}_d_fake"]
             losses.append(loss)
-        metrics["video_adv_weight"] = torch.tensor(adv_w, device=f_i.device)
+        metrics["video_adv_weight"] = f_i.new_full((), adv_w, dtype=torch.float32)  # a fill, no host copy
         if training:
             self._update_video_state(jobs)
         loss = torch.stack(losses).mean()
         terms["video"] = loss.detach()
         return loss
 
+    def video_branch_steps(self) -> int:
+        """The video branch's training steps so far (the saved ``video_steps`` buffer), mirrored on
+        the host: read from the device once after construction or a weight load, then counted
+        here, so a training step does not wait for the device to learn it."""
+        if self._video_steps_host is None:
+            self._video_steps_host = int(self.video_steps)
+        return self._video_steps_host
+
     @torch.no_grad()
     def _update_video_state(self, jobs) -> None:
-        """One more branch step; the training mean clips take this batch's targets (running mean)."""
+        """One more branch step; the training mean clips take this batch's targets (running mean,
+        weights computed on the device)."""
+        step = self.video_branch_steps()
         n = jobs[0][3].shape[0]
-        count = float(self.video_mean_count)
+        w = (n / (self.video_mean_count + n)).float()
         for tag, _gen, _critic, target in jobs:
             mean = getattr(self, f"video_mean_{tag}")
-            mean += (target.float().mean(dim=0) - mean) * (n / (count + n))
+            mean += (target.float().mean(dim=0) - mean) * w
         self.video_mean_count += n
         self.video_steps += 1
+        self._video_steps_host = step + 1
 
 
 __all__ = ["BRANCHES", "FEATURES", "BackboneConfig", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",

@@ -149,11 +149,10 @@ class VideoGANConfig:
 class SparsePlan:
     """The sub-sampling between levels: ``offsets[l]`` is the first kept frame (0 or 1) when going
     from level l to l + 1 (None: frames kept, a level of one frame); ``batch`` halves the batch
-    (``[::2]``) at each transition. An empty plan (or ``dense=True``) is the dense generator."""
+    (``[::2]``) at each transition. :meth:`dense_plan` keeps everything (the dense generator)."""
 
     offsets: list[Optional[int]]
     batch: bool = True
-    dense: bool = False
 
     @classmethod
     def draw(cls, cfg: VideoGANConfig, generator: torch.Generator | None = None) -> "SparsePlan":
@@ -173,7 +172,7 @@ class SparsePlan:
 
     @classmethod
     def dense_plan(cls, cfg: VideoGANConfig) -> "SparsePlan":
-        return cls([None] * (cfg.num_levels - 1), batch=False, dense=True)
+        return cls([None] * (cfg.num_levels - 1), batch=False)
 
     def frame_index(self, frames: int) -> list[list[int]]:
         """Indices into the full clip's frames kept at each level."""
