@@ -212,11 +212,15 @@ def test_a_run_writes_the_heldout_diagnostics_to_epochs_csv(tiny_synth, tmp_path
     cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"),
                       [f"data.manifest={tiny_synth['manifest']}", f"data.pose_cache={tiny_synth['poses']}",
                        f"out={tmp_path / 'run'}", "train.threads=1", "train.diagnostics_videos=4",
-                       "train.stages=[{name: video, epochs: 1, max_steps: 2}]"])
+                       "train.diagnostics_every=100", "train.stages=[{name: video, epochs: 3, max_steps: 6}]"])
     summary = pretrain(cfg)
     with open(tmp_path / "run" / "epochs.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows and rows[-1]["diag_clips"] == "4" and rows[-1]["video_r_mse_shuffled"] != ""
+    # a video-stage row without a measurement leaves the held-out columns blank, never the
+    # training batches' values under the same names
+    blank = [r for r in rows if r["diag_clips"] == ""]
+    assert blank and all(r["video_r_mse"] == "" and r["video_r_l2"] != "" for r in blank)
     checks = {(c["signal"], c["baseline"]): c for c in summary["stages"][0]["pretext"]}
     assert checks[("video_r_mse", "video_r_mse_mean")]["source"].startswith("held-out")
     assert {("video_p_mse", "video_p_mse_copy"), ("video_r_mse_shuffled", "video_r_mse")} <= set(checks)

@@ -130,10 +130,12 @@ class RunLog:
             self.steps.append(row)
             self.tb.scalars({k: v for k, v in row.items() if isinstance(v, float)}, step, f"train/{stage}")
 
-    def epoch(self, means: EpochMeans, stage: str, epoch: int, step: int, extra: dict | None = None) -> None:
-        """The epoch's means, with ``extra`` (held-out diagnostics) in place of same-named means."""
+    def epoch(self, means: EpochMeans, stage: str, epoch: int, step: int, extra: dict | None = None,
+              drop: tuple[str, ...] = ()) -> None:
+        """The epoch's means, with ``extra`` (held-out diagnostics) in place of same-named means;
+        the means named in ``drop`` (the diagnostics' columns) are left out either way."""
         if means.count and self.epochs is not None:
-            m = {**means.means(), **(extra or {})}
+            m = {**{k: v for k, v in means.means().items() if k not in drop}, **(extra or {})}
             self.epochs.append({"step": step, "stage": stage, "epoch": epoch, **m, "data_wait_frac": means.wait_frac})
             self.tb.scalars(m, epoch, f"epoch/{stage}")
 

@@ -453,12 +453,13 @@ class Trainer:
         self._close(it)
         del it, loader
         epoch_done = pos.step_in_epoch >= self.steps_per_epoch
-        extra = {}
-        if self.diagnostics is not None and stage.name in self.method_cls.diagnostic_stages and means.count and (
-                pos.stage_step >= total or pos.global_step - self.diagnosed_at >= cfg.train.diagnostics_every):
-            extra = self.diagnostics(self.method, self.fabric.device)
-            self.diagnosed_at = pos.global_step
-        self.logs.epoch(means, stage.name, pos.epoch, pos.global_step, extra)
+        extra, drop = {}, ()
+        if self.diagnostics is not None and stage.name in self.method_cls.diagnostic_stages and means.count:
+            drop = getattr(self.diagnostics, "names", ())
+            if pos.stage_step >= total or pos.global_step - self.diagnosed_at >= cfg.train.diagnostics_every:
+                extra = self.diagnostics(self.method, self.fabric.device)
+                self.diagnosed_at = pos.global_step
+        self.logs.epoch(means, stage.name, pos.epoch, pos.global_step, extra, drop)
         if epoch_done:
             pos.epoch += 1
             pos.step_in_epoch = 0

@@ -187,6 +187,11 @@ class VideoDiagnostics:
     the model's buffers: a run trains exactly as without it.
     """
 
+    #: every column it writes to ``epochs.csv`` (an epoch row of its stages without a measurement
+    #: leaves them blank rather than showing the training batches' values under the same names)
+    names = tuple(f"video_{t}_{m}" for t in ("r", "p") for m in ("mse", "mse_mean", "mse_shuffled", "d_gap")) + (
+        "video_p_mse_copy", "video_adv_l2_ratio", "diag_heldout", "diag_clips")
+
     def __init__(self, samples: list[dict], heldout: bool, seed: int):
         self.samples = samples
         self.heldout = heldout
