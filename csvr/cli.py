@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "csvr.engine.commands",
     "csvr.eval.commands",
     "csvr.eval.frozen",
+    "csvr.eval.video_quality",
     "csvr.demo",
 ]
 

@@ -240,3 +240,15 @@ def test_ddp_two_processes_gloo_identical_parameters(tiny_synth, tmp_path):
         assert torch.equal(p0[k], p1[k]), k
     init = torch.load(tmp_path / "ddp" / "params-init.pt", weights_only=True)
     assert any(not torch.equal(init[k], p0[k]) for k in p0)  # and they did train
+
+
+def test_keep_steps_checkpoints_survive_the_rotation(tmp_path):
+    """train.keep_steps: checkpoints at those steps are never deleted by keep_last (Table II's curve)."""
+    from csvr.engine.checkpoint import save_checkpoint
+
+    for step in range(1, 11):
+        save_checkpoint({"step": step}, tmp_path, step, keep_last=2, keep_steps=(2, 5))
+    assert [int(p.stem.split("-")[1]) for p in list_checkpoints(tmp_path)] == [2, 5, 9, 10]
+    with pytest.raises(ValueError, match="keep_steps"):
+        from csvr.engine.config import TrainConfig
+        TrainConfig(keep_steps=[0])

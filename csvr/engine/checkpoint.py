@@ -29,7 +29,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import torch
@@ -89,11 +89,16 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: str | Path, step: int, keep_last: int) -> Path:
+def save_checkpoint(state: dict[str, Any], run_dir: str | Path, step: int, keep_last: int,
+                    keep_steps: Collection[int] = ()) -> Path:
+    """Write ``state`` as the checkpoint of ``step``, then delete all but the last ``keep_last``
+    checkpoints, except those of ``keep_steps``."""
     path = checkpoint_dir(run_dir) / f"step-{step:09d}.pt"
     state = {"format": FORMAT, "version": VERSION, **state}
     atomic_save_torch(state, path)
-    for old in list_checkpoints(run_dir)[:-keep_last]:
+    keep = {int(k) for k in keep_steps}
+    rotating = [p for p in list_checkpoints(run_dir) if int(_NAME.match(p.name).group(1)) not in keep]
+    for old in rotating[:-keep_last]:
         if old != path:
             old.unlink(missing_ok=True)
     return path

@@ -168,6 +168,9 @@ class TrainConfig:
     stages: list[StageConfig] = field(default_factory=list)  # empty: the method's default stages, 1 epoch each
     ckpt_every_steps: int = 200
     keep_last: int = 3
+    # global steps at which a checkpoint is also written and never rotated away by keep_last
+    # (a curve of checkpoints, e.g. benchmarks/table2.py's paper Table II points)
+    keep_steps: list[int] = field(default_factory=list)
     log_every_steps: int = 10
     max_nonfinite: int = 5  # stop after this many consecutive non-finite losses
     threads: Optional[int] = None  # torch intra-op threads in the main process (CPU)
@@ -192,6 +195,8 @@ class TrainConfig:
             raise ValueError("batch_size and accumulate must be >= 1")
         if self.keep_last < 1 or self.ckpt_every_steps < 1 or self.log_every_steps < 1:
             raise ValueError("keep_last, ckpt_every_steps and log_every_steps must be >= 1")
+        if any(int(k) < 1 for k in self.keep_steps):
+            raise ValueError("keep_steps must be global steps >= 1")
         if self.max_nonfinite < 1:
             raise ValueError("max_nonfinite must be >= 1")
 

@@ -232,6 +232,7 @@ class Trainer:
         self.hooks = hooks or {}
         self.stages = resolve_stages(cfg, method_cls)
         self.run_dir = Path(cfg.out)
+        self.keep_steps = frozenset(int(k) for k in cfg.train.keep_steps)
         self.pos = Position()
         self.loaded: dict | None = None
         self.consecutive_bad = 0
@@ -446,7 +447,7 @@ class Trainer:
             knn = self._monitor() if self.monitor is not None and self.monitor.due(pos.global_step) else {}
             if (pos.global_step % cfg.train.log_every_steps == 0 or knn) and finite:
                 self._log_step(stage, {**vals, **knn}, lr_now, t2 - t0, means, bar)
-            if pos.global_step % cfg.train.ckpt_every_steps == 0:
+            if pos.global_step % cfg.train.ckpt_every_steps == 0 or pos.global_step in self.keep_steps:
                 self._checkpoint(si)
             if self.stop.set:
                 self._stop(si)
@@ -570,7 +571,8 @@ class Trainer:
         # latest checkpoint is always a good one to resume from
         healthy = self.consecutive_bad == 0 and all(bool(torch.isfinite(p).all()) for p in self.method.parameters())
         if self.rank == 0 and healthy:
-            save_checkpoint(self._state(si), self.run_dir, self.pos.global_step, self.cfg.train.keep_last)
+            save_checkpoint(self._state(si), self.run_dir, self.pos.global_step, self.cfg.train.keep_last,
+                            self.keep_steps)
         elif self.rank == 0:
             self.fabric.print(f"csvr: checkpoint at step {self.pos.global_step} not written (non-finite state)")
         self.fabric.barrier()

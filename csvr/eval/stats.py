@@ -63,4 +63,19 @@ def ratio_ci(numerator, denominator, n: int = N_BOOTSTRAP, seed: int = 0, level:
     return {"ratio": float(a.mean() / b.mean()), "ci": (float(lo), float(hi)), "items": int(a.size)}
 
 
-__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "paired_gain", "ratio_ci"]
+def bootstrap_statistic_ci(statistic, items: int, n: int = 1000, seed: int = 0, level: float = 0.95
+                           ) -> tuple[float, float]:
+    """Percentile-bootstrap interval of a statistic that is not a mean of per-item scores (an
+    Inception Score, a Frechet distance): ``statistic(idx)`` computes it on the items ``idx`` (an
+    index array drawn with replacement from ``range(items)``), ``n`` times."""
+    if items < 1:
+        raise ValueError("no items")
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, items, items)) for _ in range(n)], dtype=np.float64)
+    lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "bootstrap_statistic_ci", "paired_gain", "ratio_ci"]

@@ -23,6 +23,7 @@ from csvr.losses.adversarial import (
     weighted_mean,
 )
 from csvr.losses.contrastive import (
+    context_hits,
     context_top1,
     cosine_logits,
     info_nce,
@@ -34,7 +35,7 @@ from csvr.losses.contrastive import (
 )
 
 __all__ = [
-    "ADVERSARIAL_KINDS", "AdversarialKind", "OneStageGradient", "OneStageTerms", "context_top1", "cosine_logits",
+    "ADVERSARIAL_KINDS", "AdversarialKind", "OneStageGradient", "OneStageTerms", "context_hits", "context_top1", "cosine_logits",
     "critic_loss", "generator_gradient_ratio", "generator_loss", "gradient_penalty", "info_nce", "info_nce_single",
     "l2_single", "mi_infonce", "one_stage_adversarial_loss", "sample_negatives", "select_one_positive",
     "weighted_mean",

@@ -139,15 +139,20 @@ def l2_single(x: Tensor, z: Tensor, positive: Tensor, generator: torch.Generator
     return (xn - zn).pow(2).sum(dim=1).mean()
 
 
-def context_top1(x: Tensor, z: Tensor, positive: Tensor, candidates: Tensor | None = None) -> Tensor:
-    """Fraction of clips whose most similar (candidate) I-frame is one of their positives (Table II)."""
+def context_hits(x: Tensor, z: Tensor, positive: Tensor, candidates: Tensor | None = None) -> Tensor:
+    """Per clip (B,), 1.0 when its most similar (candidate) I-frame is one of its positives."""
     sim = cosine_logits(x.detach(), z.detach(), 1.0)
     cand = _candidates_mask(candidates, positive.to(torch.bool))
     if cand is not None:
         sim = sim.masked_fill(~cand, float("-inf"))
     best = sim.argmax(dim=1, keepdim=True)
-    return positive.to(torch.bool).gather(1, best).float().mean()
+    return positive.to(torch.bool).gather(1, best).float().squeeze(1)
 
 
-__all__ = ["context_top1", "cosine_logits", "info_nce", "info_nce_single", "l2_single", "mi_infonce",
+def context_top1(x: Tensor, z: Tensor, positive: Tensor, candidates: Tensor | None = None) -> Tensor:
+    """Fraction of clips whose most similar (candidate) I-frame is one of their positives (Table II)."""
+    return context_hits(x, z, positive, candidates).mean()
+
+
+__all__ = ["context_hits", "context_top1", "cosine_logits", "info_nce", "info_nce_single", "l2_single", "mi_infonce",
            "sample_negatives", "select_one_positive"]

@@ -192,6 +192,10 @@ class VideoDiagnostics:
     names = tuple(f"video_{t}_{m}" for t in ("r", "p") for m in ("mse", "mse_mean", "mse_shuffled", "d_gap")) + (
         "video_p_mse_copy", "video_adv_l2_ratio", "diag_heldout", "diag_clips")
 
+    #: what a clip keeps of its PretrainDataset sample (the video measures, :meth:`pretext` and
+    #: the label of the video-quality classifier, csvr.eval.video_quality)
+    KEYS = ("clip", "future", "poses", "future_poses", "iframes", "iframe_mask", "label")
+
     def __init__(self, samples: list[dict], heldout: bool, seed: int):
         self.samples = samples
         self.heldout = heldout
@@ -218,7 +222,7 @@ class VideoDiagnostics:
                 continue
             if "future" not in item or not bool(item.get("pose_valid", True)):
                 continue
-            samples.append({k2: item[k2] for k2 in ("clip", "future", "poses") if k2 in item})
+            samples.append({k2: item[k2] for k2 in cls.KEYS if k2 in item})
         if len(samples) < 2:
             log.warning("csvr: video diagnostics off: fewer than 2 usable clips with poses and a future")
             return None
@@ -243,6 +247,21 @@ class VideoDiagnostics:
         m.eval()
         try:
             return self._measure(m, m.cfg.video, device)
+        finally:
+            m.train(was_training)
+
+    @torch.no_grad()
+    def pretext(self, method: "CSVR", device: torch.device) -> dict[str, np.ndarray]:
+        """Table II's pose and context measures on the same clips, per clip, in eval mode
+        (:meth:`CSVRModel.pretext_per_clip`; fixed pose noise; context top-1 over all the clips'
+        I-frames, so its chance level is ~1 / clips, ``context_chance``)."""
+        m = method.model
+        was_training = m.training
+        m.eval()
+        try:
+            b = CSVRBatch.from_samples(self.batch).to(device)
+            out = m.pretext_per_clip(b, torch.Generator(device=device).manual_seed(self.seed))
+            return {k: v.float().cpu().numpy() for k, v in out.items()}
         finally:
             m.train(was_training)
 

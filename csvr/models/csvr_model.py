@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from csvr.losses import (
+    context_hits,
     context_top1,
     gradient_penalty,
     info_nce_single,
@@ -541,13 +542,8 @@ class CSVRModel(nn.Module):
     def _context_branch(self, b: CSVRBatch, f_s: Tensor, terms: dict, metrics: dict,
                         generator: torch.Generator | None) -> Tensor:
         """L_context: Eq. 2 (MI-InfoNCE), or Eq. 10 (InfoNCE, one random I-frame) / L2 (Table IV)."""
-        b.require("iframes", "iframe_mask")
-        n, k = b.iframe_mask.shape
+        z, positive, valid = self.iframe_features(b)
         mask = b.iframe_mask.to(torch.bool)
-        z = self.context_head_i(global_average_pool(self.i_network(_fill_padding(b.iframes, mask).flatten(0, 1))))
-        valid = mask.flatten()                                                           # (n*k,)
-        owner = torch.eye(n, dtype=torch.bool, device=valid.device).repeat_interleave(k, dim=1)
-        positive = owner & valid[None, :]                                                # (n, n*k)
         cand: Tensor = valid
         if self.cfg.context_negatives is not None:
             cand = sample_negatives(positive, valid, self.cfg.context_negatives, generator)
@@ -564,6 +560,47 @@ class CSVRModel(nn.Module):
         own = mask.float().sum(dim=1)
         metrics["context_chance"] = (own / own.sum().clamp_min(1.0)).mean()
         return loss
+
+    def iframe_features(self, b: CSVRBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """The context branch's I-frame side: ``z`` (n*k, D) = g^I(pool(I-network(I-frame))) of
+        the k I-frame slots of each of the n clips, ``positive`` (n, n*k) (a clip's own valid
+        I-frames) and ``valid`` (n*k,) (slots that hold an I-frame)."""
+        b.require("iframes", "iframe_mask")
+        n, k = b.iframe_mask.shape
+        mask = b.iframe_mask.to(torch.bool)
+        z = self.context_head_i(global_average_pool(self.i_network(_fill_padding(b.iframes, mask).flatten(0, 1))))
+        valid = mask.flatten()                                                           # (n*k,)
+        owner = torch.eye(n, dtype=torch.bool, device=valid.device).repeat_interleave(k, dim=1)
+        return z, owner & valid[None, :], valid
+
+    @torch.no_grad()
+    def pretext_per_clip(self, batch: "CSVRBatch | Mapping[str, Any] | Sequence[Mapping[str, Any]]",
+                         generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Table II's pose and context measures, one value per clip of ``batch`` (train / eval
+        mode is the caller's; a held-out evaluation uses eval mode):
+
+        * ``pose_mse`` / ``pose_mse_copy``: G_p's future poses (noise from ``generator``) / the
+          last observed pose repeated, against the real future poses (confidence-weighted MSE per
+          coordinate of the clip, :func:`pose_mse`);
+        * ``context_hit``: 1 when the clip's most similar I-frame among *all* the batch's I-frames
+          is one of its own (context matching top-1 over the batch), ``context_chance`` its own
+          I-frames over all (the hit rate of a random choice).
+        """
+        b = CSVRBatch.from_any(batch)
+        b.require("poses", "future_poses")
+        p_in = generator_input(b.poses, b.pose_conf, self.cfg.pose)
+        feats = self.pose_generator.encode(p_in)
+        real = poses_to_sequence(b.future_poses)
+        cond = p_in[:, : 2 * self.cfg.pose.num_joints]
+        fake = self.generate_poses(feats, cond, real.shape[2], generator)
+        out = {"pose_mse": pose_mse(fake, real, b.future_pose_conf, per_sample=True),
+               "pose_mse_copy": pose_mse(cond[:, :, -1:].expand_as(real), real, b.future_pose_conf, per_sample=True)}
+        f_s = self.context_head_v(global_average_pool(self.v_network(b.clip)))
+        z, positive, valid = self.iframe_features(b)
+        out["context_hit"] = context_hits(f_s, z, positive, valid)
+        own = b.iframe_mask.float().sum(dim=1)
+        out["context_chance"] = own / own.sum().clamp_min(1.0)
+        return out
 
     def _video_branch(self, b: CSVRBatch, f_s: Tensor, f_d: Tensor, detach: bool, terms: dict, metrics: dict,
                       generator: torch.Generator | None) -> Tensor:

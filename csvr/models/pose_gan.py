@@ -207,14 +207,18 @@ def pose_l2_loss(pred: Tensor, target: Tensor, conf: Tensor | None = None, weigh
     return (per_sample * w).sum() / w.sum().clamp_min(1e-12)
 
 
-def pose_mse(pred: Tensor, target: Tensor, conf: Tensor | None = None, weight: Tensor | None = None) -> Tensor:
-    """Table II's pose-prediction MSE: confidence-weighted mean squared error per coordinate."""
+def pose_mse(pred: Tensor, target: Tensor, conf: Tensor | None = None, weight: Tensor | None = None,
+             per_sample: bool = False) -> Tensor:
+    """Table II's pose-prediction MSE: confidence-weighted mean squared error per coordinate, over
+    the batch (``per_sample``: one value per sample, (B,), each over its own joints and frames)."""
     d2 = (pred.detach().float() - target.float()).pow(2)
     b, c2, t = d2.shape
     w = torch.ones(b, c2 // 2, t, device=d2.device) if conf is None else conf.float().transpose(1, 2)
     if weight is not None:
         w = w * weight.float()[:, None, None]
     per_joint = d2.view(b, c2 // 2, 2, t).sum(dim=2)
+    if per_sample:
+        return (per_joint * w).sum(dim=(1, 2)) / (2 * w.sum(dim=(1, 2))).clamp_min(1e-12)
     return (per_joint * w).sum() / (2 * w.sum()).clamp_min(1e-12)
 
 
