@@ -164,11 +164,13 @@ def _interval(fn: Callable[[np.ndarray], float], n: int, boot: int, seed: int) -
 
 @torch.no_grad()
 def measure_quality(method, diagnostics, scorer: VideoScorer, device: torch.device | str = "cpu",
-                    labels: np.ndarray | None = None, boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+                    labels: np.ndarray | None = None, boot: int = 1000, seed: int = 0, keep_probs: bool = False
+                    ) -> dict[str, Any]:
     """The measures of the module docstring for a CSVR ``method`` on the clips of
     ``diagnostics`` (a :class:`~csvr.methods.csvr.VideoDiagnostics`); ``labels`` (N,) the
     classifier's class index of each clip (None: no top-1). Eval mode; nothing of the model
-    changes. ``boot``: bootstrap resamples of the IS and FD intervals."""
+    changes. ``boot``: bootstrap resamples of the IS and FD intervals; ``keep_probs``: also each
+    generator's per-clip class probabilities (``probs``, for an IS over other resamples)."""
     from csvr.models.csvr_model import CSVRBatch
     from csvr.models.video_gan import video_noise, video_target_from_clip
 
@@ -205,6 +207,8 @@ def measure_quality(method, diagnostics, scorer: VideoScorer, device: torch.devi
                 "fd_shuffled": frechet_distance(shuffled.features, real.features),
                 "fd_mean": frechet_distance(mean_clip.features, real.features),
             }
+            if keep_probs:
+                row["probs"] = fake.probs.tolist()
             if tag == "p":
                 copy = reals["r"][:, :, -1:].expand_as(reals["p"])
                 row["fd_copy"] = frechet_distance(scorer(copy).features, real.features)

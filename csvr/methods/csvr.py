@@ -196,8 +196,9 @@ class VideoDiagnostics:
     #: the label of the video-quality classifier, csvr.eval.video_quality)
     KEYS = ("clip", "future", "poses", "future_poses", "iframes", "iframe_mask", "label")
 
-    def __init__(self, samples: list[dict], heldout: bool, seed: int):
+    def __init__(self, samples: list[dict], heldout: bool, seed: int, ids: list[str] | None = None):
         self.samples = samples
+        self.ids = list(ids) if ids is not None else [str(i) for i in range(len(samples))]  # the clips' video ids
         self.heldout = heldout
         self.seed = seed
         self.batch = default_collate(samples)
@@ -211,7 +212,7 @@ class VideoDiagnostics:
         if not pool:
             return None
         ds = PretrainDataset(manifest, pool, clip_cfg, seed=seed, pose_cache=str(pose_cache), augment=False)
-        samples = []
+        samples, ids = [], []
         for k in range(len(pool)):
             if len(samples) == videos:
                 break
@@ -223,10 +224,11 @@ class VideoDiagnostics:
             if "future" not in item or not bool(item.get("pose_valid", True)):
                 continue
             samples.append({k2: item[k2] for k2 in cls.KEYS if k2 in item})
+            ids.append(pool[k].id)
         if len(samples) < 2:
             log.warning("csvr: video diagnostics off: fewer than 2 usable clips with poses and a future")
             return None
-        return cls(samples, heldout, seed)
+        return cls(samples, heldout, seed, ids)
 
     @torch.no_grad()
     def __call__(self, method: "CSVR", device: torch.device) -> dict[str, float]:
