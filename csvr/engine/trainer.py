@@ -21,11 +21,15 @@ method for ``csvr pretrain``, the classifier of ``csvr finetune``), in these pie
 Everything a run writes lives in ``cfg.out``: ``config.yaml`` (the resolved config),
 ``checkpoints/step-*.pt``, ``metrics.csv``, ``epochs.csv``, ``tb/`` and ``summary.json``.
 
-Stopping: SIGTERM / SIGUSR1 (SLURM pre-emption, or ``kill`` of the whole process group) finish
-the step, write a checkpoint and end with one message; data-loader workers ignore both signals
-(they are shut down by the main process), so a signal sent to the whole group does not kill
-them under the loop. A worker that dies on its own (the out-of-memory killer's SIGKILL) ends the
-run with one message naming the last checkpoint, which is left as it was.
+Stopping: SIGTERM / SIGUSR1 (SLURM pre-emption, or ``kill`` of the whole process group) and a
+first Ctrl-C (SIGINT) finish the step, write a checkpoint and end with one message; a second
+Ctrl-C quits at once, without one. Data-loader workers ignore these signals (they are shut down
+by the main process), so a signal sent to the whole group does not kill them under the loop. A
+worker that dies on its own (the out-of-memory killer's SIGKILL) ends the run with one message
+naming the last checkpoint, which is left as it was.
+
+One job per run folder: rank 0 holds ``RUN/csvr.lock`` (:mod:`csvr.engine.lock`) from before the
+job reads anything to its end, whichever way it ends; a second job into the folder is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from csvr.data.transforms import MEAN, STD
 from csvr.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_weights, rng_state, save_checkpoint,
                                    set_rng_state)
 from csvr.engine.config import PretrainConfig, StageConfig
+from csvr.engine.lock import RunLock, launch_rank
 from csvr.engine.logging import EpochMeans, RunLog, to_float
 from csvr.engine.monitor import KnnMonitor
 from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factors
@@ -66,7 +71,7 @@ class TrainingDiverged(CsvrError):
 
 
 class StoppedBySignal(CsvrError):
-    """SIGTERM / SIGUSR1 arrived: the step finished and a checkpoint was written."""
+    """SIGTERM / SIGUSR1 or a first Ctrl-C arrived: the step finished and a checkpoint was written."""
 
 
 class DataWorkerDied(CsvrError):
@@ -166,14 +171,21 @@ def make_fabric(cfg: PretrainConfig):
                   strategy=strategy, precision=cfg.train.precision)
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class StopFlag:
-    """SIGTERM/SIGUSR1 (SLURM pre-emption): finish the step, checkpoint, exit cleanly."""
+    """SIGTERM/SIGUSR1 (SLURM pre-emption) or a first Ctrl-C (SIGINT): finish the step,
+    checkpoint, exit cleanly. A Ctrl-C while a stop is pending quits at once (KeyboardInterrupt).
+    ``announce``: say so on stderr when the first Ctrl-C arrives (rank 0); ``running``: False
+    during set-up, where a Ctrl-C quits at once (nothing to save yet; other stop signals are
+    kept for the check before the first step)."""
 
-    def __init__(self):
+    def __init__(self, announce: bool = True, running: bool = True):
         self.set = False
+        self.signum: int | None = None
+        self.announce = announce
+        self.running = running
         self._old = {}
         for sig in STOP_SIGNALS:
             try:
@@ -182,7 +194,19 @@ class StopFlag:
                 pass
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and (self.set or not self.running):
+            raise KeyboardInterrupt
+        if not self.set and signum == signal.SIGINT and self.announce:
+            # os.write, not print: the handler may run while the progress bar writes to stderr
+            os.write(2, b"\ncsvr: Ctrl-C: finishing the step, then saving a checkpoint (Ctrl-C again quits at once, "
+                        b"without it)\n")
         self.set = True
+        self.signum = self.signum or signum
+
+    @property
+    def what(self) -> str:
+        """The signal that asked for the stop, in words."""
+        return "Ctrl-C" if self.signum == signal.SIGINT else "a signal"
 
     def restore(self):
         for sig, old in self._old.items():
@@ -190,7 +214,7 @@ class StopFlag:
 
 
 def _worker_ignores_stop_signals(_worker_id: int) -> None:
-    """Data-loader workers leave SIGTERM / SIGUSR1 to the main process, which checkpoints and
+    """Data-loader workers leave SIGTERM / SIGUSR1 / SIGINT to the main process, which checkpoints and
     then shuts them down (a signal to the whole process group would otherwise kill them first)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
@@ -240,17 +264,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ entry point
     def fit(self, resume: bool = False) -> dict:
-        """Run (or resume) the job; returns the summary (also written to ``summary.json``)."""
+        """Run (or resume) the job; returns the summary (also written to ``summary.json``).
+
+        Rank 0 holds the run folder's lock from before anything is read to the end, whichever
+        way the job ends (:mod:`csvr.engine.lock`); stop signals are caught from the start.
+        """
+        self.lock = None
+        rank0 = launch_rank() == 0
+        self.stop = StopFlag(announce=rank0, running=False)
+        try:
+            if rank0:  # the other ranks belong to rank 0's job: they share its lock
+                self.lock = RunLock(self.run_dir).acquire()
+            return self._fit(resume)
+        finally:
+            self.stop.restore()
+            if self.lock is not None:
+                self.lock.release()
+
+    def _fit(self, resume: bool) -> dict:
         self._select_data(resume)
         self._launch()
+        if self.lock is not None and self.rank != 0:  # the environment misnamed the rank: Fabric knows
+            self.lock.release()
+            self.lock = None
         self._build()
         if resume:
             self._resume()
         self._setup_optimizer()
         if "on_start" in self.hooks:
             self.hooks["on_start"](self.method, self.fabric)
+        if self.stop.set:  # a stop signal during set-up: nothing new trained, nothing to save
+            raise StoppedBySignal(f"stopped by {self.stop.what} before the first step: nothing was trained, so "
+                                  "nothing new is saved; run the same command again to start")
         self._open_run()
-        self.stop = StopFlag()
+        self.stop.running = True
         self.t_start = time.time()
         stage_summaries = []
         try:
@@ -265,7 +312,6 @@ class Trainer:
                 raise self._worker_died(e) from None
             raise
         finally:
-            self.stop.restore()
             self.logs.close()
         return self._summary(stage_summaries, final_path)
 
@@ -579,8 +625,8 @@ class Trainer:
 
     def _stop(self, si: int) -> None:
         self._checkpoint(si)
-        raise StoppedBySignal(f"stopped by a signal at step {self.pos.global_step}; the checkpoint is saved, "
-                              "continue with --resume")
+        raise StoppedBySignal(f"stopped by {self.stop.what} at step {self.pos.global_step}; the checkpoint is saved, "
+                              f"continue with --resume --out {self.run_dir}")
 
     # ------------------------------------------------------------------ summary
     def _summary(self, stage_summaries: list[dict], final_path) -> dict:
