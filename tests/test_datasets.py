@@ -111,8 +111,8 @@ def test_bad_video_is_replaced_and_reported_once(tmp_path, caplog):
     for k in range(3):
         write_video(root / "a" / f"{k}.mp4", index_frames(40), codec="libx264", gop=12)
     build_index(root, root / "m.jsonl", layout="folder", workers=1)
-    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken after indexing
     m = load_manifest(root / "m.jsonl")
+    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken during the run (before it, the load skips it)
     ds = PretrainDataset(m, m.records, CFG)
     with caplog.at_level(logging.WARNING):
         s1 = ds[1]
@@ -141,8 +141,8 @@ def test_eval_never_replaces_a_bad_video_and_leaves_it_out(tmp_path, caplog):
         for k in range(2):
             write_video(root / c / f"{k}.mp4", index_frames(40, seed=k + (5 if c == "b" else 0)), codec="libx264", gop=12)
     build_index(root, root / "m.jsonl", layout="folder", workers=1)
-    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken after indexing
     m = load_manifest(root / "m.jsonl")
+    (root / "a" / "1.mp4").write_bytes(b"garbage" * 100)  # broken during the run (before it, the load skips it)
     ds = ClipDataset(m, m.records, CFG, mode="eval", num_clips=2)
     bad = [r.path for r in m.records].index("a/1.mp4")
     item = ds[bad]

@@ -122,7 +122,7 @@ def escaping(tiny_synth, tmp_path) -> Path:
     header["root"] = str(tiny_synth["root"])
     rec = json.loads(lines[1])
     outside = tmp_path / "outside.mp4"
-    shutil.copyfile(tiny_synth["root"] / rec["path"], outside)
+    shutil.copy2(tiny_synth["root"] / rec["path"], outside)  # with its mtime: the record's, so it is not stale
     rec["path"] = os.path.relpath(outside, tiny_synth["root"])
     assert rec["path"].startswith("../")
     out = tmp_path / "escaping.jsonl"

@@ -169,6 +169,9 @@ def test_mpegts_annexb_h264(tmp_path, reference_decode):
     assert idx == GOP12 and all(np.array_equal(got[k], frames[i]) for k, i in enumerate(idx))
     want = [71, 0, 5, 13, 40, 40]
     assert [frame_level(x) for x in read_frames(path, want)] == want
+    # the seek to the last keyframe lands after it, where H.264 decodes nothing: noticed, not "missing"
+    assert frame_level(read_frames(path, [71])[0]) == 71
+    assert probe(path).num_frames == 72 and not probe(path).notes
 
 
 def test_h264_slice_header_parser():

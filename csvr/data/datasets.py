@@ -147,6 +147,19 @@ class _VideoDataset(Dataset):
             self._pool = _ReaderPool(self.max_open, self.clip.decoder)
         return self._pool.get(str(self.manifest.video_path(rec)), self.decode_size(rec))
 
+    def frame_count(self, rec: VideoRecord, reader) -> int:
+        """The frames of ``rec`` clips are cut from: the index's count, which is below the reader's
+        for a truncated file indexed with the frames that decode. A reader that finds fewer frames
+        than were indexed means the file changed since (during the run: the check at manifest load
+        saw it unchanged): a :class:`VideoError`, so it is skipped, never sampled as another video."""
+        n = reader.num_frames
+        if rec.num_frames <= 0:
+            return n
+        if n < rec.num_frames:
+            raise VideoError(reader.path, f"has {n} frames, {rec.num_frames} when indexed: it changed since indexing "
+                                          "(run csvr prepare index again)")
+        return rec.num_frames
+
     def pose_store(self):
         if self.pose_cache_dir is None:
             return None
@@ -250,7 +263,7 @@ class PretrainDataset(_VideoDataset):
         rec = self.records[index]
         c = self.clip
         reader = self.reader(rec)
-        n = reader.num_frames
+        n = self.frame_count(rec, reader)
         clip_idx, fut_idx, (first, last) = sample_pretrain_indices(n, c.frames, c.stride, c.future_frames, rng,
                                                                    c.short_video)
         iframes = rec.iframes or reader.iframe_indices()
@@ -366,7 +379,7 @@ class ClipDataset(_VideoDataset):
         rec = self.records[index]
         c = self.clip
         reader = self.reader(rec)
-        clips = self._clip_starts(reader.num_frames, rng)
+        clips = self._clip_starts(self.frame_count(rec, reader), rng)
         frames = reader.read(np.concatenate(clips).tolist(), size=self.decode_size(rec))
         h, w = frames.shape[1:3]
         t = c.frames

@@ -17,6 +17,13 @@ Manifest format (JSON Lines, UTF-8, versioned)
          "codec": "mpeg4", "keyframes": [0, 12, ...], "iframes": [0, 12, ...],
          "size": 123456, "mtime_ns": 1700000000000000000}
 
+    ``size`` and ``mtime_ns`` are the file's as indexed: a video whose size or modification time
+    differs when a job loads the manifest (or that is gone) changed since indexing and is skipped
+    (:meth:`Manifest.drop_stale`). A record whose file was found damaged but usable says how in
+    ``notes`` (omitted when empty), e.g. a truncated file indexed with the frames that decode::
+
+        {..., "num_frames": 120, "notes": ["truncated: only the first 120 of 121 frames decode ..."]}
+
     A video that could not be indexed keeps its place with the reason (so a re-run does not
     probe it again unless the file changes, and nothing is lost)::
 
@@ -73,6 +80,15 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "csvr-manifest"
 MANIFEST_VERSION = 1
 Subset = Literal["train", "test", "unused", "all"]
+# the staleness warnings already given by this process: a job that loads its manifest twice
+# (finetuning: the command, then the trainer) says it once
+_warned: set[tuple] = set()
+
+
+def _warn_once(key: tuple, msg: str, *args) -> None:
+    if key not in _warned and int(os.environ.get("RANK", "0")) == 0:
+        _warned.add(key)
+        log.warning(msg, *args)
 
 
 @dataclass
@@ -95,9 +111,12 @@ class VideoRecord:
     size: int = 0
     mtime_ns: int = 0
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # damage found at indexing and how it was taken
 
     def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if not d["notes"]:
+            del d["notes"]
         if d["error"] is None:
             del d["error"]
         else:
@@ -121,6 +140,8 @@ class Manifest:
         self.all_records = records
         self.records = [r for r in records if r.error is None]
         self.errors = [r for r in records if r.error is not None]
+        #: good records whose file changed or disappeared since indexing, with why (:meth:`drop_stale`)
+        self.stale: list[tuple[VideoRecord, str]] = []
         self.allow_outside_root = allow_outside_root
         base = Path(path).parent if path is not None else Path.cwd()
         root_value = root if root is not None else header.get("root", ".")
@@ -150,6 +171,58 @@ class Manifest:
             for r in self.records:
                 self.video_path(r)
 
+    def drop_stale(self) -> None:
+        """Leave out (into :attr:`stale`) every good record whose file is gone or whose size
+        differs from what was indexed (a new modification time alone is one warning: a copy that did
+        not keep times must not lose the dataset), so that it is never decoded as something
+        else; log one line naming how many and the first few. Raises :class:`DatasetError` when
+        every good record is stale. Costs one ``stat`` per video.
+
+        Records that carry neither size nor time (a manifest from an older csvr or another tool)
+        can only be checked for existence: one warning says so."""
+        keep, stale, unknown, touched = [], [], 0, 0
+        for r in self.records:
+            try:
+                st = os.stat(self.video_path(r))
+            except OSError:
+                stale.append((r, "missing"))
+                continue
+            if r.size <= 0 and r.mtime_ns <= 0:
+                unknown += 1
+                keep.append(r)
+            elif st.st_size != r.size:
+                stale.append((r, f"changed: {r.size} -> {st.st_size} bytes"))
+            else:
+                # same size, new time: a copy that did not keep modification times, or a file
+                # rewritten in place; used as indexed (a replaced video nearly always changes size)
+                touched += st.st_mtime_ns != r.mtime_ns
+                keep.append(r)
+        total = len(self.records)
+        where = str(Path(self.path).resolve()) if self.path is not None else None
+        if unknown:
+            _warn_once((where, "unknown", unknown),
+                       "csvr: %s: %d of its %d videos were indexed without their file size and modification time (a "
+                       "manifest from an older csvr or another tool), so a video changed since indexing cannot be "
+                       "detected; run csvr prepare index again to record them", self.path, unknown, total)
+        if touched:
+            _warn_once((where, "touched", touched),
+                       "csvr: %s: %d of its %d videos have a new modification time but the size they were indexed "
+                       "with (copied without their times, or rewritten in place): used as indexed; run csvr prepare "
+                       "index again if their content changed", self.path, touched, total)
+        if not stale:
+            return
+        shown = ", ".join(f"{r.path} ({why})" for r, why in stale[:3]) + (
+            f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+        if not keep:
+            raise DatasetError(f"all {total} videos of {self.path} changed or disappeared since indexing ({shown}): "
+                               "run csvr prepare index again")
+        _warn_once((where, "stale", tuple((r.path, why) for r, why in stale)),
+                   "csvr: %d of %d videos of %s changed or disappeared since indexing and are skipped: %s; run "
+                   "csvr prepare index again to re-index them", len(stale), total, self.path, shown)
+        self.stale = stale
+        self.records = keep
+        self._by_id = {r.id: r for r in keep}
+
     def get(self, vid: str) -> VideoRecord:
         try:
             return self._by_id[vid]
@@ -170,7 +243,9 @@ class Manifest:
         records = self.select(split, subset)
         if not records:
             bad = sum(1 for r in self.errors if subset == "all" or r.splits.get(split) == subset)
-            why = f" ({bad} listed there, all unreadable)" if bad else ""
+            stale = sum(1 for r, _ in self.stale if subset == "all" or r.splits.get(split) == subset)
+            why = (f" ({bad + stale} listed there, all unreadable or changed since indexing)" if stale else
+                   f" ({bad} listed there, all unreadable)" if bad else "")
             raise DatasetError(f"the {subset} part of split {split} of {self.path} has no readable video{why}: "
                                f"choose another {key}, or re-index with videos there (csvr prepare index)")
         return records
@@ -188,11 +263,15 @@ def write_manifest(path: str | os.PathLike, header: dict, records: Iterable[Vide
 
 
 def load_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None,
-                  allow_outside_root: bool = False, check_paths: bool = True) -> Manifest:
+                  allow_outside_root: bool = False, check_paths: bool = True,
+                  check_files: bool | None = None) -> Manifest:
     """Read a manifest written by ``csvr prepare index``; ``root`` overrides the stored root.
 
     ``check_paths``: refuse a video path that leaves the root (:meth:`Manifest.check_paths`)
-    unless ``allow_outside_root``; False only for callers that never open the videos."""
+    unless ``allow_outside_root``; False only for callers that never open the videos.
+    ``check_files`` (default: as ``check_paths``): leave out, with one warning, the videos changed
+    or missing since indexing (:meth:`Manifest.drop_stale`): what pretraining, finetuning and
+    evaluation all load their data through."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"manifest not found: {path} (create it with 'csvr prepare index')")
@@ -218,6 +297,8 @@ def load_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None
     manifest = Manifest(header, records, path=path, root=root, allow_outside_root=allow_outside_root)
     if check_paths:
         manifest.check_paths()
+    if check_paths if check_files is None else check_files:
+        manifest.drop_stale()
     return manifest
 
 
@@ -256,6 +337,7 @@ class IndexSummary:
     seconds: float
     short_paths: list[str] = field(default_factory=list)  # the videos shorter than one clip span
     empty: list[str] = field(default_factory=list)  # splits / classes without a readable video
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note): indexed, with damage found
 
     def lines(self, max_bad: int = 50) -> list[str]:
         out = [f"manifest: {self.manifest}",
@@ -270,6 +352,13 @@ class IndexSummary:
             out.append(f"warning: no readable video in {len(self.empty)} selection(s): {shown}. Training or "
                        "evaluating on them fails: fix or replace the bad videos below, or change --test-ratio / "
                        "the split files")
+        if self.notes:
+            out.append(f"{len({p for p, _ in self.notes})} video(s) indexed with a warning (details in their 'notes' "
+                       "field):")
+            for path, note in self.notes[:max_bad]:
+                out.append(f"  warning: {path}: {note}")
+            if len(self.notes) > max_bad:
+                out.append(f"  ... and {len(self.notes) - max_bad} more")
         for path, reason in self.bad[:max_bad]:
             out.append(f"  bad: {path}: {reason}")
         if len(self.bad) > max_bad:
@@ -365,8 +454,9 @@ def build_index(root: str | os.PathLike, out: str | os.PathLike, layout: str = "
     short = [r.path for r in final if r.error is None and r.num_frames < clip_span]
     wants_test = bool(test_ratio or test_list) or any("test" in e.splits.values() for e in scan.entries)
     empty = empty_selections(final, scan.splits, scan.classes, wants_test)
+    notes = [(r.path, n) for r in final if r.error is None for n in r.notes]
     return IndexSummary(out, len(scan.entries), sum(r.error is None for r in final), reused, len(to_probe),
-                        bad, len(short), time.time() - t0, short_paths=short, empty=empty)
+                        bad, len(short), time.time() - t0, short_paths=short, empty=empty, notes=notes)
 
 
 def _ratio_splits_over_readable(records: list[VideoRecord], ratio: float, root: Path, test_list, allow_outside: bool

@@ -35,6 +35,16 @@ Keyframes vs I-frames
       ``NONINTRA`` by the MPEG-4 one); their decoded ``pict_type`` is I. For these codecs the
       I-frames are the keyframes (an MPEG-4 I-VOP is always flagged key; VP9 intra-only non-key
       frames, which encoders practically never emit, would be missed).
+
+Damaged files (checked, never trusted)
+    A container's keyframe flags are checked against the stream when they are implausible: a
+    codec that is not intra-only whose packets are more than half flagged key, or flagged key
+    three in a row (FFmpeg's AVI demuxer, reading past a missing index, flags every chunk key).
+    The flagged frames' picture types are then decoded (those packets only) and only the intra
+    ones stay keyframes (for seeking) and I-frames; :attr:`VideoReader.notes`
+    says so. :func:`probe` also decodes the video's last GOP: a truncated file whose container
+    still lists every frame is indexed with the frames that decode (a note says how many of how
+    many), or refused when less than half of them do.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ log = logging.getLogger(__name__)
 # Codecs whose decoder honours skip_frame="NONINTRA" (decodes intra pictures only).
 _NONINTRA_CODECS = {"h264", "hevc"}
 _PICT_I = 1  # AVPictureType.AV_PICTURE_TYPE_I
+# probe() refuses a truncated video when fewer than this fraction of its listed frames decode
+MIN_DECODABLE_FRACTION = 0.5
 # read() seeks ahead to a later keyframe only when that skips at least this many frames; a seek
 # (demuxer seek, decoder flush) costs more than decoding a few frames of the GOP in between
 SEEK_MIN_SKIP = 1
@@ -147,6 +159,7 @@ class VideoInfo:
     duration: float
     keyframes: list[int] = field(default_factory=list)
     iframes: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was found wrong with the file and how it was taken
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -205,10 +218,18 @@ class VideoReader:
             raise VideoError(self.path, f"cannot read packets: {_reason(e)}") from None
         self._iframes: list[int] | None = None
         self._seek_unreliable = False
+        self.notes: list[str] = []
+        self._checked_keyframes: list[int] | None = None
         # one reformatter per thread, shared by its readers, keeps FFmpeg's scaler context between
         # frames and videos of the same size (PyAV's frame.to_ndarray() builds one per frame: twice
         # as slow; a new one per reader costs ~2 ms, a data-loader worker opens a reader per sample)
         self._reformatter = _thread_reformatter()
+        if self._keyframes_implausible():
+            try:
+                self._check_keyframes_by_decoding()
+            except VideoError:
+                self._container.close()
+                raise
 
     def _open(self) -> None:
         try:
@@ -226,6 +247,7 @@ class VideoReader:
         stamps: list[int] = []
         key_stamps: list[int] = []
         intra_stamps: list[int] = []
+        corrupt_stamps: list[int] = []
         is_h264 = self._stream.codec_context.name == "h264"
         parse_h264 = is_h264 and self._parse_intra
         nal_length_size = 0
@@ -243,6 +265,8 @@ class VideoReader:
                 # no timestamps at all: fall back to arrival order
                 ts = stamps[-1] + 1 if stamps else 0
             stamps.append(int(ts))
+            if packet.is_corrupt:  # the demuxer read it short (a truncated file) or damaged
+                corrupt_stamps.append(int(ts))
             if packet.is_keyframe:
                 key_stamps.append(int(ts))
             if parse_h264:
@@ -268,6 +292,7 @@ class VideoReader:
         if not self.keyframes or self.keyframes[0] != 0:
             # a stream that does not start on a keyframe can still be decoded from its start
             self.keyframes = [0] + self.keyframes
+        self._corrupt_pts = set(corrupt_stamps)
         self.width, self.height = int(width), int(height)
         # H.264 I-frames known from the slice headers (None: decode to find them)
         self._intra_pts: set[int] | None = set(intra_stamps) if parse_h264 else None
@@ -302,13 +327,68 @@ class VideoReader:
         k = bisect.bisect_right(self.keyframes, index) - 1
         return self.keyframes[max(k, 0)]
 
+    def _keyframes_implausible(self) -> bool:
+        """Whether the container's keyframe flags are too many to believe (module docstring)."""
+        n, keys = self.num_frames, self.keyframes
+        if n < 3 or len(keys) < 3:
+            return False
+        try:
+            if self._stream.codec_context.codec.intra_only:  # MJPEG, ProRes...: every frame is key
+                return False
+        except (AttributeError, av.FFmpegError):  # pragma: no cover - a codec PyAV cannot describe
+            pass
+        if 2 * len(keys) > n:
+            return True
+        return any(keys[i + 2] == keys[i] + 2 for i in range(len(keys) - 2))
+
+    def _check_keyframes_by_decoding(self) -> None:
+        """Keep as keyframes only the flagged frames whose decoded picture type is I."""
+        flagged = len(self.keyframes)
+        intra = sorted({i for i, _ in self._intra_frames(convert=False, flagged_only=True)})
+        found = set(intra)
+        self.keyframes = sorted({0, *(k for k in self.keyframes if k in found)})
+        self._checked_keyframes = list(self.keyframes)
+        if self.codec not in _NONINTRA_CODECS:
+            self._iframes = intra  # for these codecs the I-frames are the intra keyframes
+        self.notes.append(f"the container flags {flagged} of {self.num_frames} frames as keyframes, implausible for "
+                          f"{self.codec} (a damaged or rebuilt index); decoding their picture types found "
+                          f"{len(self.keyframes)} intra, and only those are used as keyframes and I-frames")
+
+    def decodable_frames(self) -> int:
+        """How many frames, from the first, decode: :attr:`num_frames` for a sound file, fewer for
+        a truncated one whose container still lists frames whose data is missing or cut short.
+
+        Decodes the last GOP (one more before it while its keyframe itself does not decode): the
+        first frame from there on that the decoder never returns, or whose packet the demuxer
+        read damaged, ends the decodable part.
+        """
+        end = self.num_frames
+        for start in reversed(self.keyframes):
+            if start >= end:
+                continue
+            got: set[int] = set()
+            try:
+                for i, _ in self._decode_from(start):
+                    if i >= end:
+                        break
+                    got.add(i)
+            except (av.FFmpegError, OSError):
+                pass
+            m = start
+            while m < end and m in got and int(self._pts[m]) not in self._corrupt_pts:
+                m += 1
+            if m > start:
+                return m
+            end = start
+        return 0
+
     @property
     def info(self) -> VideoInfo:
         """Everything :func:`probe` returns (computes the I-frames on first use)."""
         return VideoInfo(
             codec=self.codec, width=self.width, height=self.height, fps=round(self.fps, 6),
             num_frames=self.num_frames, duration=round(self.duration, 6),
-            keyframes=list(self.keyframes), iframes=self.iframe_indices(),
+            keyframes=list(self.keyframes), iframes=self.iframe_indices(), notes=list(self.notes),
         )
 
     # ------------------------------------------------------------------ decoding
@@ -328,8 +408,9 @@ class VideoReader:
         ``skip_frame="NONREF"``: the decoder drops them when no other frame refers to them
         (non-reference B-frames), which is exact and saves their decoding.
 
-        If the demuxer's seek lands after the wanted keyframe (broken index in some AVIs), the
-        reader notices, remembers it, and from then on decodes such requests from the start.
+        If the demuxer's seek lands after the wanted keyframe (broken index in some AVIs, MPEG-TS),
+        the reader notices (a first frame after ``index``, or no frame at all), remembers it, and
+        from then on decodes such requests from the start.
         """
         start = 0 if self._seek_unreliable else self.keyframe_before(index)
         self._seek(start)
@@ -360,6 +441,13 @@ class VideoReader:
                         return
                     first = False
                     yield previous, frame
+            if first and start > 0 and not self._seek_unreliable:
+                # nothing decoded at all: the seek landed after the last keyframe, on frames that
+                # cannot decode without it (MPEG-TS, H.264), so the check above never saw a frame
+                self._seek_unreliable = True
+                if mode != "DEFAULT":
+                    ctx.skip_frame = mode = "DEFAULT"
+                yield from self._decode_from(index, wanted)
         finally:
             if mode != "DEFAULT":
                 ctx.skip_frame = "DEFAULT"
@@ -432,11 +520,17 @@ class VideoReader:
             self._build_table()
         except (av.FFmpegError, OSError, ValueError) as e:
             raise VideoError(self.path, f"cannot read packets: {_reason(e)}") from None
+        if self._checked_keyframes is not None:  # the table was rebuilt from the container's flags
+            self.keyframes = list(self._checked_keyframes)
         self._seek(0)
 
-    def _intra_frames(self, convert: bool, size: tuple[int, int] | None = None):
-        """Decode only intra pictures (see module docstring); yields (idx, frame-or-None)."""
-        self._parse_deferred_intra()
+    def _intra_frames(self, convert: bool, size: tuple[int, int] | None = None, flagged_only: bool = False):
+        """Decode only intra pictures (see module docstring); yields (idx, frame-or-None).
+
+        ``flagged_only``: decode the packets the container flags key, whatever the codec (what
+        checking implausible flags needs)."""
+        if not flagged_only:
+            self._parse_deferred_intra()
         ctx = self._stream.codec_context
         self._seek(0)
         previous = None
@@ -449,7 +543,7 @@ class VideoReader:
                     yield previous, (self._to_array(frame, size) if convert else None)
 
         try:
-            if self.codec in _NONINTRA_CODECS and self._intra_pts is None:
+            if self.codec in _NONINTRA_CODECS and self._intra_pts is None and not flagged_only:
                 ctx.skip_frame = "NONINTRA"
                 try:
                     for packet in self._container.demux(self._stream):
@@ -462,7 +556,7 @@ class VideoReader:
                     ctx.skip_frame = "DEFAULT"
                     self._seek(0)
             else:
-                intra = self._intra_pts
+                intra = None if flagged_only else self._intra_pts
                 for packet in self._container.demux(self._stream):
                     if packet.size:
                         ts = packet.pts if packet.pts is not None else packet.dts
@@ -555,14 +649,32 @@ def _thread_reformatter() -> VideoReformatter:
     return r
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
+def probe(path: str | os.PathLike, check_decode: bool = True) -> VideoInfo:
     """Read a video's metadata, keyframes and I-frames (indices from 0, presentation order).
 
-    Cost: one demux pass (no decoding) plus, for H.264/HEVC, decoding the intra pictures only.
+    Cost: one demux pass (no decoding) plus, for H.264/HEVC, decoding the intra pictures only,
+    plus (``check_decode``) decoding the last GOP: a truncated file is described by the frames
+    that decode (:meth:`VideoReader.decodable_frames`; ``num_frames``, ``duration``, keyframes and
+    I-frames cut there, a note in ``notes``), and refused when fewer than
+    :data:`MIN_DECODABLE_FRACTION` of its listed frames decode.
     Raises :class:`VideoError` with the reason for a file that is not a readable video.
     """
     with VideoReader(path) as r:
-        return r.info
+        info = r.info
+        if not check_decode:
+            return info
+        n = r.decodable_frames()
+    listed = info.num_frames
+    if n >= listed:
+        return info
+    if n < max(1, MIN_DECODABLE_FRACTION * listed):
+        raise VideoError(str(path), f"truncated: only {n} of its {listed} frames decode (the file ends early or "
+                                    "is damaged); re-encode or replace it")
+    note = (f"truncated: only the first {n} of {listed} frames decode (the file ends early or its end is "
+            f"damaged); indexed as {n} frames")
+    return dataclasses.replace(info, num_frames=n, duration=round(n / info.fps, 6) if info.fps > 0 else 0.0,
+                               keyframes=[k for k in info.keyframes if k < n],
+                               iframes=[i for i in info.iframes if i < n], notes=[*info.notes, note])
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:

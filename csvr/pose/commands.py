@@ -86,9 +86,13 @@ def register(commands, groups) -> None:
 def cmd_prepare_poses(args: argparse.Namespace) -> int:
     from csvr.data.index import load_manifest
     from csvr.pose.job import items_from_manifest, run_pose_job
+    from csvr.utils.io import check_output_dir
     from csvr.utils.parallel import default_workers
 
-    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
+    check_output_dir(args.out)
+    # importers of pose files (OpenPose JSON, mmaction2) never open the videos: they need not be here
+    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root,
+                             check_files=args.source == "mediapipe")
     items = items_from_manifest(manifest)
     if args.limit is not None:
         items = items[: max(0, args.limit)]
@@ -118,7 +122,9 @@ def cmd_viz_poses(args: argparse.Namespace) -> int:
     from csvr.pose.cache import load_record
     from csvr.pose.job import extract_record
     from csvr.pose.viz import render
+    from csvr.utils.io import check_output_file
 
+    check_output_file(args.out)
     if not Path(args.video).is_file():  # before loading any pose model
         raise CsvrError(f"{args.video}: file not found")
     if args.cache:

@@ -77,8 +77,8 @@ class Finder:
         self.allow_outside = allow_outside
         self._dir_cache: dict[Path, dict[str, str]] = {}
 
-    def find(self, rel: str) -> str | None:
-        full = resolve_inside(self.root, rel, allow_outside=self.allow_outside, what="path in split file")
+    def find(self, rel: str, what: str = "path in split file") -> str | None:
+        full = resolve_inside(self.root, rel, allow_outside=self.allow_outside, what=what)
         if full.is_file():
             return rel.replace(os.sep, "/")
         parts = Path(rel).parts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from csvr.data.layouts import register_layout
 from csvr.data.layouts._common import Entry, Finder, LayoutOptions, LayoutScan
-from csvr.errors import CsvrError, DatasetError
+from csvr.errors import CsvrError, DatasetError, OutsideRootError
 
 
 @register_layout("csv", order=3)
@@ -41,8 +41,12 @@ def scan_csv(root: Path, opts: LayoutOptions) -> LayoutScan:
     for n, row in rows:
         rel = row[0].replace("\\", "/")
         try:
-            found = finder.find(rel)
+            found = finder.find(rel, what="path in CSV")
         except CsvrError as e:
+            # kept as a bad row (the others are indexed), so the CLI never sees the error to fix its
+            # advice: name the command's flag here (the option of build_index is its namesake)
+            if isinstance(e, OutsideRootError):
+                e = e.with_advice("pass --allow-outside-root")
             problems.append((f"{csv_path.name}:{n} {rel}", str(e)))
             continue
         if found is None:
