@@ -192,6 +192,20 @@ def deep_merge(base: dict, update: Mapping) -> dict:
     return out
 
 
+def yaml_error(path: str | Path, e: yaml.YAMLError) -> ConfigError:
+    """``FILE:LINE:COL: not valid YAML: problem`` (1-based, the place YAML stopped at; the
+    construct it was inside, e.g. an unclosed ``[``, named with its own line) for a parse error."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        m = e.problem_mark
+        what = e.problem or str(e).splitlines()[0]
+        if e.context and e.context_mark is not None and e.context_mark.line != m.line:
+            what += f" ({e.context} opened at line {e.context_mark.line + 1})"
+        elif e.context:
+            what += f" ({e.context})"
+        return ConfigError(f"{path}:{m.line + 1}:{m.column + 1}: not valid YAML: {what}")
+    return ConfigError(f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]})")
+
+
 def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """Read a YAML config; ``inherit: other.yaml`` (relative to this file) is merged underneath."""
     path = Path(path)
@@ -202,7 +216,7 @@ def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]})") from None
+        raise yaml_error(path, e) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
     parents = data.pop("inherit", None)

@@ -68,8 +68,16 @@ def _check_demo_data(root: Path, out: Path) -> None:
 def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "auto", workers: int = 0,
              fresh: bool = False, label_fraction: float | None = None, pretrain_config: str = "demo",
              finetune_config: str = "demo", extra_pretrain: list[str] | None = None,
-             extra_finetune: list[str] | None = None) -> dict:
+             extra_finetune: list[str] | None = None, test_ratio: float | None = None) -> dict:
+    from csvr.utils.io import check_output_dir
+
     t0 = time.time()
+    check_output_dir(out)  # before --fresh deletes anything, and before any step
+    if test_ratio is not None and data is None:
+        raise CsvrError("--test-ratio splits your own videos (--data DIR); the built-in dataset has its own split")
+    if test_ratio is not None and not 0 < test_ratio < 1:
+        raise CsvrError(f"--test-ratio {test_ratio}: must be between 0 and 1 (e.g. 0.3)")
+    extra_pretrain, extra_finetune = list(extra_pretrain or []), list(extra_finetune or [])
     out = Path(out)
     if fresh and out.exists():
         shutil.rmtree(out)
@@ -96,6 +104,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
     _step("2/7 index (keyframes, I-frames)")
     manifest = out / "manifest.jsonl"
     _run(["prepare", "index", str(root), "--out", str(manifest), "--layout", layout]
+         + (["--test-ratio", str(test_ratio)] if test_ratio is not None else [])
          + (["--workers", str(workers)] if workers else []))
     if not builtin:
         # the paper's protocol (CoViAR): a fixed GOP of 12, so that context matching always has
@@ -105,6 +114,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
         manifest = out / "data-gop12" / "manifest.jsonl"
         _run(["prepare", "reencode", "--manifest", str(source), "--out", str(out / "data-gop12"),
               "--gop", str(DEMO_GOP)] + (["--workers", str(workers)] if workers else []))
+    if not builtin:
+        fit_to_data(manifest, pretrain_config, finetune_config, extra_pretrain, extra_finetune, label_fraction)
     timed("index", t)
 
     # 3. poses -------------------------------------------------------------------------
@@ -128,7 +139,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
     pre = out / "pretrain-csvr"
     if not _done(pre / "summary.json"):
         resume = ["--resume"] if (pre / "checkpoints").is_dir() else []
-        _run(["pretrain", "--config", pretrain_config, "--out", str(pre), *resume, *common, *(extra_pretrain or [])])
+        _run(["pretrain", "--config", pretrain_config, "--out", str(pre), *resume, *common, *extra_pretrain])
     else:
         print(f"(done: {pre}/summary.json)")
     ckpt = _final_checkpoint(pre)
@@ -148,7 +159,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
         if not _done(run / "results.json"):
             resume = ["--resume"] if (run / "checkpoints").is_dir() else []
             _run(["finetune", "--config", finetune_config, "--pretrained", ckpt, "--feature", FINETUNE_FEATURE, "--out", str(run),
-                  *resume, *common, *init, *fraction, *(extra_finetune or [])])
+                  *resume, *common, *init, *fraction, *extra_finetune])
         else:
             print(f"(done: {run}/results.json)")
         runs[name] = json.loads((run / "results.json").read_text())
@@ -172,8 +183,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
     # 7. report ------------------------------------------------------------------------
     t = time.time()
     _step("7/7 report")
-    _run(["report", str(pre), str(out / "finetune-random-init"), str(out / "finetune-csvr"), "--samples",
-          "--out", str(out / "report")])
+    _run(["report", str(pre), str(out / "finetune-random-init"), str(out / "finetune-csvr"),
+          *(str(out / f"knn-{f}") for f in FROZEN_FEATURES), "--samples", "--out", str(out / "report")])
     timed("report", t)
 
     summary = {
@@ -183,10 +194,48 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
                    for f, doc in frozen.items()},
         "control_seeds": CONTROL_SEEDS,
         "report": str(out / "report" / "report.html"),
+        "data": "built-in" if builtin else str(root),
     }
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_table(summary)
     return summary
+
+
+def fit_to_data(manifest: Path, pretrain_config: str, finetune_config: str, extra_pretrain: list[str],
+                extra_finetune: list[str], label_fraction: float | None) -> None:
+    """Your own small dataset: stop before any training when split 1 has no test (or no training)
+    video, and lower a preset's batch size to what the training videos fill (at least 2: context
+    matching needs a negative), appending the override to ``extra_*`` and printing it."""
+    from csvr.config import load_config
+    from csvr.data.index import load_manifest
+    from csvr.engine.commands import resolve_config_path
+    from csvr.engine.config import PretrainConfig
+    from csvr.engine.pretrain import stratified_subset
+    from csvr.eval.finetune import FinetuneConfig
+
+    m = load_manifest(manifest)
+    train, test = m.select("1", "train"), m.select("1", "test")
+    if not test:
+        raise CsvrError(f"split 1 of {manifest} has no test video, so nothing could be evaluated: pass --test-ratio "
+                        "(e.g. 0.3: that share of each class's videos is held out), or use a layout with split files")
+    if len(train) < 2:
+        raise CsvrError(f"split 1 of {manifest} has {len(train)} training video(s): the demo needs at least 2 "
+                        "(lower --test-ratio, or add videos)")
+    fraction = label_fraction
+    for what, cls, preset, extra in (("pretraining", PretrainConfig, pretrain_config, extra_pretrain),
+                                     ("finetuning", FinetuneConfig, finetune_config, extra_finetune)):
+        kind = "pretrain" if cls is PretrainConfig else "finetune"
+        cfg = load_config(cls, resolve_config_path(preset, kind), extra)
+        n = len(m.select(cfg.data.split, cfg.data.subset))
+        if kind == "finetune":
+            f = fraction if fraction is not None else cfg.data.label_fraction
+            n = len(stratified_subset(train, f, cfg.train.seed)) if f and f < 1 else n
+        world = max(1, int(cfg.train.devices)) if str(cfg.train.devices).isdigit() else 1
+        if cfg.train.batch_size * world > n:
+            new = max(2, n // world)
+            print(f"(adjusted for your data: {what} train.batch_size {cfg.train.batch_size} -> {new}: "
+                  f"{n} training video(s) in split 1)", flush=True)
+            extra.append(f"train.batch_size={new}")
 
 
 KNN_CLIPS = 5          # clips per video for the frozen features (as the finetuning preset's evaluation)
@@ -236,6 +285,9 @@ def print_table(summary: dict) -> None:
         for m, label in FROZEN_ROWS.items():
             if m in rows:
                 print(row(f"frozen {feature.replace('f', 'f_')}, {label}", rows[m]))
+    own = summary.get("data", "built-in") != "built-in"
+    beyond = ("anything beyond these videos of yours (a small CPU preset, minutes of training)" if own else
+              "anything about real videos\n  (synthetic 64 px clips, minutes of CPU training)")
     widths = [d["gain_ci"][1] - d["gain_ci"][0] for d in [ft, *(r[m] for r in summary["frozen"].values()
                                                                for m in FROZEN_ROWS if m in r)]]
     print(f"""
@@ -247,9 +299,8 @@ what this demo shows: the whole pipeline runs end to end (data, index, poses, th
   compares like with like, with the uncertainty that {n} test videos leave.
 what it cannot show: differences smaller than its intervals (here {min(widths):.0f}-{max(widths):.0f} points wide); the
   spread over pretraining and finetuning seeds (one run each: the CIs cover the choice of test
-  videos only); CSVR against IIC / CVRL or the paper's numbers; anything about real videos
-  (synthetic 64 px clips, minutes of CPU training). The study with seeds, budgets and baselines:
-  benchmarks/RESULTS.md.""")
+  videos only); CSVR against IIC / CVRL or the paper's numbers; {beyond}. The study with seeds,
+  budgets and baselines: benchmarks/RESULTS.md.""")
     print(f"\nreport: {summary['report']}   ({summary['seconds']:.0f} s in all)")
 
 
@@ -260,7 +311,8 @@ def register(commands, groups) -> None:
         "demo", help="the whole pipeline end to end on the built-in dataset (or your own)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  csvr demo --out runs/demo\n  csvr demo --data data/UCF101 --out runs/demo-ucf101\n")
+        epilog="examples:\n  csvr demo --out runs/demo\n  csvr demo --data data/UCF101 --out runs/demo-ucf101\n"
+               "  csvr demo --data my_videos/ --test-ratio 0.3 --out runs/demo-mine   # one folder per class\n")
     p.add_argument("--out", default="runs/demo", help="output folder (re-running continues there)")
     p.add_argument("--data", default=None, help="your own dataset root (UCF101/HMDB51/folder layout) instead of "
                                                 "the built-in one; poses are then extracted with MediaPipe")
@@ -271,6 +323,14 @@ def register(commands, groups) -> None:
                    help="finetune on this stratified fraction of the training labels (default: the preset's)")
     p.add_argument("--pretrain-config", default="demo", help="pretraining preset (csvr/configs/pretrain)")
     p.add_argument("--finetune-config", default="demo", help="finetuning preset (csvr/configs/finetune)")
+    p.add_argument("--test-ratio", type=float, default=None,
+                   help="with --data: hold out this share of each class's videos as split 1's test part (e.g. 0.3; "
+                        "passed to 'csvr prepare index')")
+    p.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for the pretraining step (repeatable), e.g. train.batch_size=8")
+    p.add_argument("--finetune-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for both finetuning runs (repeatable)")
     p.add_argument("--fresh", action="store_true", help="delete --out first and start over")
     p.set_defaults(func=lambda a: (run_demo(a.out, a.data, a.layout, a.workers, a.fresh, a.label_fraction,
-                                            a.pretrain_config, a.finetune_config), 0)[1])
+                                            a.pretrain_config, a.finetune_config, a.pretrain_override,
+                                            a.finetune_override, a.test_ratio), 0)[1])

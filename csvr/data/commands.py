@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from csvr.errors import CsvrError
+
 
 def register(commands, groups) -> None:
     from csvr.data.layouts import layout_names
@@ -14,7 +16,9 @@ def register(commands, groups) -> None:
         description="Scan a dataset (UCF101, HMDB51, folder-per-class or CSV layout), probe every video "
                     "in parallel (fps, frames, size, codec, keyframes, I-frames) and write one JSON Lines "
                     "manifest. Re-running only probes new or changed files; bad videos are reported with "
-                    "the reason and kept out of training.",
+                    "the reason and kept out of training. The end of every video is decoded: a truncated one "
+                    "is indexed with the frames that decode (a warning line) or refused when most are lost. "
+                    "Training and evaluation skip, with one warning, videos changed or missing since indexing.",
         # defaults are written in the help texts (ArgumentDefaultsHelpFormatter would repeat them)
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  csvr prepare index data/UCF101 --out data/ucf101/manifest.jsonl\n"
@@ -64,19 +68,28 @@ def register(commands, groups) -> None:
 
 def _run_index(args) -> int:
     from csvr.data.index import build_index
+    from csvr.utils.io import check_output_file
 
     out = args.out or str(Path(args.root) / "manifest.jsonl")
+    if args.out or Path(args.root).is_dir():  # a root that is not a folder is build_index's message
+        check_output_file(out, "--out" if args.out else "the manifest (--out)")
     s = build_index(args.root, out, args.layout, split_dir=args.splits, csv_path=args.csv,
                     test_ratio=args.test_ratio, test_list=args.test_list, unlabelled=args.unlabelled,
                     workers=args.workers, allow_outside_root=args.allow_outside_root, clip_span=args.clip_span)
     for line in s.lines():
         print(line)
+    if s.indexed == 0:  # a manifest without one readable video would only fail later, in training
+        first = f"; the first: {s.bad[0][0]}: {s.bad[0][1]}" if s.bad else ""
+        raise CsvrError(f"nothing was indexed: all {len(s.bad)} video(s) found for {args.root} are bad (listed "
+                        f"above{first})")
     return 0
 
 
 def _run_reencode(args) -> int:
     from csvr.data.reencode import reencode_dataset
+    from csvr.utils.io import check_output_dir
 
+    check_output_dir(args.out)
     s = reencode_dataset(args.manifest, args.out, codec=args.codec, gop=args.gop, max_gap=args.max_gap,
                          reencode_all=args.all, workers=args.workers)
     print(f"manifest: {s.manifest}")

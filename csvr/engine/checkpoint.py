@@ -24,6 +24,7 @@ returns the newest file that actually loads, so even a file damaged outside csvr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -119,19 +120,50 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+#: what PyTorch says about a file that ends early (a write or a copy that did not finish, a full disk)
+_CUT_SHORT = ("failed reading zip archive", "unexpected EOF", "unpack requires a buffer", "Ran out of input")
+
+
+def _first_sentence(text: str, limit: int = 300) -> str:
+    """The first sentence of an exception's text, whole: PyTorch appends paragraphs of advice
+    (some of it unsafe) and a C++ location to its messages; neither helps a csvr user. A sentence
+    longer than ``limit`` (never one of PyTorch's) ends at a word with `` ...``."""
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", text.strip())
+    first = re.split(r"\.\s", text.splitlines()[0].strip() if text else "", maxsplit=1)[0].strip().rstrip(".")
+    if len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0] + " ..."
+    return first
+
+
 def _unreadable_reason(e: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice to re-run
-    with ``weights_only=False`` (which would run whatever code the file holds)."""
+    """Why ``torch.load(weights_only=True)`` refused a file that is not a damaged checkpoint (see
+    :func:`_unreadable_message`), in whole sentences and without PyTorch's advice to re-run with
+    ``weights_only=False`` (which would run whatever code the file holds)."""
     text = str(e)
     if "WeightsUnpickler error:" in text:
-        detail = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0].strip()
+        detail = _first_sentence(text.split("WeightsUnpickler error:", 1)[1])
         if "Unsupported global" in detail or "GLOBAL" in detail:
             detail = detail.split(" was not")[0]  # drop PyTorch's advice on allowing it
-            return (f"it holds Python objects other than tensors and plain values ({detail[:120]}), which csvr "
+            return (f"it holds Python objects other than tensors and plain values ({detail}), which csvr "
                     "never loads")
-        return f"not a PyTorch file ({detail[:80]})"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
-    return f"not a PyTorch checkpoint ({e.__class__.__name__}: {(lines[0] if lines else '')[:160]})"
+        return f"not a PyTorch file ({detail})"
+    lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    detail = _first_sentence(lines[0]) if lines else ""
+    return f"not a PyTorch checkpoint ({e.__class__.__name__}{': ' + detail if detail else ''})"
+
+
+def _unreadable_message(path: Path, e: Exception) -> str:
+    """The one line for a checkpoint file ``torch.load`` refused: empty, cut short (a write or a
+    copy that did not finish: what to do about it), or not a PyTorch checkpoint at all."""
+    text = str(e)
+    advice = ("a write or a copy of it did not finish, or the disk was full; use an earlier checkpoint of the run "
+              "(its checkpoints/ folder), or copy the file again")
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            return f"{path} is empty (0 bytes): {advice}"
+    if isinstance(e, EOFError) or any(s in text for s in _CUT_SHORT):
+        return f"{path} is cut short or damaged (PyTorch: {_first_sentence(text) or e.__class__.__name__}): {advice}"
+    return f"{path} is not a csvr checkpoint: {_unreadable_reason(e)}"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -143,7 +175,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-        raise CsvrError(f"{path} is not a csvr checkpoint: {_unreadable_reason(e)}") from None
+        raise CsvrError(_unreadable_message(path, e)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CsvrError(f"{path} is not a csvr checkpoint (it loads as {type(state).__name__}, without the csvr "
                         "format tag; csvr reads the checkpoints/step-*.pt files of its own runs)")

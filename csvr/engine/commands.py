@@ -182,6 +182,7 @@ def _run(args) -> int:
     from csvr.config import dump_yaml
     from csvr.engine.model import method_config
     from csvr.engine.pretrain import pretrain, print_summary
+    from csvr.utils.io import check_output_dir
 
     cfg = build_config(args)
     method_cls, _ = method_config(cfg)  # fail fast on a bad method name or model key
@@ -190,6 +191,7 @@ def _run(args) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    check_output_dir(cfg.out, "--out" if args.out else "out (the run folder)")  # before any data is read
     summary = pretrain(cfg, resume=args.resume)
     print_summary(summary)
     return 0

@@ -96,6 +96,20 @@ def load_method(source: str | os.PathLike | Checkpoint, feature: str | None = No
 
 
 
+def pretrain_feature(ckpt: Checkpoint, feature: str | None = None, method: str | None = None) -> str:
+    """The encoder feature to take from a pretraining checkpoint: ``feature``, or by default its
+    method's first (``fi`` for CSVR, ``backbone`` for IIC / CVRL); a feature the method does not
+    have is a :class:`CsvrError` naming those it has. ``method``: the checkpoint config's, when
+    already read (:class:`PretrainConfig`'s default when the config names none)."""
+    method = method or str(ckpt.config.get("method") or PretrainConfig.method)
+    feats = tuple(get_method(method).features)
+    feature = feature or feats[0]
+    if feature not in feats:
+        raise CsvrError(f"{ckpt.path} is a {method!r} pretraining checkpoint; its encoder features are "
+                        f"{', '.join(feats)}, not {feature!r}")
+    return feature
+
+
 @dataclass
 class TrainedModel:
     """What :func:`load_trained` gives: the checkpoint, the encoder of ``feature`` and, for a
@@ -115,11 +129,7 @@ def load_trained(source: str | os.PathLike | Checkpoint, feature: str | None = N
     path = ckpt.path
     if ckpt.kind == PRETRAIN_KIND:
         cfg = from_dict(PretrainConfig, ckpt.config)
-        feats = tuple(get_method(cfg.method).features)
-        feature = feature or feats[0]
-        if feature not in feats:
-            raise CsvrError(f"{path} is a {cfg.method!r} pretraining checkpoint; its encoder features are "
-                            f"{', '.join(feats)}, not {feature!r}")
+        feature = pretrain_feature(ckpt, feature, cfg.method)
         if random_init:
             import torch
 
@@ -168,4 +178,4 @@ def check_method_feature(method: str, features: tuple[str, ...], feature: str, w
 
 
 __all__ = ["Checkpoint", "TrainedModel", "build_architecture", "build_method", "check_method_feature", "load_encoder",
-           "load_method", "load_trained", "method_config", "typed_model_config"]
+           "load_method", "load_trained", "method_config", "pretrain_feature", "typed_model_config"]

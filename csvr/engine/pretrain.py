@@ -37,6 +37,40 @@ def load_pretrained(path: str | os.PathLike, map_location="cpu"):
     return method, ckpt.raw
 
 
+def run_means(summary: dict) -> dict[str, float]:
+    """Each numeric column's mean over the run's epochs (its ``epochs.csv``; the last epoch's
+    values when that file cannot be read)."""
+    import csv
+    from pathlib import Path
+
+    import numpy as np
+
+    try:
+        with open(Path(summary["out"]) / "epochs.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, KeyError, TypeError):
+        rows = [summary["last_epoch_metrics"]] if summary.get("last_epoch_metrics") else []
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            try:
+                values.setdefault(k, []).append(float(v))
+            except (TypeError, ValueError):  # blank cells, the stage's name
+                pass
+    return {k: float(np.mean(v)) for k, v in values.items() if v}
+
+
+def signal_warnings(summary: dict) -> list[str]:
+    """The run's method's :meth:`~csvr.methods.base.Method.signal_warnings` on :func:`run_means`
+    (none for a job that is not a registered method, e.g. finetuning)."""
+    from csvr.methods import METHODS
+
+    name = summary.get("method")
+    if summary.get("kind", "pretrain") != "pretrain" or name not in METHODS:
+        return []
+    return METHODS.get(name).signal_warnings(run_means(summary))
+
+
 def print_summary(summary: dict) -> None:
     what = {"pretrain": "pretraining", "finetune": "finetuning", "linear_probe": "linear probing"}.get(
         summary.get("kind", "pretrain"), "training")
@@ -65,9 +99,11 @@ def print_summary(summary: dict) -> None:
               f"{mon['seconds']:.1f} s ({share:.1f}% of the run)")
     if summary["nonfinite_steps"]:
         print(f"  {summary['nonfinite_steps']} step(s) skipped for non-finite losses")
+    for w in signal_warnings(summary):
+        print(f"  warning: {w}")
     print(f"  checkpoint: {summary['checkpoint']}")
     print(f"  logs: {summary['out']}/metrics.csv, epochs.csv, tb/")
 
 
 __all__ = ["ResumableSampler", "TrainingDiverged", "learning_rate", "load_pretrained", "make_fabric", "pretext_verdicts",
-           "pretrain", "print_summary", "resolve_stages", "stratified_subset"]
+           "pretrain", "print_summary", "resolve_stages", "run_means", "signal_warnings", "stratified_subset"]

@@ -157,8 +157,9 @@ def _run_retrieve(args) -> int:
 
     from csvr.data.index import load_manifest
     from csvr.eval.retrieval import format_recall_table, retrieve_videos
-    from csvr.utils.io import atomic_save_npz, atomic_write_json
+    from csvr.utils.io import atomic_save_npz, atomic_write_json, check_output_dir
 
+    check_output_dir(args.out)
     ks = _ks(args.ks)
     model = load_model(args.checkpoint, args.feature, random_init=args.random_init, seed=args.seed)
     # paths are checked here, before any data-loader worker could hit one that leaves the root
@@ -196,6 +197,27 @@ def _run_retrieve(args) -> int:
 
 
 # ----------------------------------------------------------------------------- export
+def input_description(model: LoadedModel, clip) -> dict[str, Any]:
+    """How a user of the exported files prepares a clip as evaluation does (``export.json``'s
+    ``input``): the normalisation the encoder declares, the clip length, the stride between its
+    frames, the short side frames are scaled to and the centre crop's size."""
+    from csvr.data.transforms import MEAN, STD
+
+    mean = [float(v) for v in getattr(model.encoder, "mean", MEAN)]
+    std = [float(v) for v in getattr(model.encoder, "std", STD)]
+    out: dict[str, Any] = {
+        "clip": "clip (B, 3, T, S, S) float32: RGB frames scaled to [0, 1], then (x - mean) / std per channel",
+        "mean": mean, "std": std, "clip_frames": clip.frames, "frame_stride": clip.stride, "crop_size": clip.size,
+        "resize_short_side": clip.decode_short_side,
+        "frames": f"T = {clip.frames} frames taken every {clip.stride} frames of the video (a span of "
+                  f"{(clip.frames - 1) * clip.stride + 1}); each frame scaled so that its short side is "
+                  f"{clip.decode_short_side or 'unchanged'} px, then a centre {clip.size}x{clip.size} crop"}
+    if needs_poses(model.feature):
+        out["poses"] = ("poses (B, T, 18, 2) float32: COCO-18 joints of the same frames, body-centred and "
+                        "torso-scaled as csvr.pose.normalize does; pose_conf (B, T, 18): their confidences in [0, 1]")
+    return out
+
+
 def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], opset: int = 17,
                  manifest=None, frames: int | None = None, size: int | None = None) -> dict:
     """Export ``model`` into ``out_dir``: ``torchvision`` (``<backbone>_torchvision.pt``) and/or
@@ -216,7 +238,7 @@ def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], op
     info: dict[str, Any] = {"checkpoint": model.path, "kind": model.kind, "method": model.method,
                             "feature": model.feature, "backbone": backbone_name(model.backbone),
                             "classes": model.classes, "clip_frames": clip.frames, "clip_size": clip.size,
-                            "files": {}}
+                            "input": input_description(model, clip), "files": {}}
     if "torchvision" in formats:
         fc = None
         note = None
@@ -240,14 +262,17 @@ def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], op
         info["files"][name] = {"format": "torchvision state dict", **tv}
     if "onnx" in formats:
         inputs = example_inputs(model.feature, clip.frames, clip.size)
+        mean, std = info["input"]["mean"], info["input"]["std"]
         data, oi = export_onnx(model.encoder, inputs, "features", opset,
-                               metadata=metadata_for(model.feature, clip.frames, clip.size))
+                               metadata=metadata_for(model.feature, clip.frames, clip.size, mean=mean, std=std,
+                                                     stride=clip.stride))
         name = f"encoder-{model.feature}.onnx"
         files[name] = data
         info["files"][name] = {"format": "onnx", "model": "encoder", **oi}
         if model.classifier is not None:
             data, oi = export_onnx(model.classifier, inputs, "logits", opset,
-                                   metadata=metadata_for(model.feature, clip.frames, clip.size, model.classes))
+                                   metadata=metadata_for(model.feature, clip.frames, clip.size, model.classes,
+                                                         mean=mean, std=std, stride=clip.stride))
             files["classifier.onnx"] = data
             info["files"]["classifier.onnx"] = {"format": "onnx", "model": "classifier", **oi}
     out = Path(out_dir)
@@ -261,7 +286,9 @@ def _run_export(args) -> int:
     from csvr.data.index import load_manifest
 
     from csvr.eval.export import backbone_name, torchvision_compatible
+    from csvr.utils.io import check_output_dir
 
+    check_output_dir(args.out)
     model = load_model(args.checkpoint, args.feature)
     if args.format is None:  # default: ONNX, and the torchvision state dict where torchvision has the model
         formats = ["torchvision", "onnx"] if torchvision_compatible(model.backbone) else ["onnx"]
@@ -289,6 +316,7 @@ def _run_export(args) -> int:
 # ----------------------------------------------------------------------------- report
 def _run_report(args) -> int:
     from csvr.eval.report import build_report
+    from csvr.utils.io import check_output_dir
 
     if not args.runs and args.study is None:
         raise CsvrError("csvr report: give run folders (RUN_DIR ...), --study PATH/study.json, or both")
@@ -297,6 +325,7 @@ def _run_report(args) -> int:
         if args.runs:
             raise CsvrError("csvr report: --out is required with run folders (--out DIR)")
         out = "reports/study"  # --study alone: a default folder, as the study's one-line command in the README
+    check_output_dir(out, "--out" if args.out else "the report folder (--out)")
     written = build_report(args.runs, out, samples=args.samples, title=args.title,
                            retrieval_examples=not args.no_retrieval_examples,
                            allow_outside_root=args.allow_outside_root, study=args.study)
@@ -372,6 +401,7 @@ def _run_finetune(args) -> int:
     from csvr.config import dump_yaml, load_config
     from csvr.engine.commands import resolve_config_path
     from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
+    from csvr.utils.io import check_output_dir
 
     from csvr.config import command_line_overrides
 
@@ -401,7 +431,11 @@ def _run_finetune(args) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
-    results = run_finetune(cfg, resume=args.resume, linear=args.linear)
+    check_output_dir(cfg.out, "--out" if args.out else "out (the run folder)")  # before the checkpoint or data
+    # the preset's feature (not the user's --feature / model.feature=) gives way to a checkpoint
+    # method's only one (a CVRL / IIC checkpoint has only backbone)
+    preset_feature = args.feature is None and not any(o.split("=", 1)[0].strip() == "model.feature" for o in overrides)
+    results = run_finetune(cfg, resume=args.resume, linear=args.linear, feature_from_preset=preset_feature)
     if "video_top1" in results:
         print_results(results)
     return 0

@@ -225,13 +225,19 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def metadata_for(feature: str, frames: int, size: int, classes: list[str] | None = None) -> dict[str, str]:
-    """ONNX ``metadata_props``: what a consumer needs to prepare inputs."""
+def metadata_for(feature: str, frames: int, size: int, classes: list[str] | None = None, *,
+                 mean=None, std=None, stride: int | None = None) -> dict[str, str]:
+    """ONNX ``metadata_props``: what a consumer needs to prepare inputs (``mean`` / ``std``:
+    the encoder's, default :data:`csvr.data.transforms.MEAN` / ``STD``; ``stride``: frames
+    between a clip's frames)."""
     from csvr.data.transforms import MEAN, STD
 
     meta = {"csvr.feature": feature, "csvr.clip_frames": str(frames), "csvr.clip_size": str(size),
-            "csvr.input_mean": json.dumps(list(MEAN)), "csvr.input_std": json.dumps(list(STD)),
+            "csvr.input_mean": json.dumps(list(MEAN if mean is None else mean)),
+            "csvr.input_std": json.dumps(list(STD if std is None else std)),
             "csvr.clip_layout": "B,3,T,H,W float32 RGB in [0,1] then (x - mean) / std"}
+    if stride is not None:
+        meta["csvr.clip_stride"] = str(stride)
     if classes is not None:
         meta["csvr.classes"] = json.dumps(list(classes))
     return meta

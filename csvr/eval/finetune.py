@@ -111,8 +111,66 @@ def evaluate_classifier(classifier, manifest, records, clip_cfg, clips: int = 10
     return report
 
 
-def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False) -> dict:
-    """Train (engine) then evaluate; writes ``results.json`` in the run folder and returns it."""
+def check_every_class_trained(manifest, records, cfg: FinetuneConfig, max_named: int = 10) -> None:
+    """Refuse (:class:`CsvrError`, one line) a classifier job in which some of the manifest's
+    classes have no training video: the videos the engine will train on (``records`` of
+    ``data.split`` / ``data.subset``, cut to ``data.max_videos``, then ``data.label_fraction``
+    of each class, as :class:`~csvr.engine.trainer.Trainer` selects them). Such a class, e.g.
+    one whose only videos are in the test split, would be scored like any other and fail every
+    test video silently."""
+    from csvr.engine.trainer import stratified_subset
+
+    chosen = records[: cfg.data.max_videos] if cfg.data.max_videos else records
+    if cfg.data.label_fraction < 1.0:
+        chosen = stratified_subset(chosen, cfg.data.label_fraction, cfg.train.seed)
+    seen = {r.label for r in chosen}
+    missing = [c for k, c in enumerate(manifest.classes) if k not in seen]
+    if not missing:
+        return
+    named = ", ".join(missing[:max_named]) + (f" and {len(missing) - max_named} more" if len(missing) > max_named else "")
+    where = f"the {cfg.data.subset} part of split {cfg.data.split} of {manifest.path}"
+    cut = [f"data.max_videos={cfg.data.max_videos}"] if cfg.data.max_videos else []
+    cut += [f"data.label_fraction={cfg.data.label_fraction:g}"] if cfg.data.label_fraction < 1.0 else []
+    verb = "has" if len(missing) == 1 else "have"
+    raise CsvrError(f"{len(missing)} of {manifest.num_classes} classes {verb} no training video in {where}"
+                    f"{' with ' + ', '.join(cut) if cut else ''}: {named}; the classifier could never predict them: "
+                    "give them training videos (re-index, e.g. csvr prepare index --test-ratio), choose another "
+                    "data.split, or leave those classes out of the dataset")
+
+
+def classifier_feature(model: dict, source: str, from_preset: bool = False) -> str:
+    """The encoder feature of a classifier job: ``model["feature"]`` (default ``fi``) when the
+    architecture's method (``model["arch_method"]``) has it. When it does not, a feature that is
+    only the preset's default (``from_preset``: not the user's ``--feature``) gives way to the
+    method's only feature (a CVRL / IIC checkpoint has only ``backbone``), said in one line on
+    stderr; otherwise a :class:`CsvrError` naming the method's features. ``source``: the network's
+    origin for the messages (the checkpoint, or ``model.arch``)."""
+    import sys
+
+    from csvr.methods import get_method
+
+    method = str(model.get("arch_method") or "csvr")
+    feature = str(model.get("feature") or "fi")
+    have = tuple(get_method(method).features)
+    if feature in have:
+        return feature
+    if from_preset and len(have) == 1:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"csvr: {source} is a {method} network, whose only feature is {have[0]!r}: using it instead of the "
+                  f"preset's {feature!r} (pass --feature to choose)", file=sys.stderr)
+        return have[0]
+    scratch = model.get("init") == "scratch"
+    hint = (f"; its random-init network: --feature {have[0]} model.init=scratch" if scratch else "")
+    raise CsvrError(f"feature {feature!r}{' (--feature scratch)' if scratch and feature == 'fs' else ''} does not "
+                    f"exist for {source}, a {method} network: its features are {', '.join(have)} (choose one with "
+                    f"--feature){hint}")
+
+
+def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False,
+                 feature_from_preset: bool = False) -> dict:
+    """Train (engine) then evaluate; writes ``results.json`` in the run folder and returns it.
+    ``feature_from_preset``: ``model.feature`` is the preset's, not the user's choice, so a
+    checkpoint whose method lacks it uses the method's only feature (:func:`classifier_feature`)."""
     from csvr.engine.pretrain import print_summary
 
     if not cfg.data.manifest:
@@ -133,10 +191,13 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
         model["arch_method"], model["arch"] = ckpt.architecture
         model["pretrained"] = str(ckpt.path)  # a run folder given: the file it stands for
         del ckpt
+        model["feature"] = classifier_feature(model, f"the checkpoint {model['pretrained']}", feature_from_preset)
     elif not model.get("arch"):  # never a silent default network (a scratch baseline must match the pretrained one)
         raise CsvrError("the classifier's network is not named: pass --pretrained CKPT (a pretraining checkpoint; with "
                         "--feature scratch only its architecture is used) or --model-config PRESET_OR_YAML (a "
                         "pretraining config, e.g. small-cpu), or set model.arch_method and model.arch")
+    else:  # --model-config / model.arch
+        model["feature"] = classifier_feature(model, "model.arch", feature_from_preset)
     cfg.model = model
     cfg.method = Supervised.name
     mcfg = from_dict(SupervisedConfig, model, where="model")
@@ -146,11 +207,26 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
     # both selections are checked before any step: an empty test split found after training
     # would waste the whole run
     split = cfg.eval.split or cfg.data.split
-    manifest.select_nonempty(cfg.data.split, cfg.data.subset, key="data.split / data.subset")
+    train_records = manifest.select_nonempty(cfg.data.split, cfg.data.subset, key="data.split / data.subset")
+    check_every_class_trained(manifest, train_records, cfg)
     test_records = manifest.select_nonempty(split, cfg.eval.subset, key="eval.split / eval.subset")
     if needs_poses(mcfg.feature):
         check_coverage(cfg.data.pose_cache, [r.id for r in test_records], what=f"{cfg.eval.subset} videos",
                        source=str(manifest.path))
+    # the run folder's lock covers the evaluation too (the trainer re-takes it as the same holder)
+    from csvr.engine.lock import RunLock, launch_rank
+
+    lock = RunLock(cfg.out).acquire() if launch_rank() == 0 else None
+    try:
+        return _train_and_evaluate(cfg, mcfg, model, manifest, network, split, test_records, resume)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_and_evaluate(cfg, mcfg, model, manifest, network, split, test_records, resume) -> dict:
+    from csvr.engine.pretrain import print_summary
+
     summary = train(cfg, Supervised, lambda: Supervised.build(mcfg, cfg.data.color), resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return summary

@@ -323,8 +323,11 @@ def format_table(doc: dict) -> str:
 def _run_knn(args) -> int:
     from csvr.data.index import load_manifest
     from csvr.eval.commands import _check_pose_cache, _device
-    from csvr.utils.io import atomic_write_json
+    from csvr.utils.io import atomic_write_json, check_output_dir
 
+    check_output_dir(args.out)
+    if args.cache:
+        check_output_dir(args.cache, "--cache")
     if args.clips < 1:
         raise CsvrError(f"--clips must be >= 1, got {args.clips}")
     if args.control_seeds < 0:
@@ -338,6 +341,10 @@ def _run_knn(args) -> int:
     from csvr.engine.checkpoint import Checkpoint
 
     ckpt = Checkpoint.load(args.checkpoint)
+    if not ckpt.is_classifier:  # before the pose check, whose advice names other features
+        from csvr.engine.model import pretrain_feature
+
+        pretrain_feature(ckpt, args.feature)
     manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
     records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
     _check_pose_cache(args.pose_cache, args.feature, manifest, records)

@@ -11,8 +11,13 @@ to ``OUT/test.json`` and ``OUT/confusion.csv``.
 ``csvr predict`` runs the same evaluation path on one video file that no manifest lists: the
 video is probed like ``csvr prepare index`` does, its poses (for a feature that reads them,
 :func:`csvr.models.features.needs_poses`) come from a pose-cache entry, an OpenPose JSON folder
-or MediaPipe, and are put into a temporary pose cache so that the dataset reads them exactly as
-it reads a prepared dataset's.
+or MediaPipe (with a progress bar over the frames), and are put into a temporary pose cache so
+that the dataset reads them exactly as it reads a prepared dataset's. A checkpoint that keeps
+the source frame size (``data.clip.decode_short_side: null``, the CPU presets) would have every
+clip frame of a large video decoded at full size (10 clips of 8 frames of 4K: 2 GB); predict
+decodes them with a short side of at most :data:`PREDICT_DECODE_CROPS` times the model's crop
+instead (:func:`predict_clip_config`), which leaves videos of the size the model was trained on
+untouched.
 """
 
 from __future__ import annotations
@@ -183,6 +188,23 @@ def write_test(report: dict, out: str | os.PathLike) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- csvr predict
+#: csvr predict decodes frames with a short side of at most this many crop sizes when the
+#: checkpoint keeps the source size (its centre crop is then resized from there)
+PREDICT_DECODE_CROPS = 4
+
+
+def predict_clip_config(clip):
+    """The checkpoint's clip settings for ``csvr predict``: ``decode_short_side`` None (keep the
+    source size) becomes ``PREDICT_DECODE_CROPS x size``, so a large video's frames are scaled by
+    FFmpeg while decoding instead of being held at full size; a video whose short side is already
+    that small is read exactly as evaluation reads it."""
+    import dataclasses
+
+    if clip.decode_short_side is not None:
+        return clip
+    return dataclasses.replace(clip, decode_short_side=PREDICT_DECODE_CROPS * clip.size)
+
+
 def video_record(video: str | os.PathLike):
     """The manifest record ``csvr prepare index`` would write for ``video`` (probed; label 0)."""
     from csvr.data.index import VideoRecord
@@ -233,7 +255,7 @@ def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: i
                 raise CsvrError("this checkpoint's feature needs poses and MediaPipe is not installed: pip install "
                                 "mediapipe, or pass --poses FILE.npz (a cache entry from 'csvr prepare poses') or "
                                 "--poses DIR (OpenPose JSON files of this video)")
-            rec = extract_record(video, "mediapipe", video_id=video_id)
+            rec = extract_record(video, "mediapipe", video_id=video_id, progress="poses (MediaPipe)")
             what = "MediaPipe"
     except NoPersonError:
         log.warning("csvr: no person found in %s (%s): the prediction uses zero poses, as evaluation does for such "
@@ -244,6 +266,13 @@ def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: i
     if rec.num_frames != num_frames:
         log.warning("csvr: %s has %d frames of poses, the video %d: poses are matched by frame index",
                     what, rec.num_frames, num_frames)
+    frozen = (rec.meta.get("source_info") or {}).get("frozen_skeleton") or {}
+    if frozen.get("segments"):
+        from csvr.pose.consistency import describe
+
+        log.warning("csvr: the skeleton from %s stays still with high confidence while the image changes in %s: the "
+                    "pose may be a frozen track, not the person (see the README, 'Troubleshooting')", what,
+                    describe(video_id, frozen))
     return rec, what
 
 
@@ -279,7 +308,7 @@ def predict_video(video: str | os.PathLike, checkpoint: str | os.PathLike, top_k
                 write_record(tmp, rec.id, pose_rec)
         elif poses is not None:
             log.warning("csvr: feature %r reads no poses: --poses is ignored", classifier.feature)
-        ds = ClipDataset(manifest, [rec], s.clip, mode="eval", num_clips=clips, pose_cache=cache)
+        ds = ClipDataset(manifest, [rec], predict_clip_config(s.clip), mode="eval", num_clips=clips, pose_cache=cache)
         logits, _, ok = predict(classifier, ds, 1, 0, device, desc="predicting")
     if not ok[0]:
         raise CsvrError(f"{video} could not be decoded")
@@ -301,14 +330,23 @@ def format_prediction(p: dict) -> str:
 # ----------------------------------------------------------------------------- parsers
 def _run_test(args) -> int:
     from csvr.eval.commands import _device
+    from csvr.utils.io import check_output_dir
 
+    def run_folder() -> Path:  # where the default output goes: beside the checkpoint's run
+        ckpt = resolve_checkpoint(args.checkpoint)
+        return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+    # the output folder is checked before the checkpoint and the data are read (the default one's
+    # name needs the checkpoint's split and subset: its run folder is checked instead)
+    if args.out is not None:
+        check_output_dir(args.out)
+    elif Path(args.checkpoint).exists():  # a missing checkpoint is run_test's message
+        check_output_dir(run_folder(), "the run folder of --checkpoint")
     report = run_test(args.checkpoint, args.manifest, args.root, args.pose_cache, args.split, args.subset,
                       args.clips, args.batch_size, args.workers, _device(args.device), args.allow_outside_root)
     out = args.out
     if out is None:
-        ckpt = Path(report["checkpoint"])
-        run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-        out = run / f"test-split{report['split']}-{report['subset']}"
+        out = run_folder() / f"test-split{report['split']}-{report['subset']}"
     written = write_test(report, out)
     print(format_test(report))
     print("written: " + ", ".join(str(p) for p in written))
@@ -317,8 +355,10 @@ def _run_test(args) -> int:
 
 def _run_predict(args) -> int:
     from csvr.eval.commands import _device
-    from csvr.utils.io import atomic_write_json
+    from csvr.utils.io import atomic_write_json, check_output_file
 
+    if args.json:
+        check_output_file(args.json, "--json")
     p = predict_video(args.video, args.checkpoint, args.top_k, args.poses, args.clips, _device(args.device))
     print(format_prediction(p))
     if args.json:
@@ -387,5 +427,5 @@ def register(commands) -> None:
     p.set_defaults(func=_run_predict)
 
 
-__all__ = ["confusion_csv", "eval_settings", "format_test", "predict_video", "register", "resolve_checkpoint",
-           "run_test", "write_test"]
+__all__ = ["PREDICT_DECODE_CROPS", "confusion_csv", "eval_settings", "format_test", "predict_clip_config",
+           "predict_video", "register", "resolve_checkpoint", "run_test", "write_test"]

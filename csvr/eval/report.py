@@ -7,7 +7,10 @@ A run folder is any of
 * a finetuning / linear-probe run: the same plus ``results.json`` (clip / video top-1, per-class
   accuracy, confusion matrix, optionally ``class_groups``);
 * a folder written by ``csvr retrieve`` (``retrieval.json``); a run folder may also hold
-  ``retrieval.json`` or ``retrieval*/retrieval.json`` of its own checkpoints.
+  ``retrieval.json`` or ``retrieval*/retrieval.json`` of its own checkpoints;
+* a folder written by ``csvr knn`` (``knn.json``): the "Frozen features" section, each measure
+  beside the same network from random weights with the paired difference and its 95 % interval
+  (what ``csvr demo`` prints as its frozen rows).
 
 The report has: a summary table (run, kind, method, feature, clip / video top-1, R@k, the video
 top-1's 95 % interval), the last pretext metrics of pretraining runs (Table II's columns), video
@@ -65,6 +68,7 @@ class RunData:
     results: dict | None = None
     retrievals: list[tuple[str, dict]] = field(default_factory=list)
     has_curves: bool = False
+    knn: dict | None = None  # knn.json of 'csvr knn'
 
     @property
     def manifest(self) -> str | None:
@@ -110,9 +114,13 @@ def load_run(path: str | Path) -> RunData:
                 raise CsvrError(f"{f}: not a 'csvr retrieve' result (missing {', '.join(missing)})")
             retrievals.append(("retrieval" if f.parent == p else f.parent.name, r))
     curves = (p / "metrics.csv").is_file() or (p / "epochs.csv").is_file()
-    if results is None and summary is None and not retrievals and not curves:
+    knn = _read_json(p / "knn.json") if (p / "knn.json").is_file() else None
+    if knn is not None and not isinstance(knn.get("measures"), dict):
+        raise CsvrError(f"{p / 'knn.json'}: not a 'csvr knn' result (no 'measures')")
+    if results is None and summary is None and not retrievals and not curves and knn is None:
         raise CsvrError(f"{p} has no results: expected results.json ('csvr finetune' / 'csvr linear-probe'), "
-                        "retrieval.json ('csvr retrieve'), or summary.json / metrics.csv / epochs.csv (a training run)")
+                        "retrieval.json ('csvr retrieve'), knn.json ('csvr knn'), or summary.json / metrics.csv / "
+                        "epochs.csv (a training run)")
     if results is not None and not isinstance(results.get("per_class", {}), dict):
         raise CsvrError(f"{p / 'results.json'}: 'per_class' must map class names to accuracies")
     config = _read_config(p / "config.yaml")
@@ -120,10 +128,12 @@ def load_run(path: str | Path) -> RunData:
         kind = str(results.get("kind") or "finetune")
     elif summary is not None or curves:
         kind = str(config.get("kind") or (summary or {}).get("kind") or "pretrain")
-    else:
+    elif retrievals:
         kind = "retrieval"
+    else:
+        kind = "frozen"
     method = (results or {}).get("method") or config.get("method") or (summary or {}).get("method") \
-        or next((r.get("method") for _, r in retrievals if r.get("method")), None) or "?"
+        or next((r.get("method") for _, r in retrievals if r.get("method")), None) or (knn or {}).get("method") or "?"
     if method == "supervised":  # a finetuning job: name the method whose architecture it trains
         method = (config.get("model") or {}).get("arch_method") or method
     if results is not None and _is_scratch(results, config):
@@ -131,7 +141,7 @@ def load_run(path: str | Path) -> RunData:
     elif results is None and retrievals and all(r.get("init") == "random" for _, r in retrievals):
         method = "scratch"
     return RunData(path=p, name=p.name or str(p), kind=kind, method=str(method), config=config, summary=summary,
-                   results=results, retrievals=retrievals, has_curves=curves)
+                   results=results, retrievals=retrievals, has_curves=curves, knn=knn)
 
 
 def _is_scratch(results: dict, config: dict) -> bool:
@@ -252,7 +262,9 @@ def _summary_section(runs: list[RunData]) -> _Section:
             rows.append([name, "retrieval", method, feat, "", ""]
                         + [_pct(r["recall"].get(str(k))) for k in ks] + [str(r.get("num_queries") or ""), ""])
         if run.results is None and not run.retrievals:
-            rows.append([run.name, run.kind, run.method, "", "", ""] + [""] * len(ks) + ["", ""])
+            feat = str((run.knn or {}).get("feature") or "")
+            tests = str((run.knn or {}).get("num_test") or "")
+            rows.append([run.name, run.kind, run.method, feat, "", ""] + [""] * len(ks) + [tests, ""])
     sec = _Section("Summary", tables=[(head, rows)])
     if ks:
         clips = sorted({str((r.get("protocol") or {}).get("clips_per_video", "?")) for run in runs
@@ -260,6 +272,39 @@ def _summary_section(runs: list[RunData]) -> _Section:
         sec.text.append("R@k: fraction of test videos with a same-class training video among their k nearest (cosine "
                         "similarity of the L2-normalised mean of each video's uniformly spaced clip features; "
                         f"{' / '.join(clips)} clips per video), as in the paper's Table VIII.")
+    return sec
+
+
+FROZEN_MEASURES = {"knn20_top1": "kNN k=20 top-1", "knn1_top1": "kNN k=1 top-1 (= R@1)", "knn20_top5": "kNN k=20 top-5",
+                   "linear_top1": "linear top-1", "linear_top5": "linear top-5"}
+
+
+def _frozen_section(runs: list[RunData]) -> _Section | None:
+    """``csvr knn`` results: each measure beside the random-init control, the paired difference
+    and its 95 % interval over the test videos."""
+    have = [r for r in runs if r.knn is not None]
+    if not have:
+        return None
+    head = ["run", "method", "feature", "measure", "pretrained (%)", "random init (%)", "difference [95 % CI]",
+            "test videos", "control seeds"]
+    rows = []
+    for run in have:
+        k = run.knn or {}
+        seeds = (k.get("control") or {}).get("seeds") or []
+        for m, label in FROZEN_MEASURES.items():
+            d = (k.get("measures") or {}).get(m)
+            if not isinstance(d, dict):
+                continue
+            ci = d.get("gain_ci") or ["", ""]
+            diff = f"{d['gain']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if d.get("gain") is not None else ""
+            pc = lambda x: f"{float(x):.1f}" if x is not None else ""  # noqa: E731 - knn.json is in percent
+            rows.append([run.name, run.method, str(k.get("feature") or ""), label, pc(d.get("mean")), pc(d.get("control")), diff,
+                         str(k.get("num_test") or ""), str(len(seeds))])
+    sec = _Section("Frozen features against random-init controls", tables=[(head, rows)])
+    sec.text.append("Frozen features of the test videos query the training videos (weighted kNN) or a logistic "
+                    "regression trained on the training videos' features (linear); the control is the same network "
+                    "and feature from random weights (mean over its seeds); the difference is paired by test video "
+                    "with a 95 % bootstrap interval.")
     return sec
 
 
@@ -760,7 +805,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     notes: list[str] = []
     groups = _class_groups(runs)
     sections = [_summary_section(runs)] if runs else []
-    for make in (lambda: _pretext_section(runs), lambda: _top1_section(runs), lambda: _per_class_section(runs, groups),
+    for make in (lambda: _frozen_section(runs), lambda: _pretext_section(runs), lambda: _top1_section(runs), lambda: _per_class_section(runs, groups),
                  lambda: _confusion_section(runs, groups), lambda: _curves_section(runs)):
         s = make()
         if s is not None:

@@ -289,17 +289,15 @@ def format_quality(r: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- command
 def _run(args: argparse.Namespace) -> int:
     from csvr.eval.commands import _device
+    from csvr.utils.io import atomic_write_text, check_output_file
 
     out = None
     if args.json:
-        out = Path(args.json)
-        if out.exists() and out.is_dir():
-            raise CsvrError(f"--json {out}: is a folder")
+        out = check_output_file(args.json, "--json")
     r = quality_of_checkpoint(args.checkpoint, args.classifier, args.videos, _device(args.device), args.bootstrap)
     print(format_quality(r))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(r, indent=1) + "\n")
+        atomic_write_text(out, json.dumps(r, indent=1) + "\n")
     return 0
 
 
@@ -308,7 +306,8 @@ def register(commands, groups) -> None:
         "video-quality", help="IS, conditional top-1 and Frechet distance of a CSVR checkpoint's generated clips",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[0] + "\n\n" +
         __doc__.split("\n\n", 1)[1].split("\n\nPixels")[0],
-        epilog="example (a classifier trained from scratch at the generator's 32 px):\n"
+        epilog="examples:\n"
+               "  # a classifier trained from scratch at the generators' 32 px, then the scores\n"
                "  csvr finetune --config demo --pretrained runs/demo/pretrain-csvr --feature scratch "
                "data.clip.size=32 --out runs/demo/video-classifier\n"
                "  csvr video-quality runs/demo/pretrain-csvr --classifier runs/demo/video-classifier\n")

@@ -73,6 +73,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     * ``pretext``: False for a job that is not self-supervised pretraining (``csvr pretrain``
       refuses it); ``job_kind``: the ``kind`` its checkpoints carry;
     * ``pretext_checks``: pretext signals judged against their trivial baselines at each stage's end;
+      :meth:`signal_warnings`: the run's summary warns when the data lack what a pretext task needs;
     * :meth:`build_diagnostics` and ``diagnostic_stages``: held-out measurements at epoch ends;
     * :meth:`train_dataset`, :meth:`stage_parameters`, :meth:`parameter_roles`,
       :meth:`training_step` (through ``forward``), :meth:`encoder`.
@@ -102,6 +103,13 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     def check_stages(self, stages: list[str]) -> None:
         """Refuse (:class:`~csvr.errors.ConfigError`) a schedule this configuration cannot run
         (default: every stage of ``stages`` is fine)."""
+
+    @classmethod
+    def signal_warnings(cls, means: dict[str, float]) -> list[str]:
+        """Warnings printed with the run's summary when the data lack a signal this method's
+        pretext tasks need, judged on ``means`` (each logged column's mean over the run's epochs,
+        ``epochs.csv``). Default: none."""
+        return []
 
     @abc.abstractmethod
     def train_dataset(self, manifest, records, clip_cfg, seed: int, pose_cache: str | None):

@@ -48,6 +48,10 @@ from csvr.models.video_gan import pixel_l2_loss, video_noise, video_target_from_
 
 log = logging.getLogger(__name__)
 
+#: below this ``iframe_own_frac`` (over the run) the summary warns: most clips are matched with an
+#: I-frame outside their span, so context matching (Eq. 2) has little to learn from
+IFRAME_OWN_FRAC_MIN = 0.5
+
 STAGE_GROUPS = {
     "pose": ("pose_generator", "pose_critic"),
     "context": ("v_network", "i_network", "heads"),
@@ -90,6 +94,20 @@ class CSVR(Method):
     def __init__(self, cfg: CSVRModelConfig, color=None):
         super().__init__(cfg, color)
         self.model = CSVRModel(cfg)
+
+    @classmethod
+    def signal_warnings(cls, means: dict[str, float]) -> list[str]:
+        """A warning when fewer than :data:`IFRAME_OWN_FRAC_MIN` of the training clips held an
+        I-frame of their own (real videos with an I-frame every 50-250 frames)."""
+        own = means.get("iframe_own_frac")
+        if own is None or own >= IFRAME_OWN_FRAC_MIN:
+            return []
+        return [f"only {100 * own:.0f}% of the training clips held an I-frame of their own (iframe_own_frac "
+                f"{own:.2f} < {IFRAME_OWN_FRAC_MIN:g}): context matching learns little from the others, which are "
+                "matched with an I-frame outside their span. Re-encode the videos with an I-frame every 12 frames "
+                "(csvr prepare reencode --manifest MANIFEST --out NEW_ROOT --gop 12; then pretrain on "
+                "NEW_ROOT/manifest.jsonl), or make a clip span more frames than the I-frame interval "
+                "(data.clip.frames x data.clip.stride)"]
 
     def check_stages(self, stages: list[str]) -> None:
         on = {"pose": self.cfg.use_pose, "context": self.cfg.use_context, "video": self.cfg.use_video}

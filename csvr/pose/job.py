@@ -17,8 +17,10 @@ The job (``csvr prepare poses``):
 - ends with a :class:`JobSummary` (done, skipped, no person, failed, time, frames per second;
   each processed video's *detection rate*, the fraction of its frames with a person, with the
   videos below 50 % listed by name; videos where a single-person source jumped to another
-  person), also written to ``<cache_dir>/_reports/poses-<source>-shard-<i>-of-<n>.json``; each
-  cache entry's metadata keeps its ``detection_rate``.
+  person; with MediaPipe, videos where the skeleton stays still with high confidence while the
+  image changes, :mod:`csvr.pose.consistency`), also written to
+  ``<cache_dir>/_reports/poses-<source>-shard-<i>-of-<n>.json``; each cache entry's metadata keeps
+  its ``detection_rate``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from csvr.errors import CsvrError, VideoError
 from csvr.pose.base import NoPersonError, PoseError, PoseRecord
 from csvr.pose.cache import entry_status, write_no_person, write_record
 from csvr.pose.clean import CleanSettings, clean
+from csvr.pose.consistency import describe as describe_frozen
 from csvr.pose.sources import PoseSource, SourceOptions, get_source
 from csvr.pose.track import TrackSettings
 from csvr.utils.io import atomic_write_json
@@ -133,6 +136,9 @@ def _process(task: tuple[PoseJobItem, Any]) -> dict:
         identity = raw.info.get("identity") or {}
         if identity.get("dropped_frames"):
             res["identity"] = identity
+        frozen = raw.info.get("frozen_skeleton") or {}
+        if frozen.get("segments"):
+            res["frozen_skeleton"] = frozen
         extra = {"source": config.source, "extractor": raw.settings, "source_info": raw.info,
                  "clean": config.clean.to_dict(), "detection_rate": rate}
         if item.num_frames is not None and item.num_frames != raw.num_frames:
@@ -162,8 +168,9 @@ def extract_record(video_path: str | os.PathLike | None, source: str = "mediapip
                    pkl: Any = None, num_frames: int | None = None, frame_size: tuple[int, int] | None = None,
                    conf_threshold: float | None = None, max_gap: int | None = None,
                    interp_conf_scale: float | None = None, track: TrackSettings | None = None,
-                   **mediapipe_options: Any) -> PoseRecord:
-    """Like :func:`extract` but returns the whole :class:`PoseRecord` (masks and metadata)."""
+                   progress: str | None = None, **mediapipe_options: Any) -> PoseRecord:
+    """Like :func:`extract` but returns the whole :class:`PoseRecord` (masks and metadata);
+    ``progress``: MediaPipe shows a progress bar over the video's frames with this label."""
     source_cls = get_source(source)
     bad = set(mediapipe_options) - set(MEDIAPIPE_OPTIONS)
     if bad:
@@ -174,7 +181,7 @@ def extract_record(video_path: str | os.PathLike | None, source: str = "mediapip
         video_id = Path(video_path).stem
     settings = CleanSettings.for_source(source, conf_threshold, max_gap, interp_conf_scale)
     options = SourceOptions(json_dir=None if json_dir is None else str(json_dir), mediapipe=dict(mediapipe_options),
-                            track=track or TrackSettings())
+                            track=track or TrackSettings(), progress=progress)
     item = PoseJobItem(video_id=video_id, path=None if video_path is None else str(video_path),
                        num_frames=num_frames, width=frame_size[0] if frame_size else None,
                        height=frame_size[1] if frame_size else None)
@@ -239,6 +246,9 @@ class JobSummary:
     #: videos whose single-person source jumped to another person: {"video_id", "tracks", "kept_frames",
     #: "dropped_frames", "switch_frames"} (the other person's frames were dropped)
     identity_lost: list[dict] = field(default_factory=list)
+    #: videos where the skeleton stays still with high confidence while the image changes (MediaPipe:
+    #: a frozen "ghost" track?): {"video_id", "frames", "flagged_frames", "segments"}
+    frozen_skeleton: list[dict] = field(default_factory=list)
     person_frames: dict[str, list[int]] = field(default_factory=dict, repr=False)  # [with a person, frames]
     report_path: str | None = None
 
@@ -266,6 +276,10 @@ class JobSummary:
             out.append(f"  identity lost: {d['video_id']}: the pose jumped between {d['tracks']} people (first at "
                        f"frame {d['switch_frames'][0] if d['switch_frames'] else '?'}); kept {d['kept_frames']} "
                        f"frames of the main one, dropped {d['dropped_frames']}")
+        if self.frozen_skeleton:
+            out.append(frozen_skeleton_warning(self.frozen_skeleton))
+        for d in self.frozen_skeleton[:max_failures]:
+            out.append(f"  frozen skeleton: {describe_frozen(d['video_id'], d)}")
         for vid in self.no_person_ids[:max_failures]:
             out.append(f"  no person: {vid}")
         for f in self.failures[:max_failures]:
@@ -291,6 +305,17 @@ class JobSummary:
             self.low_detection.append(vid)
         if res.get("identity"):
             self.identity_lost.append({"video_id": vid, **res["identity"]})
+        if res.get("frozen_skeleton"):
+            self.frozen_skeleton.append({"video_id": vid, **res["frozen_skeleton"]})
+
+
+def frozen_skeleton_warning(videos: list[dict], max_named: int = 5) -> str:
+    """The one-line warning about videos whose skeleton stays still while the image changes."""
+    named = ", ".join(d["video_id"] for d in videos[:max_named]) + (" ..." if len(videos) > max_named else "")
+    return (f"warning: {len(videos)} video(s) have a skeleton that stays still with high confidence while the image "
+            f"changes ({named}): the pose may be a frozen track, not the person; look at the frames named below "
+            "(csvr viz poses VIDEO --cache CACHE --id ID --out check.gif) and, if so, leave those videos out or take "
+            "their poses from another source")
 
 
 def remove_stale_temp_files(cache_dir: str | os.PathLike, max_age_s: float = 3600.0) -> int:

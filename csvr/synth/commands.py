@@ -56,7 +56,9 @@ def register(commands, groups) -> None:
 
 def run_synth(args) -> int:
     from csvr.synth.dataset import generate, parse_size
+    from csvr.utils.io import check_output_dir
 
+    check_output_dir(args.out)
     size = parse_size(args.size)
     if args.workers is not None and args.workers < 1:
         raise CsvrError("--workers must be at least 1")

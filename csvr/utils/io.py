@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from csvr.errors import OutsideRootError
+from csvr.errors import CsvrError, OutsideRootError
 
 
 @contextlib.contextmanager
@@ -80,6 +80,66 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> None:
 
     with atomic_write(path, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a folder could not be created at ``path`` (None when it exists or could be): the first
+    existing ancestor must be a folder csvr may write into (nothing is created to find out)."""
+    for ancestor in path.parents:
+        if os.path.lexists(ancestor):
+            break
+    else:  # pragma: no cover - the file-system root always exists
+        return None
+    if os.path.islink(ancestor) and not ancestor.exists():
+        return f"{ancestor} is a broken symbolic link"
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable (permission denied)"
+    return None
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """``path`` when csvr can write a folder of outputs there; else one :class:`CsvrError` line.
+
+    Every command that writes calls this (or :func:`check_output_file`) first, before it probes
+    data or loads a model: a file where the folder should be, a path under a file, a folder that
+    cannot be created or is not writable would otherwise end a long job with a traceback. Nothing
+    is created here; ``what`` names the option in the message (``--out``, ``--cache``).
+    """
+    given, path = path, Path(os.path.abspath(path))
+    if os.path.lexists(path):
+        if not path.exists():
+            raise CsvrError(f"{what} {given}: is a broken symbolic link (give a folder)")
+        if not path.is_dir():
+            raise CsvrError(f"{what} {given}: is a file, not a folder (give a folder, or remove the file)")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CsvrError(f"{what} {given}: the folder is not writable (permission denied)")
+        return path
+    reason = _unwritable(path)
+    if reason:
+        raise CsvrError(f"{what} {given}: the folder cannot be created: {reason}")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """``path`` when csvr can write a file there (atomically: a temporary file in its folder, then
+    a rename); else one :class:`CsvrError` line (see :func:`check_output_dir`)."""
+    given, path = path, Path(os.path.abspath(path))
+    if os.path.lexists(path):
+        if not path.exists():
+            raise CsvrError(f"{what} {given}: is a broken symbolic link (give a file path)")
+        if path.is_dir():
+            raise CsvrError(f"{what} {given}: is a folder, not a file (give a file path)")
+    parent = path.parent
+    if parent.is_dir():
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CsvrError(f"{what} {given}: cannot be written: {parent} is not writable (permission denied)")
+        return path
+    reason = _unwritable(path)
+    if reason:
+        raise CsvrError(f"{what} {given}: cannot be written: {reason}")
+    return path
 
 
 def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike, *, allow_outside: bool = False,

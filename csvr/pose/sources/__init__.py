@@ -31,6 +31,7 @@ class SourceOptions:
     json_dir: str | None = None  # openpose-json: the folder of *_keypoints.json files
     mediapipe: dict = field(default_factory=dict)  # mediapipe: MediaPipeExtractor keywords
     track: TrackSettings = field(default_factory=TrackSettings)  # importers: which person to keep
+    progress: str | None = None  # mediapipe: a progress bar over each video's frames, with this label
 
 
 class PoseSource:

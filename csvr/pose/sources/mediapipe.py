@@ -55,6 +55,12 @@ BlazePose tracks one person, but when it loses them it runs its detector again, 
 per-frame poses are therefore linked into tracks like the importers' detections
 (:func:`csvr.pose.track.keep_one_identity`) and only the best track is kept; the other frames
 count as "no person", and ``info["identity"]`` says how many tracks and frames were dropped.
+
+BlazePose may also keep a confident skeleton frozen in place while the person moves elsewhere.
+While the frames are decoded anyway, a :class:`~csvr.pose.consistency.MotionProbe` notes which
+cells of a 32 x 32 grayscale picture change; ``info["frozen_skeleton"]``
+(:func:`csvr.pose.consistency.frozen_skeleton`) lists the segments where the kept skeleton stays
+still with high confidence while the image changes (the job's report and warning name them).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from typing import Iterable
 import numpy as np
 
 from csvr.pose.base import PoseError, RawPoses
+from csvr.pose.consistency import FrozenSkeletonSettings, MotionProbe, frozen_skeleton
 from csvr.pose.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
 from csvr.pose.sources import PoseSource, register_source
 from csvr.pose.sources.common import NativeStderr, to_unit
@@ -97,6 +104,7 @@ class MediaPipeExtractor:
                          "confidence": "visibility"}
         self.threads = threads
         self.track = track or TrackSettings()
+        self.frozen_settings = FrozenSkeletonSettings()
         # for the graph's whole life: it logs from its own threads, also between our calls
         self._quiet = NativeStderr().__enter__()
         try:
@@ -145,11 +153,13 @@ class MediaPipeExtractor:
         out: dict[int, np.ndarray] = {}
         seen = 0
         size = frame_size
+        probe = MotionProbe(self.frozen_settings)
         for k, item in enumerate(frames):
             idx, rgb = item if isinstance(item, tuple) else (k, item)
             if size is None:
                 size = (int(rgb.shape[1]), int(rgb.shape[0]))
             seen = max(seen, idx + 1)
+            probe.add(idx, rgb)
             pose = self.process_frame(rgb)
             if pose is not None:
                 out[idx] = pose
@@ -162,16 +172,29 @@ class MediaPipeExtractor:
                 found[idx] = True
         w, h = size or (1, 1)
         poses, found, identity = keep_one_identity(poses, found, aspect=w / h if h else 1.0, settings=self.track)
+        frozen = frozen_skeleton(poses, found, probe.masks(T), self.frozen_settings)
         return RawPoses(poses=poses, person_found=found, frame_size=size or (0, 0), source="mediapipe",
-                        settings=dict(self.settings), info={"decoded_frames": seen, "identity": identity})
+                        settings=dict(self.settings), info={"decoded_frames": seen, "identity": identity,
+                                                            "frozen_skeleton": frozen})
 
-    def process_video(self, path: str | os.PathLike) -> RawPoses:
-        """Raw poses of every frame of the video at ``path`` (raises VideoError if unreadable)."""
+    def process_video(self, path: str | os.PathLike, progress: str | None = None) -> RawPoses:
+        """Raw poses of every frame of the video at ``path`` (raises VideoError if unreadable);
+        ``progress``: show a progress bar over its frames with this label (one video: csvr predict)."""
         from csvr.data.video import VideoReader
+        from csvr.utils.progress import progress as progress_bar
 
         with VideoReader(path, threads=self.threads) as reader:
-            raw = self.process_frames(reader.iter_frames(), num_frames=reader.num_frames,
-                                      frame_size=(reader.width, reader.height))
+            frames = reader.iter_frames()
+            bar = None
+            if progress:
+                bar = progress_bar(frames, total=reader.num_frames, desc=progress, unit="frame")
+                frames = bar
+            try:
+                raw = self.process_frames(frames, num_frames=reader.num_frames,
+                                          frame_size=(reader.width, reader.height))
+            finally:
+                if bar is not None:
+                    bar.close()
         return raw
 
     def close(self) -> None:
@@ -199,7 +222,7 @@ class MediaPipeSource(PoseSource):
         ext = getattr(self, "extractor", None)
         if ext is None:
             raise RuntimeError("MediaPipe worker not initialised")
-        return ext.process_video(item.path)
+        return ext.process_video(item.path, progress=self.options.progress)
 
     def close(self) -> None:
         ext = self.__dict__.pop("extractor", None)
