@@ -13,9 +13,9 @@ import pytest
 import csvr.cli
 from csvr.pose import (NoPersonError, PoseCache, PoseNotCachedError, clean, entry_status, load,
                        load_record, run_pose_job, write_record)
-from csvr.pose.base import PoseError
-from csvr.pose.cache import cache_path, write_no_person
 from csvr.pose.clean import CleanSettings
+from csvr.pose_format.base import PoseError
+from csvr.pose_format.cache import cache_path, write_no_person
 from csvr.utils.parallel import parse_shard
 
 W, H = 160, 120

@@ -7,9 +7,9 @@ import pytest
 
 from csvr.pose import NoPersonError, clean, denormalize, normalize
 from csvr.pose.clean import CleanSettings
-from csvr.pose.normalize import NormParams
-from csvr.pose.skeleton import (BLAZEPOSE33_TO_COCO18, BODY25_TO_COCO18, COCO17_TO_COCO18, FLIP_INDEX, JOINT_NAMES,
-                                LIMBS, PARENT, map_to_coco18, mapping_table)
+from csvr.pose_format.normalize import NormParams
+from csvr.pose_format.skeleton import (BLAZEPOSE33_TO_COCO18, BODY25_TO_COCO18, COCO17_TO_COCO18, FLIP_INDEX,
+                                       JOINT_NAMES, LIMBS, PARENT, map_to_coco18, mapping_table)
 
 
 # ----------------------------------------------------------------------------- skeleton

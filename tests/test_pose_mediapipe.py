@@ -11,7 +11,7 @@ import pytest
 
 import csvr.cli
 from csvr.pose import PoseCache, load, load_record, run_pose_job
-from csvr.pose.skeleton import JOINT_INDEX as J
+from csvr.pose_format.skeleton import JOINT_INDEX as J
 
 pytest.importorskip("mediapipe")
 skvideo = pytest.importorskip("skvideo")

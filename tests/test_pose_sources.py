@@ -307,7 +307,7 @@ def test_viz_draws_nothing_on_a_frame_without_a_person():
     its pose from the nearest frame, which used to be drawn in grey)."""
     from PIL import Image
 
-    from csvr.pose.base import PoseRecord
+    from csvr.pose_format.base import PoseRecord
     from csvr.pose.viz import contact_sheet, draw_pose
 
     rng = np.random.default_rng(0)

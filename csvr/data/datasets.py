@@ -34,8 +34,8 @@ from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span,
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
 from csvr.data.video import VideoReader
 from csvr.errors import CsvrError, VideoError
-from csvr.pose.cache import PoseCache
-from csvr.pose.normalize import normalize
+from csvr.pose_format.cache import PoseCache
+from csvr.pose_format.normalize import normalize
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class PretrainDataset(_VideoDataset):
       ``()``: how many I-frames the span holds before the cap to K (0 exactly when
       ``iframe_fallback``), e.g. to measure how often clips lack their own I-frame;
     - when a pose cache is given: ``poses`` ``(T, 18, 3)`` and ``future_poses`` ``(T', 18, 3)``
-      normalised with :func:`csvr.pose.normalize` (the future with the clip's parameters), x/y
+      normalised with :func:`csvr.pose_format.normalize` (the future with the clip's parameters), x/y
       then confidence; ``poses_raw``/``future_poses_raw`` in crop coordinates [0, 1];
       ``pose_valid`` False when the video has no person (the pose losses skip the sample);
     - ``label`` (ignored by pretraining; -1 when unlabelled), ``index``, ``frame_indices``.

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from csvr.pose.skeleton import FLIP_INDEX
+from csvr.pose_format.skeleton import FLIP_INDEX
 
 MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)

@@ -59,7 +59,7 @@ from csvr.engine.monitor import KnnMonitor
 from csvr.engine.optim import build_role_optimizer, drop_grads_outside, lr_factors
 from csvr.errors import ConfigError, CsvrError
 from csvr.methods.base import Method
-from csvr.pose.cache import check_coverage
+from csvr.pose_format.cache import check_coverage
 from csvr.utils.io import atomic_write_json, atomic_write_text
 from csvr.utils.progress import progress
 

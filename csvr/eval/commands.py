@@ -146,7 +146,7 @@ def _check_pose_cache(pose_cache: str | None, feature: str, manifest, records) -
     if not pose_cache:
         raise CsvrError(f"feature {feature!r} needs poses: pass --pose-cache (a cache made by 'csvr prepare poses'), "
                         "or use --feature fs / backbone")
-    from csvr.pose.cache import check_coverage
+    from csvr.pose_format.cache import check_coverage
 
     check_coverage(pose_cache, [r.id for r in records], key="--pose-cache", what="videos", source=str(manifest.path))
 

@@ -30,7 +30,7 @@ from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig, descr
 from csvr.eval.features import report_left_out, run_eval
 from csvr.eval.metrics import classification_report
 from csvr.models.features import needs_poses
-from csvr.pose.cache import check_coverage
+from csvr.pose_format.cache import check_coverage
 from csvr.utils.io import atomic_write_json
 
 

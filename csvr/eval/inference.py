@@ -227,12 +227,12 @@ def video_record(video: str | os.PathLike):
 def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: int):
     """The cleaned poses of ``video`` from ``poses`` (a pose-cache ``.npz`` or an OpenPose JSON
     folder) or, when None, from MediaPipe; None when nobody is found (a warning says so)."""
-    from csvr.pose.base import NoPersonError, PoseError
     from csvr.pose.job import extract_record
+    from csvr.pose_format.base import NoPersonError, PoseError
 
     try:
         if poses is not None and Path(poses).is_file():
-            from csvr.pose.cache import load_record
+            from csvr.pose_format.cache import load_record
 
             p = Path(poses)
             if p.suffix != ".npz":
@@ -286,7 +286,7 @@ def predict_video(video: str | os.PathLike, checkpoint: str | os.PathLike, top_k
     from csvr.data.index import Manifest
     from csvr.eval.finetune import predict
     from csvr.eval.metrics import video_scores
-    from csvr.pose.cache import write_record
+    from csvr.pose_format.cache import write_record
 
     if top_k < 1:
         raise CsvrError(f"--top-k must be >= 1, got {top_k}")

@@ -672,7 +672,7 @@ def _load_samples(manifest, records, clip, pose_cache, seed: int) -> list[dict]:
     change), the k-th drawn with the generator ``[seed, k]``; plus the clip's pose normalisation
     parameters (to draw predictions in crop coordinates)."""
     from csvr.data.datasets import PretrainDataset
-    from csvr.pose.normalize import normalize
+    from csvr.pose_format.normalize import normalize
 
     ds = PretrainDataset(manifest, records, clip, seed=seed, pose_cache=str(pose_cache), augment=False)
     out = []

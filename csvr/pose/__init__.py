@@ -1,8 +1,8 @@
-"""Human pose sequences for the pose prediction branch (paper III-B).
+"""Pose extraction: human pose sequences for the pose prediction branch (paper III-B).
 
 Every pose in csvr is ``(T, 18, 3)`` float32: OpenPose's 18 COCO joints
-(:mod:`csvr.pose.skeleton`), x and y in [0, 1] of the frame, a confidence in [0, 1]; no NaN or
-inf ever leaves this package.
+(:mod:`csvr.pose_format.skeleton`), x and y in [0, 1] of the frame, a confidence in [0, 1]; no NaN
+or inf ever leaves this package.
 
 Public API:
 
@@ -10,39 +10,30 @@ Public API:
   of one video (MediaPipe BlazePose, OpenPose JSON, or mmaction2 skeleton pickles);
 - :func:`load` ``(cache_dir, video_id) -> (T, 18, 3)`` and :class:`PoseCache` (``get`` /
   ``has``, for datasets) read the pose cache that ``csvr prepare poses`` writes
-  (:mod:`csvr.pose.cache`); a video where nobody was found raises :class:`NoPersonError` in
-  :func:`load` and gives ``None`` from :meth:`PoseCache.get`;
+  (:mod:`csvr.pose_format.cache`); a video where nobody was found raises :class:`NoPersonError`
+  in :func:`load` and gives ``None`` from :meth:`PoseCache.get`;
 - :func:`normalize` / :func:`denormalize`: the neck-centred, torso-scaled frame of the pose GAN
-  (:mod:`csvr.pose.normalize`), exactly invertible;
+  (:mod:`csvr.pose_format.normalize`), exactly invertible;
 - :func:`clean`: the gap-filling policy (:mod:`csvr.pose.clean`);
 - :func:`run_pose_job`: the parallel, resumable, shardable job behind ``csvr prepare poses``.
 
-Layers (``docs/architecture.md``): the pose *format* - :mod:`~csvr.pose.skeleton`,
-:mod:`~csvr.pose.base`, :mod:`~csvr.pose.normalize`, :mod:`~csvr.pose.cache` - sits below the data
-layer, which reads caches; pose *extraction* - :mod:`~csvr.pose.job`, :mod:`~csvr.pose.sources`,
-:mod:`~csvr.pose.clean`, :mod:`~csvr.pose.track`, :mod:`~csvr.pose.viz`, :mod:`~csvr.pose.commands`
-- sits above it (it decodes videos). The extraction names below are imported on first use, so
-importing a format module never loads the video layer.
+Layers (``docs/architecture.md``): this package is pose *extraction* - :mod:`~csvr.pose.job`,
+:mod:`~csvr.pose.sources`, :mod:`~csvr.pose.raw`, :mod:`~csvr.pose.clean`, :mod:`~csvr.pose.track`,
+:mod:`~csvr.pose.consistency`, :mod:`~csvr.pose.viz`, :mod:`~csvr.pose.commands` - and sits above
+the data layer (it decodes videos and reads manifests). The pose *format* (joints, records, the
+cache, normalisation) is :mod:`csvr.pose_format`, below the data layer; its names are re-exported
+here.
 """
 
 from __future__ import annotations
 
-from csvr.pose.base import NoPersonError, PoseError, PoseNotCachedError, PoseRecord, RawPoses
-from csvr.pose.cache import FORMAT_VERSION, PoseCache, entry_status, load, load_record, write_record
 from csvr.pose.clean import CleanSettings, clean
-from csvr.pose.normalize import NormParams, denormalize, normalize
-from csvr.pose.skeleton import FLIP_INDEX, JOINT_NAMES, LIMBS, NUM_JOINTS
-
-_JOB_NAMES = ("JobSummary", "PoseJobItem", "extract", "extract_record", "items_from_manifest", "run_pose_job")
-
-
-def __getattr__(name: str):
-    if name in _JOB_NAMES:
-        from csvr.pose import job
-
-        return getattr(job, name)
-    raise AttributeError(f"module 'csvr.pose' has no attribute {name!r}")
-
+from csvr.pose.job import JobSummary, PoseJobItem, extract, extract_record, items_from_manifest, run_pose_job
+from csvr.pose.raw import RawPoses
+from csvr.pose_format.base import NoPersonError, PoseError, PoseNotCachedError, PoseRecord
+from csvr.pose_format.cache import FORMAT_VERSION, PoseCache, entry_status, load, load_record, write_record
+from csvr.pose_format.normalize import NormParams, denormalize, normalize
+from csvr.pose_format.skeleton import FLIP_INDEX, JOINT_NAMES, LIMBS, NUM_JOINTS
 
 __all__ = [
     "extract", "extract_record", "load", "load_record", "PoseCache", "normalize", "denormalize", "NormParams",

@@ -14,7 +14,7 @@ Policy (the defaults are in :class:`CleanSettings`):
    position of the **nearest valid frame** of that joint (ties go to the earlier frame),
    confidence 0, flagged ``filled``.
 4. A joint that is *never observed* in the video is placed on its nearest observed ancestor in
-   the skeleton tree (:data:`csvr.pose.skeleton.PARENT`; e.g. an unseen wrist sits on the elbow,
+   the skeleton tree (:data:`csvr.pose_format.skeleton.PARENT`; e.g. an unseen wrist sits on the elbow,
    unseen hips on the neck; an unseen neck is the shoulder midpoint, or the mean of the observed
    joints), confidence 0, flagged ``filled``.
 5. A video in which **no joint is ever valid** raises :class:`NoPersonError`: it is reported and
@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from csvr.pose.base import NoPersonError, PoseError, PoseRecord, RawPoses
-from csvr.pose.skeleton import L_SHOULDER, NECK, NUM_JOINTS, PARENT, R_SHOULDER
+from csvr.pose.raw import RawPoses
+from csvr.pose_format.base import NoPersonError, PoseError, PoseRecord
+from csvr.pose_format.skeleton import L_SHOULDER, NECK, NUM_JOINTS, PARENT, R_SHOULDER
 
 # Joints ordered so that every joint comes after its parent (breadth-first from the neck).
 _TREE_ORDER: tuple[int, ...] = (1, 0, 2, 5, 8, 11, 14, 15, 3, 6, 9, 12, 16, 17, 4, 7, 10, 13)

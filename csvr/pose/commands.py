@@ -119,7 +119,7 @@ def cmd_prepare_poses(args: argparse.Namespace) -> int:
 
 
 def cmd_viz_poses(args: argparse.Namespace) -> int:
-    from csvr.pose.cache import load_record
+    from csvr.pose_format.cache import load_record
     from csvr.pose.job import extract_record
     from csvr.pose.viz import render
     from csvr.utils.io import check_output_file

@@ -36,12 +36,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from csvr.errors import CsvrError, VideoError
-from csvr.pose.base import NoPersonError, PoseError, PoseRecord
-from csvr.pose.cache import entry_status, write_no_person, write_record
 from csvr.pose.clean import CleanSettings, clean
 from csvr.pose.consistency import describe as describe_frozen
 from csvr.pose.sources import PoseSource, SourceOptions, get_source
 from csvr.pose.track import TrackSettings
+from csvr.pose_format.base import NoPersonError, PoseError, PoseRecord
+from csvr.pose_format.cache import entry_status, write_no_person, write_record
 from csvr.utils.io import atomic_write_json
 from csvr.utils.parallel import imap_progress, parse_shard, shard as take_shard
 

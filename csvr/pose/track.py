@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from csvr.pose.skeleton import NECK, NUM_JOINTS
+from csvr.pose_format.skeleton import NECK, NUM_JOINTS
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from csvr.pose.base import PoseError, PoseRecord
-from csvr.pose.skeleton import LIMBS, NUM_JOINTS
+from csvr.pose_format.base import PoseError, PoseRecord
+from csvr.pose_format.skeleton import LIMBS, NUM_JOINTS
 
 # OpenPose's limb colours (RGB), one per limb of LIMBS.
 LIMB_COLORS: tuple[tuple[int, int, int], ...] = (

@@ -2,7 +2,7 @@
 
 Each source is one module of this package with a :class:`PoseSource` subclass registered by
 :func:`register_source` (:class:`csvr.utils.registry.Registry`); adding a source is adding one
-file. A source turns one video into a :class:`csvr.pose.base.RawPoses` (COCO-18, x and y in
+file. A source turns one video into a :class:`csvr.pose.raw.RawPoses` (COCO-18, x and y in
 [0, 1]); :mod:`csvr.pose.clean` then fills the gaps. The job (:mod:`csvr.pose.job`) drives it:
 
 * :meth:`PoseSource.check_job` - once, before a job starts (e.g. a folder option that must exist);
@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
-from csvr.pose.base import PoseError, RawPoses
+from csvr.pose.raw import RawPoses
 from csvr.pose.track import TrackSettings
+from csvr.pose_format.base import PoseError
 from csvr.utils.registry import Registry
 
 

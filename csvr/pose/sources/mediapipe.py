@@ -3,7 +3,7 @@
 BlazePose finds *one* person and tracks it from frame to frame (``static_image_mode=False``):
 a detector runs on the first frame and whenever tracking is lost, the landmark model on a
 region derived from the previous frame otherwise. Its 33 landmarks are mapped to the 18
-OpenPose COCO joints by :data:`csvr.pose.skeleton.BLAZEPOSE33_TO_COCO18`:
+OpenPose COCO joints by :data:`csvr.pose_format.skeleton.BLAZEPOSE33_TO_COCO18`:
 
 ====  ==========  ================================================
  #    COCO-18     BlazePose landmark
@@ -72,12 +72,13 @@ from typing import Iterable
 
 import numpy as np
 
-from csvr.pose.base import PoseError, RawPoses
 from csvr.pose.consistency import FrozenSkeletonSettings, MotionProbe, frozen_skeleton
-from csvr.pose.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
+from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, register_source
 from csvr.pose.sources.common import NativeStderr, to_unit
 from csvr.pose.track import TrackSettings, keep_one_identity
+from csvr.pose_format.base import PoseError
+from csvr.pose_format.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
 
 
 class MediaPipeExtractor:

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from csvr.pose.base import PoseError, RawPoses
-from csvr.pose.skeleton import map_to_coco18
+from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, register_source
 from csvr.pose.sources.common import to_unit
 from csvr.pose.track import TrackSettings, select_actor
+from csvr.pose_format.base import PoseError
+from csvr.pose_format.skeleton import map_to_coco18
 
 
 class UnsafePickleError(PoseError):

@@ -5,7 +5,7 @@ Files are ``<video>_<12-digit frame>_keypoints.json``, one per frame, each::
     {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": [x, y, c, ...], ...}]}
 
 with x, y in *pixels* and 18 (COCO, 54 numbers) or 25 (BODY_25, 75 numbers) joints; undetected
-joints are ``0, 0, 0``. BODY_25 is mapped to COCO-18 (:data:`~csvr.pose.skeleton.BODY25_TO_COCO18`).
+joints are ``0, 0, 0``. BODY_25 is mapped to COCO-18 (:data:`~csvr.pose_format.skeleton.BODY25_TO_COCO18`).
 Coordinates are divided by the video's frame size; a frame without a file, or whose file lists
 nobody, is missing; one actor is kept per video (:mod:`csvr.pose.track`).
 
@@ -29,11 +29,12 @@ from typing import Iterable
 import numpy as np
 
 from csvr.errors import CsvrError
-from csvr.pose.base import PoseError, RawPoses
-from csvr.pose.skeleton import BODY25_TO_COCO18, COCO18_TO_COCO18, map_to_coco18
+from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, SourceOptions, register_source
 from csvr.pose.sources.common import to_unit, video_geometry
 from csvr.pose.track import TrackSettings, select_actor
+from csvr.pose_format.base import PoseError
+from csvr.pose_format.skeleton import BODY25_TO_COCO18, COCO18_TO_COCO18, map_to_coco18
 from csvr.utils.io import resolve_inside
 
 FILE_RE = re.compile(r"^(?P<name>.+)_(?P<frame>\d{12})_keypoints\.json$")

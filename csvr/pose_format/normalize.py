@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from csvr.pose.skeleton import L_HIP, L_SHOULDER, NECK, NOSE, R_HIP, R_SHOULDER
+from csvr.pose_format.skeleton import L_HIP, L_SHOULDER, NECK, NOSE, R_HIP, R_SHOULDER
 
 MIN_SCALE = 1e-3
 

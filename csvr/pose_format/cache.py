@@ -27,7 +27,7 @@ key                 shape, dtype        meaning
 
 A video in which no person was ever detected is stored as a *marker*: the same file with
 ``status`` "no_person" in ``meta``, ``poses`` of shape (0, 18, 3) and ``person_found`` all
-False. :func:`load` raises :class:`~csvr.pose.base.NoPersonError` for it,
+False. :func:`load` raises :class:`~csvr.pose_format.base.NoPersonError` for it,
 :meth:`PoseCache.get` returns ``None``, and ``csvr prepare poses`` skips it on re-runs (unless
 ``--force``), exactly like a finished video.
 """
@@ -46,8 +46,8 @@ import numpy as np
 
 from csvr import __version__
 from csvr.errors import CsvrError
-from csvr.pose.base import NoPersonError, PoseError, PoseNotCachedError, PoseRecord
-from csvr.pose.skeleton import NUM_JOINTS
+from csvr.pose_format.base import NoPersonError, PoseError, PoseNotCachedError, PoseRecord
+from csvr.pose_format.skeleton import NUM_JOINTS
 from csvr.utils.io import atomic_save_npz, resolve_inside
 
 FORMAT = "csvr-poses"
@@ -143,7 +143,7 @@ def entry_status(cache_dir: str | os.PathLike, video_id: str) -> str:
 
 
 def load_record(cache_dir: str | os.PathLike, video_id: str) -> PoseRecord:
-    """The full cached :class:`~csvr.pose.base.PoseRecord` of a video (poses, masks, meta).
+    """The full cached :class:`~csvr.pose_format.base.PoseRecord` of a video (poses, masks, meta).
 
     Raises:
         NoPersonError: the video is cached as "no person".
@@ -172,9 +172,9 @@ def load_record(cache_dir: str | os.PathLike, video_id: str) -> PoseRecord:
 def load(cache_dir: str | os.PathLike, video_id: str) -> np.ndarray:
     """The cached ``(T, 18, 3)`` float32 poses of ``video_id`` (x, y in [0, 1], confidence).
 
-    Raises :class:`~csvr.pose.base.NoPersonError` when the video was processed and nobody was
+    Raises :class:`~csvr.pose_format.base.NoPersonError` when the video was processed and nobody was
     found in it (it is excluded from the pose branch), and
-    :class:`~csvr.pose.base.PoseNotCachedError` when it is not in the cache.
+    :class:`~csvr.pose_format.base.PoseNotCachedError` when it is not in the cache.
     """
     return load_record(cache_dir, video_id).poses
 

@@ -1,4 +1,4 @@
-"""Types shared by the pose layer: errors, a source's raw output, a cleaned pose record."""
+"""The pose format's types: the pose errors and a cleaned pose record (what a cache file holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from csvr.errors import CsvrError
-from csvr.pose.skeleton import NUM_JOINTS
 
 
 class PoseError(CsvrError):
@@ -18,8 +17,8 @@ class PoseError(CsvrError):
 class NoPersonError(PoseError):
     """No person was detected in any frame of the video (it is excluded from the pose branch).
 
-    :func:`csvr.pose.load` raises it for a video whose cache entry is a "no person" marker;
-    :meth:`csvr.pose.PoseCache.get` returns ``None`` instead.
+    :func:`csvr.pose_format.load` raises it for a video whose cache entry is a "no person" marker;
+    :meth:`csvr.pose_format.PoseCache.get` returns ``None`` instead.
     """
 
     def __init__(self, what: str, detail: str = "no person detected in any frame"):
@@ -29,35 +28,6 @@ class NoPersonError(PoseError):
 
 class PoseNotCachedError(PoseError):
     """The cache has no (complete) entry for this video id."""
-
-
-@dataclass
-class RawPoses:
-    """What a source produces for one video, before cleaning.
-
-    ``poses`` is ``(T, 18, 3)`` float32 in OpenPose COCO-18 order, x and y in [0, 1] of the frame,
-    confidence in [0, 1]; a joint that was not detected has confidence 0 (its x, y are then
-    meaningless). ``person_found[t]`` says whether the kept actor was detected in frame t.
-    """
-
-    poses: np.ndarray
-    person_found: np.ndarray
-    frame_size: tuple[int, int]  # (width, height) of the frames the coordinates refer to
-    source: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)  # tracking statistics, notes
-
-    def __post_init__(self) -> None:
-        self.poses = np.asarray(self.poses, dtype=np.float32)
-        self.person_found = np.asarray(self.person_found, dtype=bool)
-        if self.poses.ndim != 3 or self.poses.shape[1:] != (NUM_JOINTS, 3):
-            raise ValueError(f"raw poses must be (T, 18, 3), got {self.poses.shape}")
-        if self.person_found.shape != self.poses.shape[:1]:
-            raise ValueError("person_found must have one entry per frame")
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.poses.shape[0])
 
 
 @dataclass
@@ -75,7 +45,7 @@ class PoseRecord:
             ancestor in the skeleton tree.
         person_found: ``(T,)`` bool, the actor was detected in the frame.
         frame_size: ``(width, height)`` of the frames the coordinates refer to.
-        meta: source, settings, format version (see :mod:`csvr.pose.cache`).
+        meta: source, settings, format version (see :mod:`csvr.pose_format.cache`).
     """
 
     poses: np.ndarray
