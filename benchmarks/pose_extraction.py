@@ -60,7 +60,7 @@ def make_inputs(work: Path, repeat: int) -> list[PoseJobItem]:
     write_video(vids / "carphone320_reverse.mp4", big[::-1].copy(), fps=30, gop=12)
     paths = [vids / "carphone.mp4", vids / "carphone320_mirror.mp4", vids / "carphone320_reverse.mp4"]
     try:
-        from csvr.data.synth import generate
+        from csvr.synth import generate
 
         generate(work / "synth", classes=2, videos_per_class=2, seconds=2.0, size=(160, 120), workers=1)
         paths += sorted((work / "synth").glob("*/*.mp4"))[:2]

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from csvr.data.synth import generate, load_manifest, read_openpose_sequence  # noqa: E402
+from csvr.synth import generate, read_openpose_sequence, read_synth_json  # noqa: E402
 
 CLIP_T, CLIP_STRIDE, SIDE = 16, 2, 64
 GROUP_NAMES = ("motion", "context", "both")
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     summary = generate(root)
     print(summary.describe(), flush=True)
-    m = load_manifest(root)
+    m = read_synth_json(root)
     W, H = m["params"]["size"]
     groups = {c["name"]: c["group"] for c in m["classes"]}
     videos = m["videos"]

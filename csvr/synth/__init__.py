@@ -17,8 +17,7 @@ classes, :mod:`~.encode` for the GOP policy, :mod:`~.openpose` for the pose file
 videos; not to be confused with :func:`csvr.data.index.load_manifest`, the index of any dataset).
 
 This package *produces* a dataset; it depends on nothing in csvr but :mod:`csvr.errors` and
-:mod:`csvr.utils` (``docs/architecture.md``). It was ``csvr.data.synth`` before 0.2; that name
-still imports (:mod:`csvr.data.synth`).
+:mod:`csvr.utils` (``docs/architecture.md``). It was ``csvr.data.synth`` before 0.2.
 """
 
 from csvr.synth.catalogue import CLASSES, GROUPS, ClassSpec, select_classes
