@@ -32,7 +32,8 @@ from csvr.data.index import build_index, load_manifest
 from csvr.data.sampling import iframes_for_span, sample_pretrain_indices
 from csvr.data.transforms import crop_resize, random_resized_crop_box
 from csvr.data.torchcodec_reader import torchcodec_available
-from csvr.data.video import read_iframes, write_video
+from csvr.data.video import read_iframes
+from csvr.data.writer import write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib  # noqa: E402

@@ -37,7 +37,8 @@ import numpy as np
 
 os.environ.setdefault("CSVR_PROGRESS", "0")
 
-from csvr.data.video import VideoReader, iter_frames, write_video  # noqa: E402
+from csvr.data.video import VideoReader, iter_frames  # noqa: E402
+from csvr.data.writer import write_video  # noqa: E402
 from csvr.pose.job import PoseJobItem, run_pose_job  # noqa: E402
 
 

@@ -53,7 +53,7 @@ def frame_level(frame: np.ndarray) -> int:
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """A set of real encoded videos with known GOPs (shared by the data tests)."""
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
 
     d = tmp_path_factory.mktemp("videos")
     f = index_frames(72)

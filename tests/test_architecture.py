@@ -54,3 +54,31 @@ def test_one_place_builds_a_method_and_one_spells_the_feature_names():
     assert {c.split(":")[0] for c in copies} == {"csvr.models.features"}
     assert len(pose_rules) == 1
     assert S.checkpoint_loaders() == ["csvr.engine.trainer._resume"]  # the engine's own resume
+
+
+def _reachable(start: str, edges) -> set[str]:
+    """Every csvr module ``start`` imports, directly or through the modules it imports."""
+    graph: dict[str, set[str]] = {}
+    for a, b, _ in edges:
+        graph.setdefault(a, set()).add(b)
+    seen, todo = set(), [start]
+    while todo:
+        for m in graph.get(todo.pop(), ()):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def test_methods_share_neutral_pieces_not_the_csvr_model():
+    """IIC, CVRL, the method interface and the classifier take BackboneConfig, the heads and
+    LossOutput from modules that import no method's model (csvr_model, the pose / video GANs)."""
+    edges = S.import_edges()
+    models = {"csvr.models.csvr_model", "csvr.models.pose_gan", "csvr.models.video_gan"}
+    shared = ["csvr.models.backbones", "csvr.models.heads", "csvr.losses.output"]
+    for mod in shared:
+        assert not _reachable(mod, edges) & models, mod
+    for mod in ["csvr.methods.iic", "csvr.methods.cvrl", "csvr.methods.base", "csvr.eval.classifier"]:
+        assert "csvr.models.csvr_model" not in _reachable(mod, edges), mod
+    direct = {(a, b) for a, b, _ in edges}
+    assert {(m, s) for m in ("csvr.methods.iic", "csvr.methods.cvrl") for s in shared[:2]} <= direct

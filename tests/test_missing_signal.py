@@ -83,7 +83,7 @@ def test_malformed_yaml_config_names_file_line_and_column(tmp_path, capsys):
 # ----------------------------------------------------------------------------- frozen skeletons
 def _moving_block_video(path: Path, frames: int = 40, h: int = 96, w: int = 192) -> None:
     """A gray picture in which a textured 32 x 32 block moves across the right half."""
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
 
     tex = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     f = np.full((frames, h, w, 3), 200, np.uint8)
@@ -139,7 +139,7 @@ def test_mediapipe_on_a_still_person_while_the_picture_moves_warns_with_progress
 
     pytest.importorskip("mediapipe")
     data = pytest.importorskip("skimage.data")
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
     from csvr.eval.inference import pose_record_for
     from csvr.pose.job import JobSummary
 
@@ -184,7 +184,7 @@ def test_predict_decodes_a_large_video_at_the_size_the_model_needs(tiny_synth, t
     scores are evaluation's on those frames (close to the full-size ones)."""
     from csvr.data.datasets import ClipDataset
     from csvr.data.index import Manifest
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
     from csvr.eval.finetune import predict
     from csvr.eval.inference import eval_settings, load_finetuned, predict_clip_config, predict_video, video_record
     from csvr.eval.metrics import video_scores

@@ -234,7 +234,7 @@ def test_job_in_worker_processes(json_dataset, tmp_path):
 
 
 def test_job_accepts_id_path_pairs_and_reports_unreadable_videos(tmp_path):
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")

@@ -212,7 +212,7 @@ def test_mediapipe_pose_that_jumps_to_another_person_is_dropped_and_reported(tmp
     """Issue 14 item 8 on real BlazePose: an encoded video of a photographed person on the left of
     the frame, then (frames 10-14) a person on the right, then the left one again. BlazePose loses
     its person at each cut and re-detects the other one; the pose must not follow the jump."""
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
     from csvr.pose.sources.mediapipe import MediaPipeExtractor
 
     data = pytest.importorskip("skimage.data")

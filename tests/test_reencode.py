@@ -7,7 +7,8 @@ import numpy as np
 from csvr.cli import main
 from csvr.data.index import build_index, load_manifest
 from csvr.data.reencode import reencode_dataset
-from csvr.data.video import read_frames, write_video
+from csvr.data.video import read_frames
+from csvr.data.writer import write_video
 
 from conftest import frame_level, index_frames
 

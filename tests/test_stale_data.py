@@ -14,7 +14,8 @@ import pytest
 
 from csvr.data.datasets import ClipConfig, ClipDataset, PretrainDataset
 from csvr.data.index import build_index, load_manifest
-from csvr.data.video import VideoReader, probe, write_video
+from csvr.data.video import VideoReader, probe
+from csvr.data.writer import write_video
 from csvr.errors import DatasetError
 
 from conftest import frame_level, index_frames

@@ -75,7 +75,7 @@ def test_finetune_fi_with_a_wrong_pose_cache_stops_before_training(tiny_synth, t
 # ----------------------------------------------------------------------------- item 6: empty splits
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory) -> dict[str, bytes]:
-    from csvr.data.video import write_video
+    from csvr.data.writer import write_video
 
     d = tmp_path_factory.mktemp("clips")
     f = index_frames(30)

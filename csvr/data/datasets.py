@@ -32,7 +32,7 @@ from csvr.data.index import Manifest, VideoRecord
 from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span, iframes_for_span,
                                 sample_clip_indices, sample_pretrain_indices, uniform_clip_starts)
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
-from csvr.data.video import VideoReader
+from csvr.data.video import FrameReader, VideoReader
 from csvr.errors import CsvrError, VideoError
 from csvr.pose_format.cache import PoseCache
 from csvr.pose_format.normalize import normalize
@@ -73,22 +73,22 @@ class ClipConfig:
 
 
 class _ReaderPool:
-    """A small per-process LRU of open :class:`VideoReader` objects (not pickled)."""
+    """A small per-process LRU of open readers (:class:`FrameReader`; not pickled)."""
 
     def __init__(self, max_open: int = 4, decoder: str = "pyav"):
         self.max_open = max_open
         self.decoder = decoder
-        self._open: OrderedDict[str, VideoReader] = OrderedDict()
+        self._open: OrderedDict[str, FrameReader] = OrderedDict()
 
-    def get(self, path: str, size: tuple[int, int] | None = None) -> VideoReader:
-        r = self._open.get(path)
+    def get(self, path: str, size: tuple[int, int] | None = None) -> FrameReader:
+        r: FrameReader | None = self._open.get(path)
         if r is not None:
             self._open.move_to_end(path)
             return r
         if self.decoder == "torchcodec":
             from csvr.data.torchcodec_reader import TorchCodecReader
 
-            r = TorchCodecReader(path, threads=1, size=size)  # type: ignore[assignment]
+            r = TorchCodecReader(path, threads=1, size=size)
         else:
             r = VideoReader(path, threads=1, parse_intra=False)  # the manifest holds the I-frames
         self._open[path] = r
@@ -142,12 +142,12 @@ class _VideoDataset(Dataset):
     def labels(self) -> list[int]:
         return [r.label for r in self.records]
 
-    def reader(self, rec: VideoRecord) -> VideoReader:
+    def reader(self, rec: VideoRecord) -> FrameReader:
         if self._pool is None:
             self._pool = _ReaderPool(self.max_open, self.clip.decoder)
         return self._pool.get(str(self.manifest.video_path(rec)), self.decode_size(rec))
 
-    def frame_count(self, rec: VideoRecord, reader) -> int:
+    def frame_count(self, rec: VideoRecord, reader: FrameReader) -> int:
         """The frames of ``rec`` clips are cut from: the index's count, which is below the reader's
         for a truncated file indexed with the frames that decode. A reader that finds fewer frames
         than were indexed means the file changed since (during the run: the check at manifest load

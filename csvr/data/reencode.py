@@ -58,7 +58,8 @@ def _bitrate(width: int, height: int, fps: float) -> int:
 
 
 def _run_job(job: _Job) -> dict:
-    from csvr.data.video import VideoReader, probe, write_video
+    from csvr.data.video import VideoReader, probe
+    from csvr.data.writer import write_video
 
     import numpy as np
 

@@ -1,7 +1,8 @@
 """An optional decoding backend on torchcodec (``data.clip.decoder: torchcodec``).
 
-The same reader interface as :class:`csvr.data.video.VideoReader` where the datasets use it
-(``num_frames``, ``read(indices, size)``, ``iframe_indices()``, ``close()``), on
+Implements the datasets' reader contract, :class:`csvr.data.video.FrameReader` (``path``,
+``num_frames``, ``width``, ``height``, ``fps``, ``read(indices, size)``, ``iframe_indices()``,
+``close()``; tests/test_video_reader_contract.py checks it against the PyAV reader), on
 ``torchcodec.decoders.VideoDecoder`` (PyTorch's own FFmpeg-based decoder, which also decodes on
 NVIDIA GPUs with NVDEC). Frame indices are the same: torchcodec's ``seek_mode="exact"`` scans the
 stream and numbers frames in presentation order, as csvr's reader does (tested: identical frames at
@@ -25,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from csvr.data.video import checked_indices, empty_frames
+from csvr.data.video import FrameReader, VideoReader, checked_indices, empty_frames
 from csvr.errors import ConfigError, VideoError
 
 
@@ -38,8 +39,9 @@ def torchcodec_available() -> str | None:
     return None
 
 
-class TorchCodecReader:
-    """A video opened with torchcodec; ``size=(width, height)`` scales while decoding."""
+class TorchCodecReader(FrameReader):
+    """A video opened with torchcodec; ``size=(width, height)`` scales while decoding (every
+    :meth:`read` must ask for that size)."""
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, size: tuple[int, int] | None = None,
                  device: str = "cpu") -> None:
@@ -87,20 +89,13 @@ class TorchCodecReader:
     def iframe_indices(self) -> list[int]:
         """The I-frames, found by csvr's PyAV reader (torchcodec does not report picture types)."""
         if self._iframes is None:
-            from csvr.data.video import VideoReader
-
             with VideoReader(self.path) as r:
                 self._iframes = r.iframe_indices()
         return list(self._iframes)
 
     def close(self) -> None:
+        """Drop the decoder (torchcodec frees it with the object)."""
         self._decoder = None
-
-    def __enter__(self) -> "TorchCodecReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 __all__ = ["TorchCodecReader", "torchcodec_available"]

@@ -1,14 +1,22 @@
-"""Video decoding, keyframes and I-frames with PyAV.
+"""Reading videos: the reader contract, the PyAV reader, keyframes and I-frames.
+
+The data layer's decoding side. The datasets (:mod:`csvr.data.datasets`) read clips and I-frames
+through :class:`FrameReader`; the index (:mod:`csvr.data.index`, ``csvr prepare index``) describes
+each video with :func:`probe`; re-encoding, pose extraction (:mod:`csvr.pose`), inference and the
+report's figures (:mod:`csvr.eval`) open videos with :class:`VideoReader` or the functions below.
+Parsing H.264 slice headers is :mod:`csvr.data.bitstream`; encoding is :mod:`csvr.data.writer`.
 
 Public API (documented in the README):
 
+- :class:`FrameReader`: the contract every reader the datasets use implements (``path``,
+  ``num_frames``, ``width``, ``height``, ``fps``, ``read``, ``iframe_indices``, ``close``):
+  :class:`VideoReader` here and :class:`csvr.data.torchcodec_reader.TorchCodecReader`;
 - :func:`probe` ``(path) -> VideoInfo``: fps, frame count, size, codec, keyframe and I-frame
   indices;
 - :func:`read_frames` ``(path, indices) -> uint8 (len(indices), H, W, 3)``;
 - :func:`read_iframes` ``(path) -> (indices, frames)``;
 - :class:`VideoReader`: the same on an open container (what data-loader workers keep open);
-- :func:`iter_frames`: every frame in order (pose extraction);
-- :func:`write_video`: encode frames with a chosen codec and GOP (tests, re-encoding).
+- :func:`iter_frames`: every frame in order (pose extraction).
 
 Frame indices
     Counted from 0 in *presentation* order: the reader demuxes the stream once (no decoding,
@@ -24,9 +32,9 @@ Keyframes vs I-frames
     handled (decoding only intra pictures, never the whole video):
 
     - H.264: the slice header of every packet is parsed while demuxing (NAL type 5 = IDR, or
-      ``slice_type`` I/SI in a type-1 slice), so the I-frames are known without decoding
-      anything, and only those packets are sent to the decoder (an intra picture decodes on its
-      own; the frames are exactly those of a full decode, tested);
+      ``slice_type`` I/SI in a type-1 slice; :mod:`csvr.data.bitstream`), so the I-frames are
+      known without decoding anything, and only those packets are sent to the decoder (an intra
+      picture decodes on its own; the frames are exactly those of a full decode, tested);
     - HEVC (and H.264 whose packets cannot be parsed): the decoder runs with
       ``skip_frame="NONINTRA"``, so it decodes only intra pictures, and frames whose
       ``pict_type`` is I are kept;
@@ -49,6 +57,7 @@ Damaged files (checked, never trusted)
 
 from __future__ import annotations
 
+import abc
 import bisect
 import dataclasses
 import logging
@@ -56,13 +65,13 @@ import os
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Self, Sequence
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from csvr.data.bitstream import avcc_nal_length_size, h264_packet_is_intra
 from csvr.errors import VideoError
 
 log = logging.getLogger(__name__)
@@ -77,74 +86,6 @@ MIN_DECODABLE_FRACTION = 0.5
 SEEK_MIN_SKIP = 1
 
 av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors reach us as exceptions
-
-
-def _read_ue(bits: np.ndarray, pos: int) -> tuple[int, int]:
-    """Exp-Golomb ue(v) at bit ``pos`` (raises IndexError past the end)."""
-    zeros = 0
-    while bits[pos] == 0:
-        zeros += 1
-        pos += 1
-        if zeros > 31:
-            raise ValueError("bad exp-golomb code")
-    pos += 1
-    value = 0
-    for _ in range(zeros):
-        value = (value << 1) | int(bits[pos])
-        pos += 1
-    return (1 << zeros) - 1 + value, pos
-
-
-def _rbsp_bits(payload: bytes, max_bytes: int = 16) -> np.ndarray:
-    """First bytes of a NAL payload with emulation-prevention bytes (00 00 03) removed, as bits."""
-    out = bytearray()
-    zeros = 0
-    for x in payload[: max_bytes + 8]:
-        if zeros >= 2 and x == 3:
-            zeros = 0
-            continue
-        out.append(x)
-        zeros = zeros + 1 if x == 0 else 0
-        if len(out) >= max_bytes:
-            break
-    return np.unpackbits(np.frombuffer(bytes(out), np.uint8))
-
-
-def _h264_nal_units(data: bytes, nal_length_size: int) -> Iterator[bytes]:
-    if nal_length_size:  # AVCC (MP4, MKV, MOV): big-endian length prefixes
-        i, n = 0, len(data)
-        while i + nal_length_size <= n:
-            size = int.from_bytes(data[i:i + nal_length_size], "big")
-            i += nal_length_size
-            yield data[i:i + size]
-            i += size
-    else:  # Annex B (TS, raw .h264, some AVI/MKV): start codes
-        for part in data.split(b"\x00\x00\x01")[1:]:
-            yield part
-
-
-def h264_packet_is_intra(data: bytes, nal_length_size: int) -> bool | None:
-    """Whether an H.264 access unit is an I-frame, from its first slice header (no decoding).
-
-    True for an IDR slice (NAL type 5) or a non-IDR slice (type 1) whose ``slice_type`` is I or SI
-    (FFmpeg's ``pict_type`` also follows the first slice). None when no slice is found or the
-    header cannot be parsed (the caller then decodes to find out).
-    """
-    try:
-        for nal in _h264_nal_units(data, nal_length_size):
-            if not nal:
-                continue
-            kind = nal[0] & 0x1F
-            if kind == 5:
-                return True
-            if kind == 1:
-                bits = _rbsp_bits(nal[1:])
-                _, pos = _read_ue(bits, 0)  # first_mb_in_slice
-                slice_type, _ = _read_ue(bits, pos)
-                return slice_type % 5 in (2, 4)
-    except (IndexError, ValueError):
-        return None
-    return None
 
 
 @dataclass(frozen=True)
@@ -170,6 +111,72 @@ class VideoInfo:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+class FrameReader(abc.ABC):
+    """An open video as the datasets use it, whichever decoder opened it: the reader contract.
+
+    Implemented by :class:`VideoReader` (PyAV, the default) and
+    :class:`csvr.data.torchcodec_reader.TorchCodecReader` (``data.clip.decoder: torchcodec``);
+    tests/test_video_reader_contract.py runs the same checks on both. The datasets
+    (:mod:`csvr.data.datasets`) keep a few readers open per data-loader worker and call only
+    what is declared here. Use as a context manager or call :meth:`close`.
+
+    Attributes:
+        path: the video file, as a string (errors name it).
+        num_frames: how many frames the video has; frame indices run from 0 to ``num_frames - 1``
+            in presentation order (see the module docstring), the same for every reader.
+        width: the stored frame width in pixels (before any scaling asked of :meth:`read`).
+        height: the stored frame height in pixels.
+        fps: frames per second (the stream's average rate).
+    """
+
+    path: str
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+
+    @abc.abstractmethod
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(len(indices), H, W, 3)``
+        RGB; ``size=(width, height)`` scales them while decoding (a reader may decode at one size
+        only, the one it was opened with). No index: ``(0, H, W, 3)`` (:func:`empty_frames`).
+
+        Raises IndexError naming the indices outside ``0..num_frames - 1``
+        (:func:`checked_indices`), and :class:`VideoError` when a wanted frame cannot be decoded.
+        """
+
+    @abc.abstractmethod
+    def iframe_indices(self) -> list[int]:
+        """Sorted indices of the video's I-frames (intra pictures; the context branch's
+        positives). The datasets ask only when the manifest does not list them."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the decoder and the file."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def checked_indices(reader: FrameReader, indices: Sequence[int]) -> list[int]:
+    """``indices`` as ints, or an IndexError naming the ones outside ``0..reader.num_frames - 1``
+    (shared by every reader behind the datasets' interface)."""
+    idx = [int(i) for i in indices]
+    bad = [i for i in idx if not 0 <= i < reader.num_frames]
+    if bad:
+        raise IndexError(f"{reader.path}: frame indices {bad[:5]} outside 0..{reader.num_frames - 1}")
+    return idx
+
+
+def empty_frames(reader: FrameReader, size: tuple[int, int] | None) -> np.ndarray:
+    """A (0, H, W, 3) uint8 array at the reader's output size (what reading no frame returns)."""
+    h, w = (reader.height, reader.width) if size is None else (size[1], size[0])
+    return np.zeros((0, h, w, 3), np.uint8)
+
+
 def _reason(e: BaseException) -> str:
     text = str(e).strip() or e.__class__.__name__
     # PyAV messages look like "[Errno 1094995529] Invalid data found when processing input: 'x'"
@@ -180,9 +187,12 @@ def _reason(e: BaseException) -> str:
     return text
 
 
-class VideoReader:
+class VideoReader(FrameReader):
     """An open video: frame table, random access by frame index, keyframe-only I-frame decoding.
 
+    The PyAV implementation of :class:`FrameReader` (what the datasets open by default), with
+    more than the contract: ``codec``, ``duration``, ``keyframes``, ``notes``, :attr:`info`,
+    :meth:`read_iframes`, :meth:`iter_frames` (what probing, re-encoding and pose extraction use).
     Opening demuxes the video stream once (packets only, no decoding) to build the table of
     presentation timestamps and keyframes. Use as a context manager or call :meth:`close`.
 
@@ -250,11 +260,7 @@ class VideoReader:
         corrupt_stamps: list[int] = []
         is_h264 = self._stream.codec_context.name == "h264"
         parse_h264 = is_h264 and self._parse_intra
-        nal_length_size = 0
-        if parse_h264:
-            extra = self._stream.codec_context.extradata or b""
-            if len(extra) > 4 and extra[0] == 1:  # avcC box
-                nal_length_size = (extra[4] & 3) + 1
+        nal_length_size = avcc_nal_length_size(self._stream.codec_context.extradata) if parse_h264 else 0
         width = self._stream.codec_context.width
         height = self._stream.codec_context.height
         for packet in self._container.demux(self._stream):
@@ -603,33 +609,12 @@ class VideoReader:
         return indices, np.stack([items[i] for i in indices])
 
     def close(self) -> None:
+        """Close the container (the file)."""
         self._container.close()
-
-    def __enter__(self) -> "VideoReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (f"VideoReader({self.path!r}, codec={self.codec}, {self.width}x{self.height}, "
                 f"{self.num_frames} frames @ {self.fps:.3f} fps)")
-
-
-def checked_indices(reader, indices: Sequence[int]) -> list[int]:
-    """``indices`` as ints, or an IndexError naming the ones outside ``0..reader.num_frames - 1``
-    (shared by every reader behind the datasets' interface)."""
-    idx = [int(i) for i in indices]
-    bad = [i for i in idx if not 0 <= i < reader.num_frames]
-    if bad:
-        raise IndexError(f"{reader.path}: frame indices {bad[:5]} outside 0..{reader.num_frames - 1}")
-    return idx
-
-
-def empty_frames(reader, size: tuple[int, int] | None) -> np.ndarray:
-    """A (0, H, W, 3) uint8 array at the reader's output size (what reading no frame returns)."""
-    h, w = (reader.height, reader.width) if size is None else (size[1], size[0])
-    return np.zeros((0, h, w, 3), np.uint8)
 
 
 _local = threading.local()
@@ -693,71 +678,3 @@ def iter_frames(path: str | os.PathLike, size: tuple[int, int] | None = None) ->
     """Every frame of the video in presentation order as ``(index, uint8 HxWx3)``."""
     with VideoReader(path) as r:
         yield from r.iter_frames(size=size)
-
-
-def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.ndarray, fps: float = 25.0,
-                codec: str = "libx264", gop: int = 12, bframes: int = 0, crf: int | None = None,
-                bitrate: int | None = None, pix_fmt: str = "yuv420p", force_iframes: Sequence[int] = (),
-                fixed_gop: bool = True, options: dict | None = None, threads: int = 1) -> None:
-    """Encode uint8 RGB frames ``(n, H, W, 3)`` to ``path``; the container follows the suffix.
-
-    ``gop`` is the keyframe interval; ``fixed_gop`` disables x264's scene-cut keyframes (an
-    I-frame exactly every ``gop`` frames, as CoViAR's MPEG-4 re-encoding). ``force_iframes``
-    makes the given frames I-frames (x264 turns them into IDR keyframes). Written through a
-    temporary file and renamed, so a killed encode never leaves a truncated video.
-    """
-    from csvr.utils.io import atomic_write
-
-    path = Path(path)
-    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}")
-    h, w = frames.shape[1:3]
-    if pix_fmt == "yuv420p" and (h % 2 or w % 2):
-        raise ValueError(f"{codec} with yuv420p needs even width and height, got {w}x{h}")
-    forced = set(int(i) for i in force_iframes)
-    fmt = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}.get(path.suffix.lower())
-    with atomic_write(path, "wb") as f:
-        container = av.open(f, "w", format=fmt)
-        try:
-            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = w, h
-            stream.pix_fmt = pix_fmt
-            stream.gop_size = gop
-            ctx = stream.codec_context
-            ctx.thread_count = threads
-            if bframes is not None and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1", "mjpeg"):
-                ctx.max_b_frames = bframes
-            opts = dict(options or {})
-            if codec == "libx264":
-                params = [f"keyint={gop}", f"bframes={bframes}"]
-                if fixed_gop:
-                    params += [f"min-keyint={gop}", "scenecut=0"]
-                opts.setdefault("x264-params", ":".join(params))
-                if crf is not None:
-                    opts.setdefault("crf", str(crf))
-                opts.setdefault("preset", "veryfast")
-            elif codec in ("libvpx-vp9", "libvpx"):
-                opts.setdefault("g", str(gop))
-                if fixed_gop:
-                    opts.setdefault("keyint_min", str(gop))
-                if crf is not None:
-                    opts.setdefault("crf", str(crf))
-                    opts.setdefault("b", "0")
-                opts.setdefault("deadline", "realtime")
-                opts.setdefault("cpu-used", "8")
-            elif codec in ("mpeg4", "msmpeg4", "msmpeg4v2") and fixed_gop:
-                opts.setdefault("sc_threshold", "1000000000")
-            if bitrate is not None:
-                stream.bit_rate = int(bitrate)
-            stream.options = opts
-            for i, img in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                if i in forced:
-                    frame.pict_type = _PICT_I
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        finally:
-            container.close()

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from csvr.data.datasets import ClipDataset
 from csvr.engine.model import build_architecture, check_method_feature, load_trained, typed_model_config
 from csvr.errors import ConfigError
-from csvr.methods.base import LossOutput, Method
+from csvr.losses import LossOutput
+from csvr.methods.base import Method
 from csvr.models.encoder import Encoder
 from csvr.models.features import FeatureName
 

@@ -1,10 +1,13 @@
 """The method interface: what the training engine needs from a self-supervised method.
 
 A method is an ``nn.Module`` holding every network it trains. The engine calls
-``method(batch, stage)`` (so DDP sees a forward), backpropagates ``LossOutput.total`` once, and
-steps one optimiser over ``stage_parameters(stage)``. Methods own their data sampling
-(``train_dataset``) and the device-side part of their augmentation, and say how to build the
-downstream encoder (``encoder(feature)``).
+``method(batch, stage)`` (so DDP sees a forward), backpropagates the ``total`` of the
+:class:`csvr.losses.LossOutput` it returns once, and steps one optimiser over
+``stage_parameters(stage)``. Methods own their data sampling (``train_dataset``) and the
+device-side part of their augmentation, and say how to build the downstream encoder
+(``encoder(feature)``). What methods share lives below them: backbones and
+:class:`~csvr.models.backbones.BackboneConfig` in :mod:`csvr.models.backbones`, every head
+(``projection_head`` included) in :mod:`csvr.models.heads`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor, nn
 
 from csvr.data.transforms import ColorAugment, ColorAugmentConfig, normalize, to_float_clip
-from csvr.models.csvr_model import LossOutput
+from csvr.losses import LossOutput
 from csvr.models.encoder import BackboneEncoder, Encoder
 from csvr.utils.registry import Registry
 
@@ -157,17 +160,6 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         return normalize(self.color.apply(x, params)), params
 
 
-def projection_head(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
-    """MLP projection head (SimCLR/CVRL): ``layers`` linear layers, BN + ReLU between them."""
-    mods: list[nn.Module] = []
-    d = in_dim
-    for _ in range(layers - 1):
-        mods += [nn.Linear(d, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
-        d = hidden
-    mods.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*mods)
-
-
 def pair_top1(a: Tensor, b: Tensor) -> Tensor:
     """Pretext accuracy of two-view methods: fraction of ``a_i`` whose most similar ``b`` is ``b_i``."""
     import torch
@@ -182,5 +174,5 @@ def detach_terms(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in values.items()}
 
 
-__all__ = ["METHODS", "BackboneEncoder", "Encoder", "LossOutput", "Method", "PretextCheck", "detach_terms", "pair_top1", "projection_head",
+__all__ = ["METHODS", "BackboneEncoder", "Encoder", "Method", "PretextCheck", "detach_terms", "pair_top1",
            "register_method"]

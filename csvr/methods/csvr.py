@@ -40,10 +40,10 @@ from torch.utils.data import default_collate
 from csvr.data.datasets import PretrainDataset
 from csvr.data.transforms import normalize, to_float_clip
 from csvr.errors import ConfigError
-from csvr.methods.base import LossOutput, Method, PretextCheck, register_method
+from csvr.methods.base import Method, PretextCheck, register_method
 from csvr.models.csvr_model import CSVRBatch, CSVRModel, CSVRModelConfig
 from csvr.models.features import FEATURE_NAMES
-from csvr.losses import generator_loss
+from csvr.losses import LossOutput, generator_loss
 from csvr.models.video_gan import pixel_l2_loss, video_noise, video_target_from_clip
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,12 @@ import torch
 from torch import Tensor, nn
 
 from csvr.data.datasets import ClipDataset
+from csvr.losses import LossOutput
 from csvr.losses.baselines import nt_xent
-from csvr.methods.base import LossOutput, projection_head, register_method
+from csvr.methods.base import register_method
 from csvr.methods.contrastive import ContrastiveMethod, check_video_backbone
-from csvr.models.csvr_model import BackboneConfig
+from csvr.models.backbones import BackboneConfig
+from csvr.models.heads import projection_head
 
 
 def decreasing_interval(rng: np.random.Generator, max_distance: int) -> int:

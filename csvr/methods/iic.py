@@ -67,10 +67,12 @@ from torch import Tensor, nn
 
 from csvr.data.datasets import ClipDataset
 from csvr.data.transforms import normalize, to_float_clip
+from csvr.losses import LossOutput
 from csvr.losses.baselines import inter_intra_nce
-from csvr.methods.base import LossOutput, projection_head, register_method
+from csvr.methods.base import register_method
 from csvr.methods.contrastive import ContrastiveMethod, check_video_backbone
-from csvr.models.csvr_model import BackboneConfig
+from csvr.models.backbones import BackboneConfig
+from csvr.models.heads import projection_head
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""CSVR models: backbones (registry), the pose and video GANs, the integration layer, the heads,
-the whole :class:`CSVRModel` (paper Sec. III) and the downstream encoders' contract
+"""CSVR models: backbones (registry and :class:`BackboneConfig`), the pose and video GANs, the
+integration layer, every method's heads (:mod:`csvr.models.heads`), the whole :class:`CSVRModel`
+(paper Sec. III) and the downstream encoders' contract
 (:mod:`csvr.models.encoder`, :mod:`csvr.models.features`). See ``docs/design-choices.md`` for
 every choice the paper leaves open.
 
@@ -13,10 +14,10 @@ import importlib
 
 _EXPORTS = {
     "backbone_kind": "csvr.models.backbones", "create_backbone": "csvr.models.backbones",
-    "list_backbones": "csvr.models.backbones",
-    "BackboneConfig": "csvr.models.csvr_model", "CSVRBatch": "csvr.models.csvr_model",
+    "list_backbones": "csvr.models.backbones", "BackboneConfig": "csvr.models.backbones",
+    "CSVRBatch": "csvr.models.csvr_model",
     "CSVREncoder": "csvr.models.csvr_model", "CSVRModel": "csvr.models.csvr_model",
-    "CSVRModelConfig": "csvr.models.csvr_model", "LossOutput": "csvr.models.csvr_model",
+    "CSVRModelConfig": "csvr.models.csvr_model",
     "Encoder": "csvr.models.encoder", "BackboneEncoder": "csvr.models.encoder",
     "IntegrationLayer": "csvr.models.integration",
     "PoseCritic": "csvr.models.pose_gan", "PoseGANConfig": "csvr.models.pose_gan", "PoseGenerator": "csvr.models.pose_gan",

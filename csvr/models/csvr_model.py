@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from csvr.losses import (
+    LossOutput,
     context_hits,
     context_top1,
     gradient_penalty,
@@ -43,7 +44,7 @@ from csvr.losses import (
     weighted_mean,
 )
 from csvr.data.transforms import MEAN, STD, normalize, to_float_clip
-from csvr.models.backbones import backbone_kind, create_backbone
+from csvr.models.backbones import BackboneConfig, backbone_kind
 from csvr.models.encoder import Encoder
 from csvr.models.features import FEATURE_NAMES, FeatureName, needs_clip, needs_poses
 from csvr.models.heads import ContextHead, MotionHead, global_average_pool
@@ -78,31 +79,6 @@ FEATURES = FEATURE_NAMES  # csvr.models.features names them
 # turn a normalised clip back into a [-1, 1] pixel target.
 INPUT_MEAN = MEAN
 INPUT_STD = STD
-
-
-@dataclass
-class BackboneConfig:
-    """A registered backbone by name plus its size knobs (``options``: extra keywords, e.g.
-    ``{gating: false}`` for s3d or ``{batch_norm: false}`` for c3d)."""
-
-    name: str = "r3d_18"
-    width: int = 64
-    layers: Optional[list[int]] = None   # blocks per stage (ResNets); None = the network's default
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        backbone_kind(self.name)  # ConfigError naming the bad name and the valid ones
-        if self.width < 1:
-            raise ValueError(f"backbone width must be >= 1, got {self.width}")
-        if self.layers is not None and (len(self.layers) != 4 or min(self.layers) < 1):
-            raise ValueError(f"backbone layers must be 4 positive block counts, got {self.layers}")
-
-    def build(self) -> nn.Module:
-        kwargs = dict(self.options)
-        kwargs["width"] = self.width
-        if self.layers is not None:
-            kwargs["layers"] = tuple(self.layers)
-        return create_backbone(self.name, **kwargs)
 
 
 @dataclass
@@ -250,21 +226,6 @@ class CSVRBatch:
                 raise ValueError(f"clip(s) {empty} have no I-frame in iframe_mask (need at least one)")
         if self.poses is not None and (self.poses.dim() != 4 or self.poses.shape[-1] != 2):
             raise ValueError(f"poses must be (B, T, N, 2), got {tuple(self.poses.shape)}")
-
-
-@dataclass
-class LossOutput:
-    """``total``: the scalar to call ``backward()`` on once. ``terms``: detached per-term values
-    (``pose_adv_d``, ``pose_adv_g``, ``pose_l2``, ``pose_gp``, ``pose``, ``context``,
-    ``video_r_adv_d``, ``video_r_adv_g``, ``video_r_l2``, ``video_r``, ``video_p_*``, ``video``,
-    ``total``). A branch's value (``pose``, ``video_r``, ...) is what it contributes to ``total``
-    before its sigma: critic loss + weighted reconstruction (+ penalty) terms; the generators'
-    adversarial values are ``*_adv_g``. ``metrics``: detached pretext metrics (``context_top1``,
-    ``pose_mse``, ``video_r_mse``, ``video_p_mse``, critics' mean logits ``*_d_real``/``*_d_fake``)."""
-
-    total: Tensor
-    terms: dict[str, Tensor]
-    metrics: dict[str, Tensor]
 
 
 @dataclass
@@ -478,6 +439,14 @@ class CSVRModel(nn.Module):
         ``detach_features=True`` feeds the video branch detached f_s / f_d (schedule stage 3: only
         the integration layer and the video GANs learn from L_video). ``generator`` (on the
         model's device) drives every random draw (noise, interpolates, I-frame choice).
+
+        The :class:`~csvr.losses.LossOutput`'s ``terms`` are detached per-term values (``pose_adv_d``,
+        ``pose_adv_g``, ``pose_l2``, ``pose_gp``, ``pose``, ``context``, ``video_r_adv_d``,
+        ``video_r_adv_g``, ``video_r_l2``, ``video_r``, ``video_p_*``, ``video``, ``total``). A
+        branch's value (``pose``, ``video_r``, ...) is what it contributes to ``total`` before its
+        sigma: critic loss + weighted reconstruction (+ penalty) terms; the generators' adversarial
+        values are ``*_adv_g``. ``metrics``: detached pretext metrics (``context_top1``,
+        ``pose_mse``, ``video_r_mse``, ``video_p_mse``, critics' mean logits ``*_d_real``/``*_d_fake``).
         """
         b = CSVRBatch.from_any(batch)
         active = self.active_branches(branches)
@@ -715,5 +684,5 @@ class CSVRModel(nn.Module):
         self._video_steps_host = step + 1
 
 
-__all__ = ["BRANCHES", "FEATURES", "BackboneConfig", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",
-           "Generated", "INPUT_MEAN", "INPUT_STD", "LossOutput"]
+__all__ = ["BRANCHES", "FEATURES", "CSVRBatch", "CSVREncoder", "CSVRModel", "CSVRModelConfig",
+           "Generated", "INPUT_MEAN", "INPUT_STD"]

@@ -1,8 +1,12 @@
-"""Small heads: global average pooling, the context heads g^V / g^I and the motion head for f_d.
+"""Every head that sits on a backbone, for every method: global average pooling, CSVR's context
+heads g^V / g^I and motion head for f_d, and the SimCLR-style projection head of IIC and CVRL.
 
 Paper III-C: ``x_i^* = g^V(x_i^pool)``, ``z_i^* = g^I(z_i^pool)`` with "two-layer MLP heads".
 Paper III-B: "we add convolutional layers and MLPs after the last layer in encoder of G_p to
 keep the dimension of dynamic motion feature f_d align with static context feature f_s".
+
+One module holds them all, whichever method uses them, so that a head is found in one place and
+no method imports another method's model to get one (this module imports torch only).
 """
 
 from __future__ import annotations
@@ -47,4 +51,15 @@ class MotionHead(nn.Module):
         return self.mlp(self.conv(h).mean(dim=2))
 
 
-__all__ = ["ContextHead", "MotionHead", "global_average_pool"]
+def projection_head(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
+    """MLP projection head (SimCLR/CVRL): ``layers`` linear layers, BN + ReLU between them."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers - 1):
+        mods += [nn.Linear(d, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+__all__ = ["ContextHead", "MotionHead", "global_average_pool", "projection_head"]

@@ -11,12 +11,19 @@ network) so that tiny CPU presets (``width=8``) can be built; the ResNets also t
 (blocks per stage). Adding a backbone is adding one module here that registers its factory
 with :func:`register_backbone`. Registered names: ``c3d``, ``r3d_18``, ``r2plus1d_18``, ``s3d`` (video) and
 ``r2d_10`` (image).
+
+:class:`BackboneConfig` is the same call written as configuration (a ``backbone:`` section of a
+method's ``model:`` config: name, width, layers, options); ``BackboneConfig.build()`` is
+``create_backbone`` with those arguments. It lives here, beside the registry it names, so that
+every method (CSVR, IIC, CVRL) takes its backbone from this module and none depends on another
+method's model.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Literal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional
 
 from torch import nn
 
@@ -61,4 +68,30 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
-__all__ = ["BACKBONES", "backbone_kind", "create_backbone", "list_backbones", "register_backbone"]
+@dataclass
+class BackboneConfig:
+    """A registered backbone by name plus its size knobs (``options``: extra keywords, e.g.
+    ``{gating: false}`` for s3d or ``{batch_norm: false}`` for c3d)."""
+
+    name: str = "r3d_18"
+    width: int = 64
+    layers: Optional[list[int]] = None   # blocks per stage (ResNets); None = the network's default
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        backbone_kind(self.name)  # ConfigError naming the bad name and the valid ones
+        if self.width < 1:
+            raise ValueError(f"backbone width must be >= 1, got {self.width}")
+        if self.layers is not None and (len(self.layers) != 4 or min(self.layers) < 1):
+            raise ValueError(f"backbone layers must be 4 positive block counts, got {self.layers}")
+
+    def build(self) -> nn.Module:
+        """The backbone: :func:`create_backbone` with ``options``, ``width`` and ``layers``."""
+        kwargs = dict(self.options)
+        kwargs["width"] = self.width
+        if self.layers is not None:
+            kwargs["layers"] = tuple(self.layers)
+        return create_backbone(self.name, **kwargs)
+
+
+__all__ = ["BACKBONES", "BackboneConfig", "backbone_kind", "create_backbone", "list_backbones", "register_backbone"]
