@@ -69,6 +69,11 @@ x 3 seeds x 8.3 = 50 min; 5 x 3 x (2.1 + 3.2) at the short budget = 80 min; 4 on
 conclusion rows with all seeds, ~5 h) carry the conclusions. ``--plan`` recomputes this from the
 calibration and, once units are done, from their measured evaluation times.
 
+The study's files (units, controls, study.json, the score encoding), its measures and its
+statistics (two-level bootstrap, paired differences, growth, claims) are ``csvr.eval.study``'s;
+this script is its driver: settings, rows and the design, data, calibration, running units,
+planning, the issue's goals and the command line.
+
 Aggregation (``--report``, also after every unit): ``benchmarks/results/study.json`` with a list
 ``rows`` (``name``, ``method``, ``feature``, ``budget``, ``seeds``; per measure the mean in percent,
 ``<m>_ci`` from a two-level percentile bootstrap (resample seeds, then test videos), and for the
@@ -93,6 +98,7 @@ Run (resumable; the lead runs it):
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import json
@@ -103,18 +109,30 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from csvr.cli import main as csvr_main
+from csvr.config import load_config
+from csvr.data.index import load_manifest
+from csvr.engine.checkpoint import Checkpoint
+from csvr.engine.commands import resolve_config_path
+from csvr.engine.config import PretrainConfig
+from csvr.engine.model import load_encoder
+from csvr.engine.pretrain import pretrain
+from csvr.errors import CsvrError
+from csvr.eval.finetune import FinetuneConfig, class_groups, run_finetune
+from csvr.eval.frozen import cached_features, clip_settings, frozen_evaluation, score
+from csvr.eval.knn import KNN_TAU
+from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
+from csvr.eval.study import (FORMAT_VERSION, GROUPS, RECALL_KS, UNIT_FORMAT, Design, aggregate, control_name,
+                             decode_scores, encode_scores, load_units, markdown_table, now, paired, unit_name,
+                             write_json)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MEASURES = ("knn_top1", "linear_top1", "finetune_top1", "finetune10_top1", "r1")
-FROZEN = ("knn_top1", "linear_top1", "r1")
-RECALL_KS = (1, 5, 10, 20)
-GROUPS = ("motion", "context", "both")
-N_BOOT = 4000
 CONTROL_SEEDS = 3
 
 CSVR_SPLIT = (("pose", 0.20), ("context", 0.25), ("video", 0.20), ("joint", 0.35))
@@ -230,47 +248,9 @@ def smoke_settings(work: Path) -> Settings:
                     extra=("train.batch_size=2", "data.clip.frames=4", "data.clip.stride=2", "data.clip.size=32"))
 
 
-# ============================================================================ statistics
-def two_level_bootstrap(scores, n: int = N_BOOT, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of ``scores`` (S seeds x Q test videos): each resample draws
-    S seeds with replacement, then Q videos with replacement (the same videos for every drawn
-    seed: the pairing by video is kept), and takes the mean. With S = 1 it is the ordinary
-    bootstrap over videos (:func:`csvr.eval.stats.bootstrap_ci`'s distribution)."""
-    x = np.asarray(scores, dtype=np.float64)
-    x = x.reshape(1, -1) if x.ndim == 1 else x
-    s, q = x.shape
-    rng = np.random.default_rng(seed)
-    means = np.empty(n)
-    for start in range(0, n, 500):
-        m = min(500, n - start)
-        si = rng.integers(0, s, (m, s))
-        vi = rng.integers(0, q, (m, q))
-        # x[si][:, :, vi] per resample: (m, s, q) gathered rows then columns
-        rows = x[si]  # (m, s, q)
-        cols = np.repeat(vi[:, None, :], s, axis=1)
-        means[start:start + m] = np.take_along_axis(rows, cols, axis=2).mean(axis=(1, 2))
-    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
-def verdict(ci: tuple[float, float], threshold: float = 0.0) -> str:
-    """yes: the whole interval above ``threshold``; no: the whole interval below it; else undecided."""
-    if ci[0] > threshold:
-        return "yes"
-    if ci[1] < threshold:
-        return "no"
-    return "undecided"
-
-
-def pct(x):
-    return [round(100 * v, 2) for v in x] if isinstance(x, (tuple, list)) else round(100 * float(x), 2)
-
-
 # ============================================================================ data
 def cli(argv: list[str]) -> None:
-    from csvr.cli import main
-
-    rc = main([str(a) for a in argv])
+    rc = csvr_main([str(a) for a in argv])
     if rc != 0:
         raise SystemExit(f"study: csvr {' '.join(map(str, argv))} failed ({rc})")
 
@@ -302,9 +282,6 @@ class Data:
 
 
 def prepare_data(st: Settings) -> Data:
-    from csvr.data.index import load_manifest
-    from csvr.eval.finetune import class_groups
-
     em = ensure_data(st.work / "data-eval", st.eval_synth)
     pm = ensure_data(st.work / "data-pool", st.pool_synth)
     m = load_manifest(em)
@@ -327,10 +304,6 @@ def stages_override(steps: dict[str, int]) -> str:
 
 def pretrain_config(st: Settings, data: Data, row_method: str, overrides, steps: dict[str, int], out: Path,
                     seed: int, log_every: int = 50):
-    from csvr.config import load_config
-    from csvr.engine.commands import resolve_config_path
-    from csvr.engine.config import PretrainConfig
-
     preset = st.presets.get(row_method, st.preset)
     over = data.pool() + [f"method={row_method}", f"out={out}", stages_override(steps), f"train.seed={seed}",
                           "train.ckpt_every_steps=1000000", f"train.log_every_steps={log_every}",
@@ -340,10 +313,6 @@ def pretrain_config(st: Settings, data: Data, row_method: str, overrides, steps:
 
 def finetune_config(st: Settings, data: Data, arch: str, feature: str, out: Path, seed: int, fraction: float,
                     scratch: bool, max_steps: int | None = None, log_every: int = 50):
-    from csvr.config import load_config
-    from csvr.engine.commands import resolve_config_path
-    from csvr.eval.finetune import FinetuneConfig
-
     over = data.eval() + [f"out={out}", f"train.seed={seed}", f"data.label_fraction={fraction}",
                           f"model.pretrained={arch}", f"model.feature={feature}", f"data.workers={st.workers}",
                           "train.ckpt_every_steps=1000000", f"train.log_every_steps={log_every}", *st.extra]
@@ -357,8 +326,6 @@ def finetune_config(st: Settings, data: Data, arch: str, feature: str, out: Path
 def architecture_checkpoint(st: Settings, data: Data) -> str:
     """A 1-step CSVR pretraining checkpoint on the pool: the architecture of the random-init and
     supervised rows (its weights are never used: ``model.init=scratch`` / ``random_init``)."""
-    from csvr.engine.pretrain import pretrain
-
     out = st.work / "runs" / "_architecture"
     if not (out / "summary.json").exists():
         shutil.rmtree(out, ignore_errors=True)
@@ -380,8 +347,6 @@ CALIB_GROUPS = {  # group -> (row method, overrides, stages)
 
 
 def _seconds_per_step(run: Path, stage: str, warmup: int, batch: int) -> float:
-    import csv
-
     with open(run / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("stage") == stage and r.get("samples_per_s")]
     times = [batch / float(r["samples_per_s"]) for r in rows][warmup:]
@@ -393,9 +358,6 @@ def _seconds_per_step(run: Path, stage: str, warmup: int, batch: int) -> float:
 def calibrate(st: Settings, data: Data, groups: set[str]) -> dict:
     """Seconds per step of every (group, stage), measured through the engine; written to the
     calibration file (merged into what is there)."""
-    from csvr.engine.pretrain import pretrain
-    from csvr.eval.finetune import run_finetune
-
     doc = json.loads(st.calibration.read_text()) if st.calibration.exists() else {"groups": {}}
     n = st.calib_warmup + st.calib_steps
     for g in sorted(groups):
@@ -450,8 +412,6 @@ def stage_steps(calib: dict, row: Row, seconds: float) -> dict[str, int]:
 # ============================================================================ evaluation
 def retrieval_hits(f, ks=RECALL_KS) -> dict[str, np.ndarray]:
     """Per-query R@k hits (0/1) of cached features: test videos query the training videos."""
-    from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
-
     nb = nearest_neighbors(f.test, f.train, max(ks))
     same = f.train_labels[nb.indices] == f.test_labels[:, None]
     hits = {f"r{k}": same[:, :k].any(axis=1).astype(np.float64) for k in ks}
@@ -463,10 +423,6 @@ def retrieval_hits(f, ks=RECALL_KS) -> dict[str, np.ndarray]:
 def network_key(arch: str, feature: str, clip_cfg, clips: int) -> str:
     """Hash of the random-init encoder's weights (seed 0), the feature and the clip settings: rows
     with the same network share one control."""
-    import torch
-
-    from csvr.engine.model import load_encoder
-
     enc = load_encoder(arch, feature, random_init=True, seed=0)
     h = hashlib.sha256(json.dumps([feature, dataclasses.asdict(clip_cfg), clips], sort_keys=True).encode())
     for name, t in sorted(enc.state_dict().items()):
@@ -477,22 +433,15 @@ def network_key(arch: str, feature: str, clip_cfg, clips: int) -> str:
 
 
 def frozen_scores(feats, num_classes: int) -> dict[str, np.ndarray]:
-    from csvr.eval.frozen import score
-    from csvr.eval.knn import KNN_TAU
-
     s = score(feats, (20,), KNN_TAU, num_classes, linear=True)
     return {"knn_top1": s["knn20_top1"], "linear_top1": s["linear_top1"], **retrieval_hits(feats)}
 
 
 def ensure_control(st: Settings, data: Data, arch: str, feature: str) -> str:
     """The control file's name for (network of ``arch``, ``feature``), computed when missing."""
-    from csvr.data.index import load_manifest
-    from csvr.engine.checkpoint import Checkpoint
-    from csvr.eval.frozen import cached_features, clip_settings
-
     ckpt = Checkpoint.load(arch)
     clip = clip_settings(ckpt)
-    name = f"control__{feature}__{network_key(arch, feature, clip, st.clips)}.json"
+    name = control_name(feature, network_key(arch, feature, clip, st.clips))
     path = st.units_dir / name
     if path.exists():
         return name
@@ -513,9 +462,6 @@ def ensure_control(st: Settings, data: Data, arch: str, feature: str) -> str:
 
 def finetune_scores(st: Settings, data: Data, cfg, test_ids: list[str]) -> tuple[np.ndarray, dict]:
     """Per-test-video correctness (ordered as ``test_ids``) of a finetuning run, and its record."""
-    from csvr.data.index import load_manifest
-    from csvr.eval.finetune import run_finetune
-
     shutil.rmtree(cfg.out, ignore_errors=True)  # a finetuning stopped half-way starts again (minutes)
     r = run_finetune(cfg)
     m = load_manifest(data.eval_manifest)
@@ -528,14 +474,6 @@ def finetune_scores(st: Settings, data: Data, cfg, test_ids: list[str]) -> tuple
                                                                 [{}])[0].get("max_steps") or 0) or None}
 
 
-def encode_scores(d: dict[str, np.ndarray]) -> dict[str, str]:
-    return {k: "".join("1" if v else "0" for v in np.asarray(a)) for k, a in d.items()}
-
-
-def decode(s: str) -> np.ndarray:
-    return np.frombuffer(s.encode(), dtype=np.uint8).astype(np.float64) - ord("0")
-
-
 # ============================================================================ units
 @dataclass(frozen=True)
 class Unit:
@@ -545,7 +483,7 @@ class Unit:
 
     @property
     def name(self) -> str:
-        return f"{self.row.slug}__{self.budget}__s{self.seed}"
+        return unit_name(self.row.slug, self.budget, self.seed)
 
 
 def all_units(st: Settings) -> list[Unit]:
@@ -590,17 +528,11 @@ def unit_done(st: Settings, u: Unit) -> bool:
 
 def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False) -> dict:
     """Pretrain (or not), evaluate, write the unit's JSON, then delete its run folder."""
-    from csvr.data.index import load_manifest
-    from csvr.engine.checkpoint import Checkpoint
-    from csvr.engine.pretrain import pretrain
-    from csvr.eval.finetune import class_groups
-    from csvr.eval.frozen import cached_features, clip_settings, frozen_evaluation
-
     row, t0 = u.row, time.time()
     run = st.work / "runs" / u.name
     manifest = load_manifest(data.eval_manifest)
-    doc: dict = {"format": "csvr-study-unit", "version": 1, "row": row.name, "slug": row.slug, "method": row.method,
-                 "feature": row.feature, "budget": u.budget, "seed": u.seed,
+    doc: dict = {"format": UNIT_FORMAT, "version": FORMAT_VERSION, "row": row.name, "slug": row.slug,
+                 "method": row.method, "feature": row.feature, "budget": u.budget, "seed": u.seed,
                  "budget_seconds": st.budgets.get(u.budget), "started": now(), "host": platform.node()}
     arch = architecture_checkpoint(st, data)
     pretrained = None
@@ -622,7 +554,7 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
     test_ids = cdoc["test_ids"]
     scores: dict[str, np.ndarray] = {}
     if row.method == "scratch":
-        scores.update({k: decode(v) for k, v in cdoc["seeds"][u.seed % CONTROL_SEEDS].items()})
+        scores.update({k: decode_scores(v) for k, v in cdoc["seeds"][u.seed % CONTROL_SEEDS].items()})
     frozen_ckpt = pretrained
     if row.method == "supervised":
         fsteps = supervised_steps(st, calib, len(manifest.select("1", "train")))
@@ -670,10 +602,6 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
 def supervised_steps(st: Settings, calib: dict, n_train: int) -> int:
     """The supervised row's steps: the long budget's seconds of finetuning steps plus the
     finetuning preset's own schedule (epochs x steps per epoch)."""
-    from csvr.config import load_config
-    from csvr.engine.commands import resolve_config_path
-    from csvr.eval.finetune import FinetuneConfig
-
     cfg = load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), list(st.extra))
     per_epoch = max(1, n_train // cfg.train.batch_size)
     own = sum(s.epochs * per_epoch if not s.max_steps else s.max_steps for s in cfg.train.stages)
@@ -681,186 +609,10 @@ def supervised_steps(st: Settings, calib: dict, n_train: int) -> int:
     return int(own + round(budget / step_cost(calib, "supervised", "main")))
 
 
-# ============================================================================ aggregation
-def load_units(st: Settings) -> list[dict]:
-    if not st.units_dir.is_dir():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(st.units_dir.glob("*__s*.json"))]
-
-
-def _matrix(units: list[dict], m: str) -> tuple[np.ndarray, list[int]] | None:
-    have = [u for u in units if m in u["scores"]]
-    if not have:
-        return None
-    have.sort(key=lambda u: u["seed"])
-    return np.stack([decode(u["scores"][m]) for u in have]), [u["seed"] for u in have]
-
-
-def control_matrix(st: Settings, name: str, m: str) -> np.ndarray:
-    c = json.loads((st.units_dir / name).read_text())
-    return np.stack([decode(s[m]) for s in c["seeds"]])
-
-
-def aggregate(st: Settings) -> dict:
-    units = load_units(st)
-    by_row: dict[tuple[str, str], list[dict]] = {}
-    for u in units:
-        by_row.setdefault((u["slug"], u["budget"]), []).append(u)
-    rows, cells = [], {}
-    order = {r.slug: i for i, r in enumerate(ROWS)}
-    for (slug, budget), us in sorted(by_row.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
-        ids = us[0]["test_ids"]
-        if any(u["test_ids"] != ids for u in us):
-            raise SystemExit(f"study: units of {slug} {budget} score different test videos")
-        row = ROW_BY_SLUG[slug]
-        out = {"name": row.name, "slug": slug, "method": row.method, "feature": row.feature, "budget": budget,
-               "budget_seconds": us[0]["budget_seconds"], "seeds": sorted(u["seed"] for u in us),
-               "n_test": len(ids), "pretrain_steps": [u.get("pretrain", {}).get("steps") for u in us],
-               "pretrain_samples": [u.get("pretrain", {}).get("samples") for u in us],
-               "pretrain_seconds": [u.get("pretrain", {}).get("seconds") for u in us]}
-        for m in MEASURES:
-            mat = _matrix(us, m)
-            if mat is None:
-                out[m] = out[f"{m}_ci"] = None
-                continue
-            x, seeds = mat
-            cells[(slug, budget, m)] = (x, seeds)
-            out[m], out[f"{m}_ci"] = pct(x.mean()), pct(two_level_bootstrap(x))
-            if m in FROZEN:
-                c = control_matrix(st, us[0]["control"], m).mean(axis=0)  # control mean over its seeds
-                d = x - c[None, :]
-                out[f"{m}_control"], out[f"{m}_gain"] = pct(c.mean()), pct(d.mean())
-                out[f"{m}_gain_ci"] = pct(two_level_bootstrap(d))
-                cells[(slug, budget, f"{m}_gain")] = (d, seeds)
-        out["not_measured"] = {m: why for m, why in not_in_design(st, row, budget).items() if out.get(m) is None}
-        for k in RECALL_KS[1:]:
-            mat = _matrix(us, f"r{k}")
-            out[f"r{k}"] = pct(mat[0].mean()) if mat else None
-        grp = np.array(list(us[0]["test_groups"]))
-        for m in ("finetune_top1", "finetune10_top1"):
-            if (slug, budget, m) in cells:
-                x = cells[(slug, budget, m)][0]
-                out[f"{m}_groups"] = {g: {"mean": pct(x[:, grp == g[0]].mean()),
-                                          "ci": pct(two_level_bootstrap(x[:, grp == g[0]])),
-                                          "n": int((grp == g[0]).sum())}
-                                      for g in GROUPS if (grp == g[0]).any()}
-        rows.append(out)
-    finetune_gains(cells)
-    for out in rows:  # finetuning's control: the scratch finetuning of the same network, paired by seed
-        for m in ("finetune_top1", "finetune10_top1"):
-            g = cells.get((out["slug"], out["budget"], f"{m}_gain"))
-            if g is None:
-                continue
-            d, seeds = g
-            ref, ref_seeds = cells[(SCRATCH_OF[out["feature"]], "none", m)]
-            out[f"{m}_control"] = pct(ref[[ref_seeds.index(s) for s in seeds]].mean())
-            out[f"{m}_gain"], out[f"{m}_gain_ci"] = pct(d.mean()), pct(two_level_bootstrap(d))
-            out[f"{m}_gain_seeds"] = seeds
-    doc = {"format": "csvr-study", "version": 1, "units": "percent", "date": now(), "n_units": len(units),
-           "budgets_seconds": st.budgets, "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
-           "rows": rows, "claims": claims(cells), "growth": growth(cells)}
-    return doc, cells
-
-
-def not_in_design(st: Settings, row: Row, budget: str) -> dict[str, str]:
-    """The measures the study's design does not take for ``row`` at ``budget``, with the reason
-    (the report shows them as such instead of "not run yet")."""
-    out = {}
-    if row.method == "supervised":
-        out["finetune10_top1"] = "the supervised row trains with all labels"
-    if budget != "none" and not st.full_finetune(budget):
-        out["finetune_top1"] = f"the {budget} budget finetunes with 10 % of the labels only"
-    return out
-
-
+# ============================================================================ aggregation (csvr.eval.study)
 SCRATCH_OF = {"fi": "random-init-f-i-network", "fs": "random-init-f-s-network",
               "backbone": "random-init-f-s-network"}  # the scratch row of each pretrained row's network
-
-
-def network_of(slug: str) -> str:
-    """The network a row's features and finetuning use (IIC's and CVRL's backbone is the f_s network)."""
-    f = ROW_BY_SLUG[slug].feature
-    return {"backbone": "fs"}.get(f, f)
-
-
-def finetune_gains(cells) -> None:
-    """Add ``<finetune measure>_gain`` cells: a pretrained row minus the scratch finetuning of its
-    own network, paired by seed and test video (the frozen measures' gains come from their controls)."""
-    for (slug, budget, m), (x, seeds) in list(cells.items()):
-        row = ROW_BY_SLUG[slug]
-        if (m not in ("finetune_top1", "finetune10_top1") or row.method in ("scratch", "supervised")
-                or "model.fusion=concat" in row.overrides):  # no scratch run of the Concat network
-            continue
-        ref = cells.get((SCRATCH_OF.get(row.feature, ""), "none", m))
-        if ref is None:
-            continue
-        common = sorted(set(seeds) & set(ref[1]))
-        if common:
-            cells[(slug, budget, f"{m}_gain")] = (x[[seeds.index(s) for s in common]]
-                                                  - ref[0][[ref[1].index(s) for s in common]], common)
-
-
-def paired(cells, a: str, b: str, m: str, budget: str) -> dict | None:
-    """Difference a - b of measure ``m`` paired by seed and test video (seeds both have)."""
-    dd = _difference(cells, a, b, m, budget)
-    if dd is None:
-        return None
-    d, common = dd
-    ci = two_level_bootstrap(d)
-    return {"diff": pct(d.mean()), "ci": pct(ci), "seeds": common, "answer": verdict(ci)}
-
-
-def _seed_rows(cell, seeds: list[int]) -> np.ndarray:
-    x, have = cell
-    return x[[have.index(k) for k in seeds]]
-
-
-def _difference(cells, a: str, b: str, m: str, budget: str):
-    """(a - b per seed and test video, seeds) for ``m`` at ``budget``, or None (see :func:`paired`)."""
-    ka = (a, budget if a not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
-    kb = (b, budget if b not in ("random-init-f-s-network", "random-init-f-i-network") else "none", m)
-    if ka not in cells or kb not in cells:
-        return None
-    common = sorted(set(cells[ka][1]) & set(cells[kb][1]))
-    return (_seed_rows(cells[ka], common) - _seed_rows(cells[kb], common), common) if common else None
-
-
-def _growth(long_cell, short_cell) -> dict | None:
-    """A difference at the long budget minus the same difference at the short one, paired by seed
-    and test video: ``yes`` (the gap grows with training) when its CI lies above 0, ``no`` (it
-    shrinks) when below, else undecided."""
-    if long_cell is None or short_cell is None:
-        return None
-    common = sorted(set(long_cell[1]) & set(short_cell[1]))
-    if not common:
-        return None
-    lo, sh = _seed_rows(long_cell, common), _seed_rows(short_cell, common)
-    ci = two_level_bootstrap(lo - sh)
-    return {"short": pct(sh.mean()), "long": pct(lo.mean()), "diff": pct((lo - sh).mean()), "ci": pct(ci),
-            "seeds": common, "answer": verdict(ci)}
-
-
-#: the gains whose change between budgets answers "does the gap grow with training" (issue 16,
-#: item 3): frozen kNN / linear over the random-init features, and finetuning with 10 % of the
-#: labels over the scratch run of the same network (the short budget finetunes with 10 % only)
-GROWTH_MEASURES = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
-
-
-def growth(cells) -> list[dict]:
-    """Per pretrained row measured at both budgets: each gain of :data:`GROWTH_MEASURES` at the
-    short and the long budget, and long - short with its 95 % CI (paired by seed and test video).
-    A gain that grows says pretraining keeps adding with 4x the wall-clock."""
-    out = []
-    for r in ROWS:
-        per = {}
-        for m in GROWTH_MEASURES:
-            g = _growth(cells.get((r.slug, "long", m)), cells.get((r.slug, "short", m)))
-            if g:
-                per[m] = g
-        if per:
-            out.append({"row": r.name, "slug": r.slug, "measures": per})
-    return out
-
+NETWORKS = {"backbone": "fs"}  # IIC's and CVRL's backbone is the f_s network
 
 CLAIMS = [  # (claim, a, b): a > b
     ("full CSVR > f_i without the video branch", "f-i-full-csvr", "f-i-adain-csvr-without-video"),
@@ -874,31 +626,12 @@ CLAIMS = [  # (claim, a, b): a > b
 ]
 
 
-def claims(cells) -> list[dict]:
-    """The paper's claims (answered on every measure; ``answer``: finetune top-1, the paper's
-    Table I measure, at the long budget) and the issue's goals."""
-    out = []
-    for text, a, b in CLAIMS:
-        per = {}
-        # rows on different networks (f_i sees poses, f_s / IIC / CVRL do not): also compare what
-        # pretraining added to each network, i.e. the difference of the gains over own controls
-        ms = MEASURES + (tuple(f"{m}_gain" for m in MEASURES) if network_of(a) != network_of(b) else ())
-        for budget in ("long", "short"):
-            for m in ms:
-                p = paired(cells, a, b, m, budget)
-                if p:
-                    per[f"{m}@{budget}"] = p
-        for m in ms:  # does the gap between a and b grow from the short to the long budget?
-            g = _growth(_difference(cells, a, b, m, "long"), _difference(cells, a, b, m, "short"))
-            if g:
-                per[f"{m}@long-short"] = g
-        main = per.get("finetune_top1@long")
-        c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per}
-        if network_of(a) != network_of(b):
-            g = per.get("finetune_top1_gain@long")
-            c["answer_gain_over_own_network"] = g["answer"] if g else "not measured"
-        out.append(c)
-    return out
+def design(st: Settings) -> Design:
+    """The study's design as :mod:`csvr.eval.study`'s statistics read it (every row of ``ROWS``,
+    whatever ``st.rows`` runs; the Concat network has no scratch finetuning, so no finetuning gain)."""
+    return Design(rows=ROWS, scratch_of=SCRATCH_OF, claims=CLAIMS, budgets=st.budgets, full_finetune=st.full_finetune,
+                  networks=NETWORKS,
+                  no_finetune_control=frozenset(r.slug for r in ROWS if "model.fusion=concat" in r.overrides))
 
 
 def goals(doc: dict) -> list[dict]:
@@ -915,13 +648,20 @@ def goals(doc: dict) -> list[dict]:
 
 
 def report(st: Settings) -> dict:
-    doc, cells = aggregate(st)
+    """Aggregate the finished units (:func:`csvr.eval.study.aggregate`), add the issue's goals and
+    the markdown table, write ``study.json`` and print the table, the claims and the goals."""
+    des = design(st)
+    try:
+        doc, cells = aggregate(st.units_dir, des)
+    except CsvrError as e:
+        raise SystemExit(f"study: {e}") from None
     doc["goals"] = goals(doc)
-    g2 = {b: paired(cells, "f-i-full-csvr", "random-init-f-i-network", "finetune10_top1", b) for b in ("long", "short")}
+    g2 = {b: paired(cells, des, "f-i-full-csvr", "random-init-f-i-network", "finetune10_top1", b)
+          for b in ("long", "short")}
     doc["goals"].append({"goal": "CSVR f_i finetuned with 10 % labels > the f_i network from random weights, CI "
                                  "excluding 0", **({"answer": "not measured"} if not g2["long"] else g2["long"]),
                          "short": g2["short"]})
-    doc["table"] = markdown(doc)
+    doc["table"] = markdown_table(doc)
     write_json(st.results / "study.json", doc)
     print(doc["table"])
     for c in doc["claims"]:
@@ -931,60 +671,6 @@ def report(st: Settings) -> dict:
     for g in doc["goals"]:
         print(f"goal: {g['goal']}: {g['answer']}")
     return doc
-
-
-def markdown(doc: dict) -> str:
-    def cell(r, m):
-        if r.get(m) is None:
-            return "-"
-        lo, hi = r[f"{m}_ci"]
-        s = f"{r[m]:.1f} [{lo:.1f}, {hi:.1f}]"
-        if r.get(f"{m}_gain") is not None:
-            g, (glo, ghi) = r[f"{m}_gain"], r[f"{m}_gain_ci"]
-            s += f" ({g:+.1f} [{glo:+.1f}, {ghi:+.1f}] vs {r[f'{m}_control']:.1f})"
-        return s
-
-    lines = ["| row | budget | seeds | n test | kNN top-1 (gain vs random init) | linear top-1 (gain) | "
-             "finetune top-1 | "
-             "finetune 10 % | R@1 (gain) | motion / context / both (finetune) |", "|---" * 10 + "|"]
-    for r in doc["rows"]:
-        g = r.get("finetune_top1_groups") or {}
-        grp = " / ".join(f"{g[k]['mean']:.0f}" if k in g else "-" for k in GROUPS)
-        lines.append(f"| {r['name']} | {r['budget']} | {len(r['seeds'])} | {r['n_test']} | {cell(r, 'knn_top1')} | "
-                     f"{cell(r, 'linear_top1')} | {cell(r, 'finetune_top1')} | {cell(r, 'finetune10_top1')} | "
-                     f"{cell(r, 'r1')} | {grp} |")
-    if doc.get("claims"):
-        def diff(c, key):
-            p = c["measures"].get(key)
-            return "-" if p is None else f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']}"
-
-        lines += ["", "| claim (long budget, a - b, paired) | finetune top-1 | finetune 10 % | kNN top-1 | "
-                      "gains over own network: finetune / finetune 10 % / kNN |", "|---" * 5 + "|"]
-        for c in doc["claims"]:
-            own = (" / ".join(diff(c, f"{m}_gain@long") for m in ("finetune_top1", "finetune10_top1", "knn_top1"))
-                   if "answer_gain_over_own_network" in c else "f_i on both sides")
-            lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
-                         f"{diff(c, 'knn_top1@long')} | {own} |")
-
-    def grew(p):
-        return ("-" if p is None else f"{p['short']:+.1f} -> {p['long']:+.1f} ({p['diff']:+.1f} "
-                f"[{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']})")
-
-    if doc.get("growth"):
-        lines += ["", "| gain over the control, short -> long budget (long - short, paired) | kNN top-1 | linear top-1 "
-                      "| finetune 10 % |", "|---" * 4 + "|"]
-        for g in doc["growth"]:
-            lines.append(f"| {g['row']} | " + " | ".join(grew(g["measures"].get(m)) for m in GROWTH_MEASURES) + " |")
-    grown = [c for c in doc.get("claims") or [] if any(k.endswith("@long-short") for k in c["measures"])]
-    if grown:
-        lines += ["", "| claim: gap a - b, short -> long budget (long - short, paired) | kNN top-1 | finetune 10 % | "
-                      "gains over own network: kNN / finetune 10 % |", "|---" * 4 + "|"]
-        for c in grown:
-            own = (" / ".join(grew(c["measures"].get(f"{m}_gain@long-short")) for m in ("knn_top1", "finetune10_top1"))
-                   if "answer_gain_over_own_network" in c else "f_i on both sides")
-            lines.append(f"| {c['claim']} | {grew(c['measures'].get('knn_top1@long-short'))} | "
-                         f"{grew(c['measures'].get('finetune10_top1@long-short'))} | {own} |")
-    return "\n".join(lines)
 
 
 # ============================================================================ plan / main
@@ -1001,10 +687,6 @@ def _kind(method: str, full_finetune: bool) -> str:
 def estimate_minutes(st: Settings, calib: dict, u: Unit, measured: dict[str, float], n_train: int) -> float:
     """Minutes of a unit: its pretraining budget plus its evaluation (measured mean of finished
     units of the same kind when there are any, else from the step costs)."""
-    from csvr.config import load_config
-    from csvr.engine.commands import resolve_config_path
-    from csvr.eval.finetune import FinetuneConfig
-
     m = u.row.method
     full = m == "supervised" or st.full_finetune(u.budget)
     pre = st.budgets[u.budget] / 60 * 1.05 if m in ("csvr", "iic", "cvrl") else 0.0  # + stage start-up
@@ -1025,7 +707,7 @@ def estimate_minutes(st: Settings, calib: dict, u: Unit, measured: dict[str, flo
 
 
 def plan(st: Settings, calib: dict | None) -> float:
-    done = load_units(st)
+    done = load_units(st.units_dir)
     guess = calib is None or not needed_groups(st) <= set(calib["groups"])
     calib = calib if not guess else {"groups": {**FALLBACK_COSTS, **(calib or {}).get("groups", {})}}
     measured: dict[str, list[float]] = {}
@@ -1035,8 +717,6 @@ def plan(st: Settings, calib: dict | None) -> float:
     means = {k: float(np.mean(v)) for k, v in measured.items()}
     mf = st.work / "data-eval" / "manifest.jsonl"
     if mf.exists():
-        from csvr.data.index import load_manifest
-
         n_train = len(load_manifest(mf).select("1", "train"))
     else:
         n_train = st.n_train_guess
@@ -1059,17 +739,6 @@ def plan(st: Settings, calib: dict | None) -> float:
     print(f"total {total / 60:.1f} h; remaining {left / 60:.1f} h ({sum(unit_done(st, u) for u in units)} of "
           f"{len(units)} units done)")
     return left
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_json(path: Path, doc) -> None:
-    from csvr.utils.io import atomic_write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, doc, indent=1)
 
 
 def run_study(st: Settings, only: set[str] | None = None, max_minutes: float | None = None, keep: bool = False,

@@ -193,7 +193,7 @@ def test_fig4_grouping_and_class_groups_of_the_builtin_dataset(tiny_synth):
 
 
 def test_csvr_samples_draws_predicted_poses_and_frames(tiny_synth, runs, tmp_path):
-    from csvr.eval.plots import csvr_samples
+    from csvr.eval.samples import csvr_samples
 
     paths = csvr_samples(runs["pretrain_ckpt"], tiny_synth["manifest"], tiny_synth["poses"], tmp_path / "s")
     assert set(paths) == {"csvr_poses.png", "csvr_poses.gif", "csvr_frames.png"}
@@ -204,6 +204,30 @@ def test_csvr_samples_draws_predicted_poses_and_frames(tiny_synth, runs, tmp_pat
     assert poses.shape[0] == 18 + 6 * (96 + 3) and poses.std() > 10
     frames = np.asarray(Image.open(paths["csvr_frames.png"]).convert("RGB"))
     assert frames.shape[0] == 18 + 8 * (64 + 3)  # 2 videos x (real, reconstructed, real future, predicted)
+
+
+def test_csvr_samples_are_arrays_and_the_pictures_draw_only_them(tiny_synth, runs):
+    """Generation (csvr.eval.samples) returns arrays; the pictures (csvr.eval.plots) are drawn from
+    those arrays alone: the same arrays give the same bytes, other poses other pixels."""
+    import dataclasses
+
+    from csvr.eval.plots import csvr_sample_pictures
+    from csvr.eval.samples import generate_csvr_samples
+
+    s = generate_csvr_samples(runs["pretrain_ckpt"], tiny_synth["manifest"], tiny_synth["poses"])
+    assert len(s.videos) == 2 and len({v.label for v in s.videos}) == 2  # the first video of two classes
+    v = s.videos[0]
+    assert v.clip.dtype == np.uint8 and v.clip.shape == (4, 32, 32, 3) and v.future.shape == (4, 32, 32, 3)
+    assert v.poses.shape == (4, 18, 3) and v.future_poses.shape == v.predicted_poses.shape == (4, 18, 3)
+    assert np.isfinite(v.predicted_poses).all()
+    assert np.array_equal(v.predicted_poses[..., 2], v.future_poses[..., 2])  # the real future confidences
+    assert list(s.generated) == ["real clip", "reconstructed", "real future", "predicted"]
+    assert all(a.dtype == np.uint8 and a.shape == (2, 4, s.video_size, s.video_size, 3) for a in s.generated.values())
+    pics = csvr_sample_pictures(s)
+    assert pics == csvr_sample_pictures(s)
+    moved = dataclasses.replace(s, videos=[dataclasses.replace(v, predicted_poses=v.future_poses)] + s.videos[1:])
+    assert csvr_sample_pictures(moved)["csvr_poses.png"] != pics["csvr_poses.png"]
+    assert csvr_sample_pictures(dataclasses.replace(s, generated={})).keys() == {"csvr_poses.png", "csvr_poses.gif"}
 
 
 # ----------------------------------------------------------------------------- report

@@ -1,4 +1,4 @@
-"""Weighted kNN and bootstrap intervals against hand-computed values."""
+"""Weighted kNN and bootstrap intervals (one and two levels) against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from csvr.eval.knn import weighted_knn
-from csvr.eval.stats import bootstrap_ci, paired_gain, ratio_ci
+from csvr.eval.stats import bootstrap_ci, paired_gain, ratio_ci, two_level_bootstrap
 
 
 def test_weighted_knn_by_hand():
@@ -50,6 +50,40 @@ def test_bootstrap_interval_of_a_proportion_matches_the_normal_approximation():
     half = 1.96 * math.sqrt(0.4 * 0.6 / 150)  # 0.0784
     assert lo == pytest.approx(0.4 - half, abs=0.012) and hi == pytest.approx(0.4 + half, abs=0.012)
     assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)
+
+
+def direct_two_level(x: np.ndarray, n: int, seed: int) -> tuple[float, float]:
+    """The two-level bootstrap written out resample by resample (same random draws)."""
+    s, q = x.shape
+    rng = np.random.default_rng(seed)
+    means = []
+    for start in range(0, n, 500):
+        m = min(500, n - start)
+        si, vi = rng.integers(0, s, (m, s)), rng.integers(0, q, (m, q))
+        for b in range(m):
+            means.append(np.mean([[x[i, j] for j in vi[b]] for i in si[b]]))
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def test_two_level_bootstrap_equals_the_direct_computation():
+    rng = np.random.default_rng(3)
+    x = (rng.random((3, 17)) < np.array([[0.2], [0.5], [0.7]])).astype(float)
+    assert two_level_bootstrap(x, n=1200, seed=5) == pytest.approx(direct_two_level(x, 1200, 5), abs=1e-12)
+
+
+def test_two_level_bootstrap_known_intervals():
+    # constant scores: no spread at all
+    assert two_level_bootstrap(np.full((2, 9), 1.0), n=500) == (1.0, 1.0)
+    # seeds at 0.2 / 0.5 / 0.8, every video of a seed alike: only the seeds vary, and a mean of 3
+    # seeds drawn with replacement hits the extremes 0.2 and 0.8 with probability 1/27 > 2.5 % each
+    x = np.repeat(np.array([[0.2], [0.5], [0.8]]), 40, axis=1)
+    assert two_level_bootstrap(x, n=4000) == pytest.approx((0.2, 0.8))
+    # one seed: the ordinary bootstrap over videos; 90 of 180 right -> about 0.5 +- 1.96 * sqrt(.25 / 180)
+    one = np.r_[np.ones(90), np.zeros(90)]
+    lo, hi = two_level_bootstrap(one, n=4000)
+    half = 1.96 * np.sqrt(0.25 / 180)
+    assert lo == pytest.approx(0.5 - half, abs=0.012) and hi == pytest.approx(0.5 + half, abs=0.012)
 
 
 def test_paired_gain_uses_the_pairs():

@@ -1,7 +1,7 @@
 """``csvr report --study`` (issue 16 item 5): the replication study's section without a browser:
 every figure present and labelled, one error bar per row with a CI, the table's numbers equal to
 the JSON's, a partial study (missing measures, rows, claims) rendered as "not run yet". The study
-files are written by hand in benchmarks/study.py's format (the report only reads them)."""
+files are written by hand in csvr.eval.study's format (the report only reads them)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ import pytest
 from csvr.cli import main
 from csvr.eval.plots import GROUP_COLORS, NOT_RUN, SERIES_COLORS
 from csvr.eval.report import build_report
+from csvr.eval.study import FROZEN, MEASURES
 
 from test_eval_report_structure import _Page, _axes  # the HTML / PNG readers of the report's structure test
-
-FROZEN = ("knn_top1", "linear_top1", "r1")
-MEASURES = ("knn_top1", "linear_top1", "finetune_top1", "finetune10_top1", "r1")
 
 
 def _row(name, method, budget, seeds, base, control=None):

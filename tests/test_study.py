@@ -1,5 +1,6 @@
-"""benchmarks/study.py (issue 16): the aggregation's statistics on hand-made per-video scores, and
-the whole pipeline end to end on tiny real data (--smoke), resumed without redoing finished units."""
+"""benchmarks/study.py (issue 16) with csvr.eval.study's statistics: the aggregation on hand-made
+per-video scores, and the whole pipeline end to end on tiny real data (--smoke), resumed without
+redoing finished units (the two-level bootstrap's own tests: test_knn_stats.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from csvr.eval.stats import two_level_bootstrap
+from csvr.eval.study import FROZEN, MEASURES, N_BOOT, encode_scores, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,47 +27,16 @@ def study():
     return mod
 
 
-def direct_two_level(x: np.ndarray, n: int, seed: int) -> tuple[float, float]:
-    """The two-level bootstrap written out resample by resample (same random draws)."""
-    s, q = x.shape
-    rng = np.random.default_rng(seed)
-    means = []
-    for start in range(0, n, 500):
-        m = min(500, n - start)
-        si, vi = rng.integers(0, s, (m, s)), rng.integers(0, q, (m, q))
-        for b in range(m):
-            means.append(np.mean([[x[i, j] for j in vi[b]] for i in si[b]]))
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def test_two_level_bootstrap_equals_the_direct_computation(study):
-    rng = np.random.default_rng(3)
-    x = (rng.random((3, 17)) < np.array([[0.2], [0.5], [0.7]])).astype(float)
-    assert study.two_level_bootstrap(x, n=1200, seed=5) == pytest.approx(direct_two_level(x, 1200, 5), abs=1e-12)
-
-
-def test_two_level_bootstrap_known_intervals(study):
-    # constant scores: no spread at all
-    assert study.two_level_bootstrap(np.full((2, 9), 1.0), n=500) == (1.0, 1.0)
-    # seeds at 0.2 / 0.5 / 0.8, every video of a seed alike: only the seeds vary, and a mean of 3
-    # seeds drawn with replacement hits the extremes 0.2 and 0.8 with probability 1/27 > 2.5 % each
-    x = np.repeat(np.array([[0.2], [0.5], [0.8]]), 40, axis=1)
-    assert study.two_level_bootstrap(x, n=4000) == pytest.approx((0.2, 0.8))
-    # one seed: the ordinary bootstrap over videos; 90 of 180 right -> about 0.5 +- 1.96 * sqrt(.25 / 180)
-    one = np.r_[np.ones(90), np.zeros(90)]
-    lo, hi = study.two_level_bootstrap(one, n=4000)
-    half = 1.96 * np.sqrt(0.25 / 180)
-    assert lo == pytest.approx(0.5 - half, abs=0.012) and hi == pytest.approx(0.5 + half, abs=0.012)
-    assert study.verdict((0.01, 0.2)) == "yes" and study.verdict((-0.2, -0.01)) == "no"
-    assert study.verdict((-0.1, 0.1)) == "undecided"
+def test_verdict_from_the_interval():
+    assert verdict((0.01, 0.2)) == "yes" and verdict((-0.2, -0.01)) == "no"
+    assert verdict((-0.1, 0.1)) == "undecided"
 
 
 def _unit(study, slug, budget, seed, scores, ids, control):
     row = study.ROW_BY_SLUG[slug]
     return {"row": row.name, "slug": slug, "method": row.method, "feature": row.feature, "budget": budget,
             "seed": seed, "budget_seconds": 10.0, "control": control, "test_ids": ids, "test_groups": "mmccbb",
-            "scores": study.encode_scores({k: np.array(v) for k, v in scores.items()}), "eval_seconds": 1.0,
+            "scores": encode_scores({k: np.array(v) for k, v in scores.items()}), "eval_seconds": 1.0,
             "pretrain": {"steps": 5, "samples": 80, "seconds": 9.0}}
 
 
@@ -76,7 +49,7 @@ def test_aggregation_on_hand_made_units(study, tmp_path):
     ctrl = {"knn_top1": [0, 0, 1, 0, 0, 0], "linear_top1": [0, 1, 0, 0, 0, 0], "r1": [0, 0, 0, 0, 0, 1]}
     ctrl2 = {"knn_top1": [0, 0, 0, 0, 0, 0], "linear_top1": [0, 1, 1, 0, 0, 0], "r1": [0, 0, 0, 0, 0, 1]}
     (d / "control__fi__x.json").write_text(json.dumps(
-        {"seeds": [study.encode_scores({k: np.array(v) for k, v in c.items()}) for c in (ctrl, ctrl2)],
+        {"seeds": [encode_scores({k: np.array(v) for k, v in c.items()}) for c in (ctrl, ctrl2)],
          "test_ids": ids}))
     full = {0: [1, 1, 1, 1, 0, 1], 1: [1, 1, 1, 1, 1, 1]}
     novideo = {0: [0, 1, 0, 0, 0, 1], 1: [0, 0, 1, 0, 0, 1]}
@@ -97,7 +70,7 @@ def test_aggregation_on_hand_made_units(study, tmp_path):
     assert r["knn_top1"] == pytest.approx(100 * x.mean(), abs=0.01)
     assert r["knn_top1_control"] == pytest.approx(100 * c.mean(), abs=0.01)
     assert r["knn_top1_gain"] == pytest.approx(100 * (x - c).mean(), abs=0.01)
-    lo, hi = study.two_level_bootstrap(x - c)
+    lo, hi = two_level_bootstrap(x - c, N_BOOT)
     assert r["knn_top1_gain_ci"] == pytest.approx([100 * lo, 100 * hi], abs=0.01)
     assert r["finetune_top1_groups"]["motion"]["n"] == 2
     assert "finetune_top1_control" not in r  # finetuning has no frozen control
@@ -119,10 +92,10 @@ def test_smoke_runs_end_to_end_and_resumes(study, tmp_path, capsys):
     assert {r["slug"] for r in doc["rows"]} == {"random-init-f-i-network", "f-i-full-csvr"}
     for r in doc["rows"]:
         assert r["method"] in ("csvr", "scratch") and r["feature"] == "fi" and r["seeds"] == [0]
-        for m in study.MEASURES:
+        for m in MEASURES:
             lo, hi = r[f"{m}_ci"]
             assert 0 <= r[m] <= 100 and 0 <= lo <= hi <= 100, (r["slug"], m, r[m], lo, hi)
-        for m in study.FROZEN:
+        for m in FROZEN:
             assert f"{m}_control" in r and len(r[f"{m}_gain_ci"]) == 2
     csvr_row = next(r for r in doc["rows"] if r["method"] == "csvr")
     assert csvr_row["pretrain_steps"] == [4] and csvr_row["pretrain_samples"] == [8]
@@ -150,7 +123,7 @@ def test_claims_across_networks_compare_gains_over_own_random_init(study, tmp_pa
     zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
     ctrl_fs = {**zero, "knn_top1": [1, 0, 0, 0, 0, 0]}
     for name, c in (("control__fi__x.json", zero), ("control__fs__x.json", ctrl_fs)):
-        (d / name).write_text(json.dumps({"seeds": [study.encode_scores({k: np.array(v) for k, v in c.items()})],
+        (d / name).write_text(json.dumps({"seeds": [encode_scores({k: np.array(v) for k, v in c.items()})],
                                           "test_ids": ids}))
     ft = {"random-init-f-i-network": [1, 1, 1, 0, 0, 0], "random-init-f-s-network": [1, 0, 0, 0, 0, 0],
           "f-i-full-csvr": [1, 1, 1, 1, 1, 0], "f-s-only": [1, 1, 0, 0, 0, 0]}
@@ -198,7 +171,7 @@ def _fi_study(study, tmp_path, control_knn=(0,) * 6):
     zero = {"knn_top1": [0] * 6, "linear_top1": [0] * 6, "r1": [0] * 6}
     ctrl = {**zero, "knn_top1": list(control_knn)}
     (d / "control__fi__x.json").write_text(json.dumps(
-        {"seeds": [study.encode_scores({k: np.array(v) for k, v in ctrl.items()})], "test_ids": ids}))
+        {"seeds": [encode_scores({k: np.array(v) for k, v in ctrl.items()})], "test_ids": ids}))
     return st, ids, d, zero
 
 

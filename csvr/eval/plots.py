@@ -12,7 +12,7 @@ function returns PNG (or GIF) bytes; :func:`save_image` writes them atomically.
 * :func:`confusion_chart` - a confusion matrix heatmap (rows = true class, row-normalised colours,
   counts written in the cells for up to 30 classes), classes in the bars' group order.
 * :func:`study_chart` / :func:`study_gain_chart` - one measure of the replication study
-  (benchmarks/study.py) per row, grouped by budget, error bars = the CI, the random-init control
+  (:mod:`csvr.eval.study`) per row, grouped by budget, error bars = the CI, the random-init control
   as a black tick; the frozen measures' gains over that control with their CIs and a zero line.
 * :func:`training_curves_chart` - losses and pretext metrics of a run's ``metrics.csv`` per step,
   with ``epochs.csv``'s per-epoch means as markers and the stages shaded; x: step, y: the panel's
@@ -22,24 +22,35 @@ Every chart's PNG carries :func:`describe_figure` (titles, axis and tick labels,
 bars) in its :data:`PNG_AXES_KEY` text chunk.
 * :func:`retrieval_examples_chart` - query videos and their top-k neighbours (middle frames),
   green border: same class as the query, red: another class.
-* :func:`csvr_sample_images` / :func:`csvr_samples` - for a CSVR pretraining checkpoint: predicted
-  vs real future poses (contact sheet PNG and an animated GIF) and reconstructed / predicted frames
-  next to the real ones, from one real batch of the dataset.
+* :func:`csvr_sample_pictures` - what a CSVR pretraining checkpoint generated
+  (:func:`csvr.eval.samples.generate_csvr_samples` computes it): predicted vs real future poses
+  (contact sheet PNG and an animated GIF) and reconstructed / predicted frames next to the real
+  ones. This module only draws arrays it is given; it loads no model.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
+from csvr.data.index import load_manifest
+from csvr.data.video import VideoReader
 from csvr.errors import CsvrError
+from csvr.eval.study import BUDGETS
+from csvr.pose.viz import draw_pose
+from csvr.utils.io import atomic_write
+
+if TYPE_CHECKING:
+    from csvr.eval.samples import CsvrSamples
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +106,6 @@ def describe_figure(fig) -> dict:
 def figure_png(fig, dpi: int = 100) -> bytes:
     """Render a matplotlib Figure to PNG bytes (with :func:`describe_figure` in the
     :data:`PNG_AXES_KEY` text chunk)."""
-    import json
-
     meta = json.dumps(describe_figure(fig), ensure_ascii=True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={PNG_AXES_KEY: meta})
@@ -111,8 +120,6 @@ def image_png(img) -> bytes:
 
 def save_image(data: bytes, path: str | os.PathLike) -> Path:
     """Write picture bytes atomically (temporary file + rename)."""
-    from csvr.utils.io import atomic_write
-
     path = Path(path)
     with atomic_write(path, "wb") as f:
         f.write(data)
@@ -125,13 +132,9 @@ def class_groups_for_manifest(manifest_path: str | os.PathLike | None) -> dict[s
     None when the dataset does not say (UCF101, HMDB51, ...)."""
     if not manifest_path:
         return None
-    import json
-
     p = Path(manifest_path)
     candidates = [p.parent / "synth.json"]
     try:
-        from csvr.data.index import load_manifest
-
         candidates.append(load_manifest(p, check_paths=False).root / "synth.json")
     except CsvrError:
         pass
@@ -264,14 +267,11 @@ def top1_chart(bars: Sequence[Mapping], title: str = "Video-level top-1 per run"
 NOT_RUN = "not run yet"
 
 
-#: The study's budgets in the charts' order; each keeps its series colour in every chart.
-STUDY_BUDGETS = ("none", "short", "long")
-
-
 def _study_axes(ax, bars: Sequence[Mapping], ylabel: str, title: str, gain: bool) -> None:
     """Bars of one measure for the study's rows, grouped by budget (one series colour per budget),
     each with its CI as an error bar and, where given, its random-init control as a black tick."""
-    budgets = list(dict.fromkeys(list(STUDY_BUDGETS) + [str(b.get("budget")) for b in bars]))
+    # the study's budgets in their order, each with its series colour in every chart
+    budgets = list(dict.fromkeys(list(BUDGETS) + [str(b.get("budget")) for b in bars]))
     order = sorted(range(len(bars)), key=lambda i: budgets.index(str(bars[i].get("budget"))))
     xs, pos, labelled = {}, 0.0, set()
     for j, i in enumerate(order):
@@ -518,8 +518,6 @@ def training_curves_chart(run_dir: str | os.PathLike, title: str | None = None, 
 
 # ----------------------------------------------------------------------------- picture grids
 def _font(size: int = 11):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -528,8 +526,6 @@ def _font(size: int = 11):
 
 def _tile(frame: np.ndarray, w: int, h: int):
     """A frame letter-boxed into a ``w x h`` black tile."""
-    from PIL import Image
-
     im = Image.fromarray(np.asarray(frame, dtype=np.uint8))
     scale = min(w / im.width, h / im.height)
     im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
@@ -539,8 +535,6 @@ def _tile(frame: np.ndarray, w: int, h: int):
 
 
 def _middle_frame(manifest, video_id: str) -> np.ndarray:
-    from csvr.data.video import VideoReader
-
     rec = manifest.get(video_id)
     with VideoReader(manifest.video_path(rec)) as r:
         return r.read([max(0, r.num_frames // 2)])[0]
@@ -571,8 +565,6 @@ def retrieval_examples_chart(retrieval: Mapping, manifest, num_queries: int = 6,
     border of a neighbour is green when its class is the query's, red otherwise; captions give
     the class and the cosine similarity. ``manifest``: the :class:`~csvr.data.index.Manifest`
     the ids refer to."""
-    from PIL import Image, ImageDraw
-
     qids, gids = retrieval["query_ids"], retrieval["gallery_ids"]
     ql, gl = retrieval["query_labels"], retrieval["gallery_labels"]
     nbrs = retrieval["neighbors"]
@@ -618,25 +610,15 @@ def retrieval_examples_chart(retrieval: Mapping, manifest, num_queries: int = 6,
 
 
 # ----------------------------------------------------------------------------- CSVR samples
-def _to_uint8_video(v) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
-    a = ((np.asarray(v, dtype=np.float32) + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
-    return a.transpose(1, 2, 3, 0)
-
-
-def _label(img, text: str, font, color=(255, 255, 0)):
-    from PIL import ImageDraw
-
+def _label(img: Image.Image, text: str, font, color=(255, 255, 0)) -> Image.Image:
     d = ImageDraw.Draw(img)
     d.rectangle([0, 0, min(img.width - 1, 7 * len(text) + 4), 13], fill=(0, 0, 0))
     d.text((2, 0), text, fill=color, font=font)
     return img
 
 
-def _grid(rows: list[tuple[str, list]], tile_w: int, tile_h: int, title: str = ""):
+def _grid(rows: list[tuple[str, list]], tile_w: int, tile_h: int, title: str = "") -> Image.Image:
     """Rows of PIL tiles with a row label column on the left."""
-    from PIL import Image, ImageDraw
-
     font = _font(11)
     label_w, pad, head = 150, 3, 18 if title else 0
     ncols = max(len(t) for _, t in rows)
@@ -653,11 +635,7 @@ def _grid(rows: list[tuple[str, list]], tile_w: int, tile_h: int, title: str = "
     return sheet
 
 
-def _pose_tile(frame: np.ndarray, pose: np.ndarray | None, side: int, dim: bool = False):
-    from PIL import Image
-
-    from csvr.pose.viz import draw_pose
-
+def _pose_tile(frame: np.ndarray, pose: np.ndarray | None, side: int, dim: bool = False) -> Image.Image:
     im = Image.fromarray(frame).resize((side, side), Image.BILINEAR)
     if dim:
         im = Image.blend(im, Image.new("RGB", im.size, (0, 0, 0)), 0.45)
@@ -666,116 +644,24 @@ def _pose_tile(frame: np.ndarray, pose: np.ndarray | None, side: int, dim: bool 
     return im
 
 
-def _load_samples(manifest, records, clip, pose_cache, seed: int) -> list[dict]:
-    """One deterministic current + future clip per record, through the pretraining dataset's own
-    no-augmentation path (``PretrainDataset(augment=False)``: centre crop, no flip, no colour
-    change), the k-th drawn with the generator ``[seed, k]``; plus the clip's pose normalisation
-    parameters (to draw predictions in crop coordinates)."""
-    from csvr.data.datasets import PretrainDataset
-    from csvr.pose_format.normalize import normalize
-
-    ds = PretrainDataset(manifest, records, clip, seed=seed, pose_cache=str(pose_cache), augment=False)
-    out = []
-    for k in range(len(records)):
-        item = ds.load(k, np.random.default_rng([seed, k]))
-        item["norm_params"] = normalize(item["poses_raw"].numpy())[1]
-        out.append(item)
-    return out
-
-
-def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
-                       num_videos: int = 2, split: str = "1", subset: str = "test", seed: int = 0,
-                       device: str = "cpu") -> dict[str, bytes]:
-    """Pictures of a CSVR pretraining checkpoint at work on real videos of ``manifest``:
+def csvr_sample_pictures(samples: CsvrSamples) -> dict[str, bytes]:
+    """Pictures of what a CSVR pretraining checkpoint generated
+    (:func:`csvr.eval.samples.generate_csvr_samples`):
 
     * ``csvr_poses.png``: per video, the input clip with its poses, the real future poses and
-      the pose generator's prediction (denormalised with the clip's own centre/scale, drawn on
-      the real future frames, dimmed);
+      the pose generator's prediction (drawn on the real future frames, dimmed);
     * ``csvr_poses.gif``: real (left) vs predicted (right) future poses, animated;
-    * ``csvr_frames.png`` (when the model has video generators): real current clip, its
-      reconstruction by G_v^r, real future clip, the prediction by G_v^p (at the generators'
-      resolution), all from ``f_i`` of the real clip and poses.
-
-    One deterministic clip per video (the pretraining dataset without augmentation:
-    :func:`_load_samples`), the model's own :meth:`~csvr.models.csvr_model.CSVRModel.generate` in
-    eval mode, fixed noise. Videos: the first of each class of ``subset`` that has poses in the cache.
-    """
-    import torch
-    from PIL import Image
-
-    from csvr.config import from_dict
-    from csvr.data.index import load_manifest
-    from csvr.data.transforms import normalize as normalize_clip
-    from csvr.data.transforms import to_float_clip
-    from csvr.engine.config import PretrainConfig
-    from csvr.engine.model import load_method
-    from csvr.errors import DatasetError
-    from csvr.models.video_gan import video_target_from_clip
-    from csvr.pose import PoseCache, denormalize
-
-    method, ckpt = load_method(checkpoint)
-    if getattr(method, "name", "") != "csvr":
-        raise CsvrError(f"{checkpoint} is a {getattr(method, 'name', '?')!r} checkpoint; CSVR sample pictures need a "
-                        "'csvr' pretraining checkpoint")
-    cfg = from_dict(PretrainConfig, ckpt.config)
-    clip = cfg.data.clip
-    if clip.future_frames < 1:
-        raise CsvrError(f"{checkpoint}: data.clip.future_frames is 0, so the model predicts nothing to draw")
-    model = method.model.to(device).eval()
-    man = load_manifest(manifest, allow_outside_root=cfg.data.allow_outside_root) \
-        if isinstance(manifest, (str, os.PathLike)) else manifest
-    if pose_cache is None or not Path(pose_cache).is_dir():
-        raise CsvrError(f"CSVR sample pictures need the pose cache; not a folder: {pose_cache}")
-    store = PoseCache(pose_cache)
-    try:
-        records = man.select(split, subset) or man.records
-    except DatasetError:
-        records = man.records
-    picked, seen = [], set()
-    for rec in records:
-        if rec.label not in seen and store.has(rec.id):
-            seen.add(rec.label)
-            picked.append(rec)
-        if len(picked) == num_videos:
-            break
-    if not picked:
-        raise CsvrError(f"the pose cache {pose_cache} holds poses for none of the {len(records)} videos of {man.path}")
-
-    samples = _load_samples(man, picked, clip, pose_cache, seed)
-    t, tf = clip.frames, clip.future_frames
-    clip_u8 = torch.stack([s["clip"] for s in samples]).to(device)
-    fut_u8 = torch.stack([s["future"] for s in samples]).to(device)
-    ncur = torch.stack([s["poses"] for s in samples]).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    with torch.no_grad():
-        x = normalize_clip(to_float_clip(clip_u8))
-        out = model.generate(x, ncur[..., :2], ncur[..., 2], tf, generator=gen)
-        pred_norm = out.future_poses.cpu().numpy()                              # (B, T', 18, 2)
-        videos = None
-        if out.videos:
-            vcfg = model.cfg.video
-            videos = {"real clip": video_target_from_clip(x, vcfg, model.pixel_mean, model.pixel_std)}
-            if "r" in out.videos:
-                videos["reconstructed"] = out.videos["r"]
-            xf = normalize_clip(to_float_clip(fut_u8))
-            videos["real future"] = video_target_from_clip(xf, vcfg, model.pixel_mean, model.pixel_std)
-            if "p" in out.videos:
-                videos["predicted"] = out.videos["p"]
-            videos = {k: v.float().cpu().numpy() for k, v in videos.items()}
-
-    side = max(96, min(128, clip.size))
+    * ``csvr_frames.png`` (when the samples hold generated frames): real current clip, its
+      reconstruction by G_v^r, real future clip, the prediction by G_v^p."""
+    side = max(96, min(128, samples.clip_size))
+    tf = len(samples.videos[0].future)
     rows: list[tuple[str, list]] = []
     gif_frames: list[list] = [[] for _ in range(tf)]
-    for b, (rec, sample) in enumerate(zip(picked, samples)):
-        video = torch.cat([sample["clip"], sample["future"]]).numpy()             # (T + T', S, S, 3)
-        poses = np.concatenate([sample["poses_raw"].numpy(), sample["future_poses_raw"].numpy()])
-        params = sample["norm_params"]
-        conf = sample["future_poses"].numpy()[..., 2:3]
-        pred = denormalize(np.concatenate([pred_norm[b], conf], axis=-1), params)   # crop coordinates
-        name = rec.class_name or str(rec.label)
-        rows.append((f"{name[:14]}: input", [_pose_tile(video[i], poses[i], side) for i in range(t)]))
-        real_tiles = [_pose_tile(video[t + i], poses[t + i], side) for i in range(tf)]
-        pred_tiles = [_pose_tile(video[t + i], pred[i], side, dim=True) for i in range(tf)]
+    for v in samples.videos:
+        name = v.class_name or str(v.label)
+        rows.append((f"{name[:14]}: input", [_pose_tile(f, p, side) for f, p in zip(v.clip, v.poses)]))
+        real_tiles = [_pose_tile(v.future[i], v.future_poses[i], side) for i in range(tf)]
+        pred_tiles = [_pose_tile(v.future[i], v.predicted_poses[i], side, dim=True) for i in range(tf)]
         rows.append(("real future", real_tiles))
         rows.append(("predicted", pred_tiles))
         for i in range(tf):
@@ -796,29 +682,20 @@ def csvr_sample_images(checkpoint: str | os.PathLike, manifest, pose_cache: str 
     frames_gif[0].save(buf, format="GIF", save_all=True, append_images=frames_gif[1:], duration=250, loop=0)
     out["csvr_poses.gif"] = buf.getvalue()
 
-    if videos is not None:
-        vside = min(128, max(64, 2 * model.cfg.video.size))
+    if samples.generated:
+        vside = min(128, max(64, 2 * samples.video_size))
         vrows = []
-        for b, rec in enumerate(picked):
-            for k, (label, v) in enumerate(videos.items()):
-                frames = _to_uint8_video(v[b])
-                tiles = [Image.fromarray(f).resize((vside, vside), Image.BILINEAR) for f in frames]
-                vrows.append(((f"{(rec.class_name or '')[:10]}: " if k == 0 else "") + label, tiles))
+        for b, v in enumerate(samples.videos):
+            for k, (label, frames) in enumerate(samples.generated.items()):
+                tiles = [Image.fromarray(f).resize((vside, vside), Image.BILINEAR) for f in frames[b]]
+                vrows.append(((f"{(v.class_name or '')[:10]}: " if k == 0 else "") + label, tiles))
         out["csvr_frames.png"] = image_png(_grid(vrows, vside, vside, "video generating branch: real vs "
                                                                        "reconstructed (G_v^r) and predicted (G_v^p) "
                                                                        "frames from f_i"))
     return out
 
 
-def csvr_samples(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
-                 out_dir: str | os.PathLike, **kw) -> dict[str, Path]:
-    """Write :func:`csvr_sample_images` into ``out_dir`` (atomic files); returns their paths."""
-    images = csvr_sample_images(checkpoint, manifest, pose_cache, **kw)
-    out = Path(out_dir)
-    return {name: save_image(data, out / name) for name, data in images.items()}
-
-
 __all__ = ["GROUP_COLORS", "GROUP_ORDER", "PNG_AXES_KEY", "SERIES_COLORS", "class_groups_for_manifest",
-           "confusion_chart", "csvr_sample_images", "csvr_samples", "curve_columns", "describe_figure", "figure_png",
+           "confusion_chart", "csvr_sample_pictures", "curve_columns", "describe_figure", "figure_png",
            "per_class_chart", "pick_queries", "read_csv_rows", "retrieval_examples_chart", "save_image",
            "top1_chart", "training_curves_chart"]

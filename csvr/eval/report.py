@@ -48,7 +48,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+import yaml
+
+from csvr import __version__
+from csvr.data.index import load_manifest
 from csvr.errors import CsvrError, OutsideRootError
+from csvr.eval.plots import (GROUP_ORDER, NOT_RUN, _grouped_order, class_groups_for_manifest, confusion_chart,
+                             csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart,
+                             study_chart, study_gain_chart, top1_chart, training_curves_chart)
+from csvr.eval.stats import bootstrap_ci
+from csvr.eval.study import ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, load_study
+from csvr.utils.io import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +100,6 @@ def _read_json(path: Path) -> dict:
 def _read_config(path: Path) -> dict:
     if not path.is_file():
         return {}
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -168,10 +177,6 @@ def video_top1_interval(results: dict) -> tuple[float, float] | None:
     cm = results.get("confusion")
     if not cm:
         return None
-    import numpy as np
-
-    from csvr.eval.stats import bootstrap_ci
-
     m = np.asarray(cm, dtype=np.int64)
     right, total = int(np.trace(m)), int(m.sum())
     if total == 0:
@@ -309,8 +314,6 @@ def _frozen_section(runs: list[RunData]) -> _Section | None:
 
 
 def _pretext_section(runs: list[RunData]) -> _Section | None:
-    from csvr.eval.plots import read_csv_rows
-
     rows, present = [], set()
     for run in runs:
         if run.kind != "pretrain":
@@ -334,8 +337,6 @@ def _pretext_section(runs: list[RunData]) -> _Section | None:
 
 
 def _class_groups(runs: list[RunData]) -> dict[str, str] | None:
-    from csvr.eval.plots import class_groups_for_manifest
-
     groups: dict[str, str] = {}
     for run in runs:
         if run.results and isinstance(run.results.get("class_groups"), dict):
@@ -355,8 +356,6 @@ def _class_groups(runs: list[RunData]) -> dict[str, str] | None:
 def _top1_section(runs: list[RunData]) -> _Section | None:
     """Video top-1 of every classifier run as bars with error bars; runs that differ only in
     their seed (same kind, method, feature, label fraction) are one bar, mean +- 1 sd."""
-    from csvr.eval.plots import top1_chart
-
     with_res = [r for r in runs if r.results and r.results.get("video_top1") is not None]
     if not with_res:
         return None
@@ -369,8 +368,6 @@ def _top1_section(runs: list[RunData]) -> _Section | None:
     for key, members in groups.items():
         seeds = [_seed(m) for m in members]
         if len(members) > 1 and None not in seeds and len(set(map(str, seeds))) == len(members):
-            import numpy as np
-
             vals = np.array([float(m.results["video_top1"]) for m in members])
             mean, sd = float(vals.mean()), float(vals.std(ddof=1))
             bars.append({"label": f"{key[1]} {key[2]} ({len(members)} seeds)".replace("  ", " "), "value": mean,
@@ -390,8 +387,6 @@ def _top1_section(runs: list[RunData]) -> _Section | None:
 
 
 def _per_class_section(runs: list[RunData], groups: dict[str, str] | None) -> _Section | None:
-    from csvr.eval.plots import GROUP_ORDER, _grouped_order, per_class_chart
-
     with_pc = [r for r in runs if r.results and r.results.get("per_class")]
     if not with_pc:
         return None
@@ -420,8 +415,6 @@ def _per_class_section(runs: list[RunData], groups: dict[str, str] | None) -> _S
 
 
 def _confusion_section(runs: list[RunData], groups) -> _Section | None:
-    from csvr.eval.plots import confusion_chart
-
     imgs = []
     for r in runs:
         if r.results and r.results.get("confusion") and r.results.get("classes"):
@@ -431,8 +424,6 @@ def _confusion_section(runs: list[RunData], groups) -> _Section | None:
 
 
 def _curves_section(runs: list[RunData]) -> _Section | None:
-    from csvr.eval.plots import training_curves_chart
-
     imgs = []
     for r in runs:
         if r.has_curves:
@@ -448,9 +439,6 @@ def _skip_note(e: Exception) -> str:
 
 
 def _retrieval_section(runs: list[RunData], notes: list[str], allow_outside_root: bool = False) -> _Section | None:
-    from csvr.data.index import load_manifest
-    from csvr.eval.plots import retrieval_examples_chart
-
     imgs = []
     for run in runs:
         for label, r in run.retrievals:
@@ -473,8 +461,10 @@ def _retrieval_section(runs: list[RunData], notes: list[str], allow_outside_root
 
 
 def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: bool = False) -> _Section | None:
+    # imported here: checkpoints and models load torch (~3 s on 2 cores), which a report without
+    # --samples never needs
     from csvr.engine.checkpoint import list_checkpoints
-    from csvr.eval.plots import csvr_sample_images
+    from csvr.eval.samples import generate_csvr_samples
 
     imgs = []
     for run in runs:
@@ -489,11 +479,11 @@ def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: 
             notes.append(f"CSVR samples of {run.name} skipped: its config names no data.manifest / data.pose_cache")
             continue
         try:
-            from csvr.data.index import load_manifest
-
             manifest = load_manifest(data["manifest"], root=data.get("root"),
                                      allow_outside_root=allow_outside_root or bool(data.get("allow_outside_root")))
-            pics = csvr_sample_images(ckpts[-1], manifest, data["pose_cache"], split=str(data.get("split") or "1"))
+            samples = generate_csvr_samples(ckpts[-1], manifest, data["pose_cache"],
+                                            split=str(data.get("split") or "1"))
+            pics = csvr_sample_pictures(samples)
         except (CsvrError, OSError) as e:
             notes.append(f"CSVR samples of {run.name} skipped: {_skip_note(e)}")
             continue
@@ -510,25 +500,6 @@ def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: 
 
 
 # ----------------------------------------------------------------------------- replication study
-#: The study's measures (benchmarks/study.py ``MEASURES``) and their labels, in the table's order;
-#: a measure the file has beyond these (a key ``<m>`` with ``<m>_ci``) is appended by its name.
-STUDY_MEASURES = {"knn_top1": "kNN top-1", "linear_top1": "linear probe top-1", "finetune_top1": "finetune top-1",
-                  "finetune10_top1": "finetune top-1, 10 % labels", "r1": "R@1"}
-def load_study(path: str | Path) -> dict:
-    """``study.json`` as benchmarks/study.py writes it; :class:`CsvrError` when it is not one."""
-    p = Path(path)
-    if not p.is_file():
-        raise CsvrError(f"--study {p}: no such file (benchmarks/study.py --report writes benchmarks/results/study.json)")
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CsvrError(f"--study {p}: not a JSON file ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list) \
-            or not all(isinstance(r, dict) for r in doc["rows"]):
-        raise CsvrError(f"--study {p}: not a study file (no list 'rows'; benchmarks/study.py --report writes one)")
-    return doc
-
-
 def _fnum(x: Any) -> float | None:
     try:
         v = float(x)
@@ -545,15 +516,15 @@ def _fpair(x: Any) -> tuple[float, float] | None:
 
 
 def _study_measures(rows: list[dict]) -> list[str]:
+    """The study's measures (:data:`csvr.eval.study.MEASURE_LABELS`, in the table's order), then any
+    other measure the file has (a key ``<m>`` with ``<m>_ci``), by its name."""
     extra = sorted({k[:-3] for r in rows for k in r if k.endswith("_ci") and not k.endswith("_gain_ci")}
-                   - set(STUDY_MEASURES))
-    return list(STUDY_MEASURES) + extra
+                   - set(MEASURE_LABELS))
+    return list(MEASURE_LABELS) + extra
 
 
 def _est(value: Any, ci: Any, signed: bool = False) -> str:
     """``mean [low, high]`` with one decimal (the study's percent values), or "not run yet"."""
-    from csvr.eval.plots import NOT_RUN
-
     v, c = _fnum(value), _fpair(ci)
     if v is None:
         return NOT_RUN
@@ -590,16 +561,14 @@ def _study_row_label(r: dict) -> str:
 
 
 def _study_section(doc: dict, path: Path) -> _Section:
-    """The replication study (benchmarks/study.py): every row's measures with their 95 % CIs, the
-    frozen measures' random-init controls and gains, one chart per measure, the gains' chart,
-    and the paper's claims and the issue's goals with their answers."""
-    from csvr.eval.plots import NOT_RUN, STUDY_BUDGETS, study_chart, study_gain_chart
-
+    """The replication study (:mod:`csvr.eval.study`; benchmarks/study.py runs it): every row's
+    measures with their 95 % CIs, the frozen measures' random-init controls and gains, one chart
+    per measure, the gains' chart, and the paper's claims and the issue's goals with their answers."""
     rows = list(doc["rows"])
-    rank = {b: i for i, b in enumerate(STUDY_BUDGETS)}
+    rank = {b: i for i, b in enumerate(BUDGETS)}
     rows.sort(key=lambda r: rank.get(str(r.get("budget")), len(rank)))  # stable: the study's row order per budget
     measures = _study_measures(rows)
-    label = {m: STUDY_MEASURES.get(m, m) for m in measures}
+    label = {m: MEASURE_LABELS.get(m, m) for m in measures}
     frozen = [m for m in measures if any(f"{m}_control" in r or f"{m}_gain" in r for r in rows)]
     sec = _Section("Replication study")
     sec.text.append(
@@ -679,25 +648,25 @@ def _study_section(doc: dict, path: Path) -> _Section:
             per = c.get("measures") if isinstance(c.get("measures"), dict) else {}
             ans = str(c.get("answer") or NOT_RUN)
             table.append([str(c.get("claim", "?")), NOT_RUN if ans == "not measured" else ans,
-                          paired(per.get("finetune_top1@long")),
+                          paired(per.get(ANSWER)),
                           "; ".join(f"{k}: {paired(v)}" for k, v in per.items()) or NOT_RUN])
         sec.tables.append((["claim (a > b)", "answer", "finetune top-1 @ long budget: a - b (points) [95 % CI]",
                             "every measure and budget: a - b [95 % CI] (answer)"], table))
         sec.text.append("Claims: answered from finetune top-1 at the long budget (the paper's Table I measure): yes "
                         "when the CI of the paired difference lies above 0, no when below, else undecided.")
     grown = [g for g in doc.get("growth") or [] if isinstance(g, dict) and isinstance(g.get("measures"), dict)]
-    if grown:  # does a gain grow from the short to the long budget (benchmarks/study.py ``growth``)
+    if grown:  # does a gain grow from the short to the long budget (csvr.eval.study.growth)
         def grew(p: Any) -> str:
             if not isinstance(p, dict):
                 return NOT_RUN
             return (f"{_est(p.get('short'), None, signed=True)} -> {_est(p.get('long'), None, signed=True)}: "
                     f"{paired(p)}")
 
-        keys = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
         sec.tables.append((["row", "kNN top-1 gain: short -> long: long - short [95 % CI] (answer)",
                             "linear top-1 gain: short -> long: long - short", "finetune 10 % gain: short -> long: "
                             "long - short"],
-                           [[str(g.get("row", "?"))] + [grew(g["measures"].get(k)) for k in keys] for g in grown]))
+                           [[str(g.get("row", "?"))] + [grew(g["measures"].get(k)) for k in GROWTH_MEASURES]
+                            for g in grown]))
         sec.text.append("Training longer: each row's gain over its control at the short and the long budget, and "
                         "long - short paired by seed and test video (yes: the gain grows with 4x the wall-clock).")
     goals = [g for g in doc.get("goals") or [] if isinstance(g, dict)]
@@ -777,8 +746,6 @@ def _markdown(title: str, runs: list[RunData], sections: list[_Section], notes: 
 
 
 def _meta_line(runs: list[RunData]) -> str:
-    from csvr import __version__
-
     return (f"csvr {__version__}, {time.strftime('%Y-%m-%d %H:%M')}; runs: "
             + (", ".join(f"{r.name} = {r.path}" for r in runs) or "none"))
 
@@ -792,8 +759,6 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     leave the dataset root (a run that allowed them, by its config or its flag, is allowed anyway).
     ``study``: a ``study.json`` of benchmarks/study.py, rendered as the "Replication study"
     section (with or without run folders)."""
-    from csvr.utils.io import atomic_write, atomic_write_text
-
     if not run_dirs and study is None:
         raise CsvrError("no run folder given (and no --study)")
     study_doc = load_study(study) if study is not None else None
@@ -847,4 +812,4 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     return [out / "report.html", out / "report.md"] + written
 
 
-__all__ = ["RunData", "build_report", "load_run", "load_study"]
+__all__ = ["RunData", "build_report", "load_run"]

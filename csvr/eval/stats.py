@@ -5,6 +5,8 @@ Every accuracy csvr reports is a mean of per-item scores (a test video is right 
 with replacement (Efron's percentile bootstrap). A *gain* over a control is the mean of paired
 per-item differences (the same test video scored by both), which is what makes small gains
 detectable: the interval of a paired difference is much narrower than two separate intervals.
+Scores of several seeds on the same items (a study's repeated runs) resample both levels:
+:func:`two_level_bootstrap`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,28 @@ def bootstrap_ci(values, n: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.9
     for start in range(0, n, 1000):  # chunks keep memory at 1000 x items
         m = min(1000, n - start)
         means[start:start + m] = x[rng.integers(0, x.size, (m, x.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def two_level_bootstrap(scores, n: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of ``scores`` (S seeds x Q test items; 1-D: one seed) when
+    both the seeds and the items are samples: each resample draws S seeds with replacement, then
+    Q items with replacement (the same items for every drawn seed: the pairing by item is kept),
+    and takes the mean. With S = 1 it is the ordinary bootstrap over items (:func:`bootstrap_ci`'s
+    distribution, with other random draws)."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    s, q = x.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(n)
+    for start in range(0, n, 500):  # chunks keep memory at 500 x seeds x items
+        m = min(500, n - start)
+        si = rng.integers(0, s, (m, s))
+        vi = rng.integers(0, q, (m, q))
+        rows = x[si]  # (m, s, q): the drawn seeds
+        cols = np.repeat(vi[:, None, :], s, axis=1)  # the same drawn items for each of them
+        means[start:start + m] = np.take_along_axis(rows, cols, axis=2).mean(axis=(1, 2))
     lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
@@ -78,4 +102,4 @@ def bootstrap_statistic_ci(statistic, items: int, n: int = 1000, seed: int = 0, 
     return float(lo), float(hi)
 
 
-__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "bootstrap_statistic_ci", "paired_gain", "ratio_ci"]
+__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "bootstrap_statistic_ci", "paired_gain", "ratio_ci", "two_level_bootstrap"]

@@ -1,0 +1,448 @@
+"""The replication study (issue 16): its files, its measures and its statistics.
+
+``benchmarks/study.py`` designs and runs the study (rows, budgets, seeds, the units of work);
+``csvr report --study`` draws it. Both take from here what the study *is*:
+
+Files. Each unit of work (row, budget, seed) is one JSON file ``<slug>__<budget>__s<seed>.json``
+(:func:`unit_name`; format ``csvr-study-unit``) in the units folder, holding the unit's record and
+its per-test-video scores, each measure a string of ``0`` / ``1`` (:func:`encode_scores` /
+:func:`decode_scores`) in the order of its ``test_ids``; a random-init control is
+``control__<feature>__<network hash>.json`` beside them (``seeds``: one score dict per control
+seed). :func:`aggregate` reads the folder into ``study.json`` (format ``csvr-study``, values in
+percent), which :func:`load_study` reads back; every file is written by :func:`write_json`.
+
+Measures (:data:`MEASURE_LABELS`, the one list of them, with their labels): frozen kNN top-1,
+linear-probe top-1 and R@1 (:data:`FROZEN`, each against the same network's random features),
+finetune top-1 with all labels and with 10 % (:data:`FINETUNE`, against the scratch finetuning of
+the same network).
+
+Statistics. Every interval is a two-level percentile bootstrap (:func:`csvr.eval.stats.two_level_bootstrap`,
+:data:`N_BOOT` resamples: seeds, then test videos); differences are paired by seed and test video
+(:func:`paired`), growth from the short to the long budget likewise (:func:`growth`), and a claim
+or a difference is answered yes / no / undecided from its interval (:func:`verdict`). What the
+statistics need to know of the design (its rows, which random-init row controls which network,
+its claims) is a :class:`Design`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from csvr.errors import CsvrError
+from csvr.eval.stats import two_level_bootstrap
+from csvr.utils.io import atomic_write_json
+
+# ============================================================================ measures
+#: Every measure of the study, in the tables' order, with its label.
+MEASURE_LABELS: dict[str, str] = {"knn_top1": "kNN top-1", "linear_top1": "linear probe top-1",
+                                  "finetune_top1": "finetune top-1", "finetune10_top1": "finetune top-1, 10 % labels",
+                                  "r1": "R@1"}
+MEASURES = tuple(MEASURE_LABELS)
+#: the measures of frozen features: their control is the same network with random weights
+FROZEN = ("knn_top1", "linear_top1", "r1")
+#: the finetuning measures (all labels, 10 %): their control is the same network finetuned from random weights
+FINETUNE = ("finetune_top1", "finetune10_top1")
+#: the k of the retrieval measures ``r<k>`` a unit records (R@1 is a measure; the others get a mean only)
+RECALL_KS = (1, 5, 10, 20)
+#: Fig. 4's class groups; a unit's ``test_groups`` holds each test video's initial
+GROUPS = ("motion", "context", "both")
+#: the gains whose change between budgets answers "does the gap grow with training" (issue 16,
+#: item 3): frozen kNN / linear over the random-init features, and finetuning with 10 % of the
+#: labels over the scratch run of the same network (the short budget finetunes with 10 % only)
+GROWTH_MEASURES = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
+#: the budgets in their order: ``none`` (no pretraining: the random-init rows), short, long
+BUDGETS = ("none", "short", "long")
+#: what answers a claim: finetune top-1 (the paper's Table I measure) at the long budget, and the
+#: same for the difference of gains over each side's own network
+ANSWER = "finetune_top1@long"
+ANSWER_GAIN = "finetune_top1_gain@long"
+#: two-level bootstrap resamples of every interval
+N_BOOT = 4000
+
+# ============================================================================ files
+UNIT_FORMAT = "csvr-study-unit"
+STUDY_FORMAT = "csvr-study"
+FORMAT_VERSION = 1
+
+
+def now() -> str:
+    """The study files' time stamps (UTC, ISO 8601, seconds)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json(path: Path, doc) -> None:
+    """Write a study file (a unit, a control, study.json, the calibration) atomically, indent 1."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc, indent=1)
+
+
+def unit_name(slug: str, budget: str, seed: int) -> str:
+    """A unit's name, the stem of its file in the units folder."""
+    return f"{slug}__{budget}__s{seed}"
+
+
+def control_name(feature: str, network: str) -> str:
+    """The file name of the random-init control of a (network hash, feature)."""
+    return f"control__{feature}__{network}.json"
+
+
+def encode_scores(d: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Per-test-video 0/1 scores as strings of ``0`` / ``1``."""
+    return {k: "".join("1" if v else "0" for v in np.asarray(a)) for k, a in d.items()}
+
+
+def decode_scores(s: str) -> np.ndarray:
+    """A string of :func:`encode_scores` back to a float array of 0 / 1."""
+    return np.frombuffer(s.encode(), dtype=np.uint8).astype(np.float64) - ord("0")
+
+
+def load_units(units_dir: Path) -> list[dict]:
+    """Every unit file of the folder, in name order (controls are not units)."""
+    if not units_dir.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(units_dir.glob("*__s*.json"))]
+
+
+def control_matrix(units_dir: Path, name: str, m: str) -> np.ndarray:
+    """The control ``name``'s scores of measure ``m``: (control seeds, test videos)."""
+    c = json.loads((units_dir / name).read_text())
+    return np.stack([decode_scores(s[m]) for s in c["seeds"]])
+
+
+def load_study(path: str | Path) -> dict:
+    """``study.json`` as :func:`aggregate` makes it; :class:`CsvrError` when it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise CsvrError(f"--study {p}: no such file (benchmarks/study.py --report writes "
+                        "benchmarks/results/study.json)")
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CsvrError(f"--study {p}: not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list) \
+            or not all(isinstance(r, dict) for r in doc["rows"]):
+        raise CsvrError(f"--study {p}: not a study file (no list 'rows'; benchmarks/study.py --report writes one)")
+    return doc
+
+
+# ============================================================================ the design, as the statistics see it
+class StudyRow(Protocol):
+    """What the statistics read of one row of the design."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def method(self) -> str: ...  # csvr | iic | cvrl | scratch (random init, budget "none") | supervised
+
+    @property
+    def feature(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Design:
+    """The study's design as its statistics need it.
+
+    ``rows``: every row, in the study's order; ``scratch_of``: feature -> slug of the random-init
+    row of that feature's network (the finetuning measures' control); ``networks``: feature -> the
+    network it reads where the name differs (IIC's and CVRL's ``backbone`` is the f_s network);
+    ``claims``: (claim, a, b) meaning row a > row b; ``budgets``: budget -> seconds;
+    ``full_finetune(budget)``: whether units at that budget finetune with all labels;
+    ``no_finetune_control``: rows whose network has no scratch finetuning (no finetuning gain)."""
+
+    rows: Sequence[StudyRow]
+    scratch_of: Mapping[str, str]
+    claims: Sequence[tuple[str, str, str]]
+    budgets: Mapping[str, float]
+    full_finetune: Callable[[str], bool]
+    networks: Mapping[str, str] = field(default_factory=dict)
+    no_finetune_control: frozenset[str] = frozenset()
+
+    def row(self, slug: str) -> StudyRow:
+        """The row named ``slug`` (KeyError when the design has none)."""
+        return {r.slug: r for r in self.rows}[slug]
+
+    def network_of(self, slug: str) -> str:
+        """The network a row's features and finetuning use."""
+        f = self.row(slug).feature
+        return self.networks.get(f, f)
+
+    def not_in_design(self, row: StudyRow, budget: str) -> dict[str, str]:
+        """The measures the design does not take for ``row`` at ``budget``, with the reason (the
+        report shows them as such instead of "not run yet")."""
+        out = {}
+        if row.method == "supervised":
+            out["finetune10_top1"] = "the supervised row trains with all labels"
+        if budget != "none" and not self.full_finetune(budget):
+            out["finetune_top1"] = f"the {budget} budget finetunes with 10 % of the labels only"
+        return out
+
+
+# ============================================================================ statistics
+#: (row slug, budget, measure or "<measure>_gain") -> (scores: seeds x test videos, the seeds)
+Cells = dict[tuple[str, str, str], tuple[np.ndarray, list[int]]]
+
+
+def verdict(ci: tuple[float, float], threshold: float = 0.0) -> str:
+    """yes: the whole interval above ``threshold``; no: the whole interval below it; else undecided."""
+    if ci[0] > threshold:
+        return "yes"
+    if ci[1] < threshold:
+        return "no"
+    return "undecided"
+
+
+def pct(x):
+    """A fraction (or a pair of them) in percent, 2 decimals: study.json's unit."""
+    return [round(100 * v, 2) for v in x] if isinstance(x, (tuple, list)) else round(100 * float(x), 2)
+
+
+def _ci(x: np.ndarray) -> tuple[float, float]:
+    return two_level_bootstrap(x, N_BOOT)
+
+
+def _matrix(units: list[dict], m: str) -> tuple[np.ndarray, list[int]] | None:
+    have = [u for u in units if m in u["scores"]]
+    if not have:
+        return None
+    have.sort(key=lambda u: u["seed"])
+    return np.stack([decode_scores(u["scores"][m]) for u in have]), [u["seed"] for u in have]
+
+
+def aggregate(units_dir: Path, design: Design) -> tuple[dict, Cells]:
+    """The units of ``units_dir`` as study.json's document (every row x budget with its measures,
+    controls, gains, claims and growth; no goals, no table) and the per-video cells behind it."""
+    units = load_units(units_dir)
+    by_row: dict[tuple[str, str], list[dict]] = {}
+    for u in units:
+        by_row.setdefault((u["slug"], u["budget"]), []).append(u)
+    rows, cells = [], {}
+    order = {r.slug: i for i, r in enumerate(design.rows)}
+    for (slug, budget), us in sorted(by_row.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+        ids = us[0]["test_ids"]
+        if any(u["test_ids"] != ids for u in us):
+            raise CsvrError(f"units of {slug} {budget} score different test videos")
+        row = design.row(slug)
+        out = {"name": row.name, "slug": slug, "method": row.method, "feature": row.feature, "budget": budget,
+               "budget_seconds": us[0]["budget_seconds"], "seeds": sorted(u["seed"] for u in us),
+               "n_test": len(ids), "pretrain_steps": [u.get("pretrain", {}).get("steps") for u in us],
+               "pretrain_samples": [u.get("pretrain", {}).get("samples") for u in us],
+               "pretrain_seconds": [u.get("pretrain", {}).get("seconds") for u in us]}
+        for m in MEASURES:
+            mat = _matrix(us, m)
+            if mat is None:
+                out[m] = out[f"{m}_ci"] = None
+                continue
+            x, seeds = mat
+            cells[(slug, budget, m)] = (x, seeds)
+            out[m], out[f"{m}_ci"] = pct(x.mean()), pct(_ci(x))
+            if m in FROZEN:
+                c = control_matrix(units_dir, us[0]["control"], m).mean(axis=0)  # control mean over its seeds
+                d = x - c[None, :]
+                out[f"{m}_control"], out[f"{m}_gain"] = pct(c.mean()), pct(d.mean())
+                out[f"{m}_gain_ci"] = pct(_ci(d))
+                cells[(slug, budget, f"{m}_gain")] = (d, seeds)
+        out["not_measured"] = {m: why for m, why in design.not_in_design(row, budget).items() if out.get(m) is None}
+        for k in RECALL_KS[1:]:
+            mat = _matrix(us, f"r{k}")
+            out[f"r{k}"] = pct(mat[0].mean()) if mat else None
+        grp = np.array(list(us[0]["test_groups"]))
+        for m in FINETUNE:
+            if (slug, budget, m) in cells:
+                x = cells[(slug, budget, m)][0]
+                out[f"{m}_groups"] = {g: {"mean": pct(x[:, grp == g[0]].mean()),
+                                          "ci": pct(_ci(x[:, grp == g[0]])),
+                                          "n": int((grp == g[0]).sum())}
+                                      for g in GROUPS if (grp == g[0]).any()}
+        rows.append(out)
+    finetune_gains(cells, design)
+    for out in rows:  # finetuning's control: the scratch finetuning of the same network, paired by seed
+        for m in FINETUNE:
+            g = cells.get((out["slug"], out["budget"], f"{m}_gain"))
+            if g is None:
+                continue
+            d, seeds = g
+            ref, ref_seeds = cells[(design.scratch_of[out["feature"]], "none", m)]
+            out[f"{m}_control"] = pct(ref[[ref_seeds.index(s) for s in seeds]].mean())
+            out[f"{m}_gain"], out[f"{m}_gain_ci"] = pct(d.mean()), pct(_ci(d))
+            out[f"{m}_gain_seeds"] = seeds
+    doc = {"format": STUDY_FORMAT, "version": FORMAT_VERSION, "units": "percent", "date": now(),
+           "n_units": len(units), "budgets_seconds": design.budgets,
+           "bootstrap": f"{N_BOOT} two-level resamples (seeds, then test videos)",
+           "rows": rows, "claims": claims(cells, design), "growth": growth(cells, design)}
+    return doc, cells
+
+
+def finetune_gains(cells: Cells, design: Design) -> None:
+    """Add ``<finetune measure>_gain`` cells: a pretrained row minus the scratch finetuning of its
+    own network, paired by seed and test video (the frozen measures' gains come from their controls)."""
+    for (slug, budget, m), (x, seeds) in list(cells.items()):
+        row = design.row(slug)
+        if (m not in FINETUNE or row.method in ("scratch", "supervised")
+                or slug in design.no_finetune_control):
+            continue
+        ref = cells.get((design.scratch_of.get(row.feature, ""), "none", m))
+        if ref is None:
+            continue
+        common = sorted(set(seeds) & set(ref[1]))
+        if common:
+            cells[(slug, budget, f"{m}_gain")] = (x[[seeds.index(s) for s in common]]
+                                                  - ref[0][[ref[1].index(s) for s in common]], common)
+
+
+def paired(cells: Cells, design: Design, a: str, b: str, m: str, budget: str) -> dict | None:
+    """Difference a - b of measure ``m`` paired by seed and test video (seeds both have)."""
+    dd = _difference(cells, design, a, b, m, budget)
+    if dd is None:
+        return None
+    d, common = dd
+    ci = _ci(d)
+    return {"diff": pct(d.mean()), "ci": pct(ci), "seeds": common, "answer": verdict(ci)}
+
+
+def _seed_rows(cell, seeds: list[int]) -> np.ndarray:
+    x, have = cell
+    return x[[have.index(k) for k in seeds]]
+
+
+def _difference(cells: Cells, design: Design, a: str, b: str, m: str, budget: str):
+    """(a - b per seed and test video, seeds) for ``m`` at ``budget`` (a random-init row: at its
+    budget ``none``), or None (see :func:`paired`)."""
+    ka = (a, budget if design.row(a).method != "scratch" else "none", m)
+    kb = (b, budget if design.row(b).method != "scratch" else "none", m)
+    if ka not in cells or kb not in cells:
+        return None
+    common = sorted(set(cells[ka][1]) & set(cells[kb][1]))
+    return (_seed_rows(cells[ka], common) - _seed_rows(cells[kb], common), common) if common else None
+
+
+def _growth(long_cell, short_cell) -> dict | None:
+    """A difference at the long budget minus the same difference at the short one, paired by seed
+    and test video: ``yes`` (the gap grows with training) when its CI lies above 0, ``no`` (it
+    shrinks) when below, else undecided."""
+    if long_cell is None or short_cell is None:
+        return None
+    common = sorted(set(long_cell[1]) & set(short_cell[1]))
+    if not common:
+        return None
+    lo, sh = _seed_rows(long_cell, common), _seed_rows(short_cell, common)
+    ci = _ci(lo - sh)
+    return {"short": pct(sh.mean()), "long": pct(lo.mean()), "diff": pct((lo - sh).mean()), "ci": pct(ci),
+            "seeds": common, "answer": verdict(ci)}
+
+
+def growth(cells: Cells, design: Design) -> list[dict]:
+    """Per pretrained row measured at both budgets: each gain of :data:`GROWTH_MEASURES` at the
+    short and the long budget, and long - short with its 95 % CI (paired by seed and test video).
+    A gain that grows says pretraining keeps adding with 4x the wall-clock."""
+    out = []
+    for r in design.rows:
+        per = {}
+        for m in GROWTH_MEASURES:
+            g = _growth(cells.get((r.slug, "long", m)), cells.get((r.slug, "short", m)))
+            if g:
+                per[m] = g
+        if per:
+            out.append({"row": r.name, "slug": r.slug, "measures": per})
+    return out
+
+
+def claims(cells: Cells, design: Design) -> list[dict]:
+    """The design's claims (a > b), answered on every measure and budget; ``answer``: from
+    :data:`ANSWER`. Between rows on different networks also the difference of what pretraining
+    added to each network (the gains over own controls), answered in ``answer_gain_over_own_network``."""
+    out = []
+    for text, a, b in design.claims:
+        per = {}
+        # rows on different networks (f_i sees poses, f_s / IIC / CVRL do not): also compare what
+        # pretraining added to each network, i.e. the difference of the gains over own controls
+        across = design.network_of(a) != design.network_of(b)
+        ms = MEASURES + (tuple(f"{m}_gain" for m in MEASURES) if across else ())
+        for budget in ("long", "short"):
+            for m in ms:
+                p = paired(cells, design, a, b, m, budget)
+                if p:
+                    per[f"{m}@{budget}"] = p
+        for m in ms:  # does the gap between a and b grow from the short to the long budget?
+            g = _growth(_difference(cells, design, a, b, m, "long"), _difference(cells, design, a, b, m, "short"))
+            if g:
+                per[f"{m}@long-short"] = g
+        main = per.get(ANSWER)
+        c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per}
+        if across:
+            g = per.get(ANSWER_GAIN)
+            c["answer_gain_over_own_network"] = g["answer"] if g else "not measured"
+        out.append(c)
+    return out
+
+
+# ============================================================================ study.json's table
+def markdown_table(doc: dict) -> str:
+    """study.json's ``table``: its rows, claims and growth as markdown tables."""
+    def cell(r, m):
+        if r.get(m) is None:
+            return "-"
+        lo, hi = r[f"{m}_ci"]
+        s = f"{r[m]:.1f} [{lo:.1f}, {hi:.1f}]"
+        if r.get(f"{m}_gain") is not None:
+            g, (glo, ghi) = r[f"{m}_gain"], r[f"{m}_gain_ci"]
+            s += f" ({g:+.1f} [{glo:+.1f}, {ghi:+.1f}] vs {r[f'{m}_control']:.1f})"
+        return s
+
+    lines = ["| row | budget | seeds | n test | kNN top-1 (gain vs random init) | linear top-1 (gain) | "
+             "finetune top-1 | "
+             "finetune 10 % | R@1 (gain) | motion / context / both (finetune) |", "|---" * 10 + "|"]
+    for r in doc["rows"]:
+        g = r.get("finetune_top1_groups") or {}
+        grp = " / ".join(f"{g[k]['mean']:.0f}" if k in g else "-" for k in GROUPS)
+        lines.append(f"| {r['name']} | {r['budget']} | {len(r['seeds'])} | {r['n_test']} | {cell(r, 'knn_top1')} | "
+                     f"{cell(r, 'linear_top1')} | {cell(r, 'finetune_top1')} | {cell(r, 'finetune10_top1')} | "
+                     f"{cell(r, 'r1')} | {grp} |")
+    if doc.get("claims"):
+        def diff(c, key):
+            p = c["measures"].get(key)
+            return "-" if p is None else f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']}"
+
+        lines += ["", "| claim (long budget, a - b, paired) | finetune top-1 | finetune 10 % | kNN top-1 | "
+                      "gains over own network: finetune / finetune 10 % / kNN |", "|---" * 5 + "|"]
+        for c in doc["claims"]:
+            own = (" / ".join(diff(c, f"{m}_gain@long") for m in ("finetune_top1", "finetune10_top1", "knn_top1"))
+                   if "answer_gain_over_own_network" in c else "f_i on both sides")
+            lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
+                         f"{diff(c, 'knn_top1@long')} | {own} |")
+
+    def grew(p):
+        return ("-" if p is None else f"{p['short']:+.1f} -> {p['long']:+.1f} ({p['diff']:+.1f} "
+                f"[{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']})")
+
+    if doc.get("growth"):
+        lines += ["", "| gain over the control, short -> long budget (long - short, paired) | kNN top-1 | linear top-1 "
+                      "| finetune 10 % |", "|---" * 4 + "|"]
+        for g in doc["growth"]:
+            lines.append(f"| {g['row']} | " + " | ".join(grew(g["measures"].get(m)) for m in GROWTH_MEASURES) + " |")
+    grown = [c for c in doc.get("claims") or [] if any(k.endswith("@long-short") for k in c["measures"])]
+    if grown:
+        lines += ["", "| claim: gap a - b, short -> long budget (long - short, paired) | kNN top-1 | finetune 10 % | "
+                      "gains over own network: kNN / finetune 10 % |", "|---" * 4 + "|"]
+        for c in grown:
+            own = (" / ".join(grew(c["measures"].get(f"{m}_gain@long-short")) for m in ("knn_top1", "finetune10_top1"))
+                   if "answer_gain_over_own_network" in c else "f_i on both sides")
+            lines.append(f"| {c['claim']} | {grew(c['measures'].get('knn_top1@long-short'))} | "
+                         f"{grew(c['measures'].get('finetune10_top1@long-short'))} | {own} |")
+    return "\n".join(lines)
+
+
+__all__ = ["ANSWER", "ANSWER_GAIN", "BUDGETS", "Cells", "Design", "FINETUNE", "FORMAT_VERSION", "FROZEN", "GROUPS",
+           "GROWTH_MEASURES", "MEASURES", "MEASURE_LABELS", "N_BOOT", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
+           "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
+           "finetune_gains", "growth", "load_study", "load_units", "markdown_table", "now", "paired", "pct",
+           "unit_name", "verdict", "write_json"]
