@@ -153,6 +153,7 @@ class Row:
     overrides: tuple[str, ...] = ()
     split: tuple[tuple[str, float], ...] = ()
     calib: str = "csvr"
+    longest: bool = False  # also at the longest budget (issue 26: where the gains stop growing)
 
     @property
     def slug(self) -> str:
@@ -167,21 +168,23 @@ class Row:
             return ("none",)  # no pretraining: the budget does not apply
         if self.method == "supervised" or not self.key:
             return ("long",)
-        return ("long", "short")
+        return ("long", "short", "xlong") if self.longest else ("long", "short")
 
 
 NOVIDEO = ("model.use_video=false",)
 ROWS: list[Row] = [
     Row("random init (f_s network)", "scratch", "fs", 3, True),
     Row("random init (f_i network)", "scratch", "fi", 3, True),
+    # issue 26: the Concat network finetuned from random weights, the control of the Concat row
+    Row("random init (f_i Concat network)", "scratch", "fi", 3, True, ("model.fusion=concat",) + NOVIDEO),
     Row("f_s only", "csvr", "fs", 3, True, ("model.use_pose=false", "model.use_video=false"), (("context", 1.0),)),
     Row("f_i AdaIN (CSVR without video)", "csvr", "fi", 3, True, ("model.fusion=adain",) + NOVIDEO, NOVIDEO_SPLIT,
-        "csvr-novideo"),
-    Row("f_i full CSVR", "csvr", "fi", 3, True, (), CSVR_SPLIT, "csvr-tganv2"),
-    Row("IIC", "iic", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "iic"),
-    Row("CVRL", "cvrl", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "cvrl"),
+        "csvr-novideo", longest=True),
+    Row("f_i full CSVR", "csvr", "fi", 3, True, (), CSVR_SPLIT, "csvr-tganv2", longest=True),
+    Row("IIC", "iic", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "iic", longest=True),
+    Row("CVRL", "cvrl", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "cvrl", longest=True),
     Row("f_d only", "csvr", "fd", 1, False, ("model.use_context=false", "model.use_video=false"), (("pose", 1.0),)),
-    Row("f_i Concat", "csvr", "fi", 1, False, ("model.fusion=concat",) + NOVIDEO, NOVIDEO_SPLIT, "csvr-novideo"),
+    Row("f_i Concat", "csvr", "fi", 3, False, ("model.fusion=concat",) + NOVIDEO, NOVIDEO_SPLIT, "csvr-novideo"),
     # Table V (issue 23 item 7): 3 seeds and both budgets, as the rows they are compared with
     Row("CSVR L_r only", "csvr", "fi", 3, True, ("model.video_targets=reconstruct",), CSVR_SPLIT, "csvr-tganv2"),
     Row("CSVR L_p only", "csvr", "fi", 3, True, ("model.video_targets=predict",), CSVR_SPLIT, "csvr-tganv2"),
@@ -202,7 +205,7 @@ class Settings:
     presets: dict = field(default_factory=lambda: {"csvr": "small-cpu", "iic": "small-cpu-iic",
                                                    "cvrl": "small-cpu-cvrl"})
     finetune_preset: str = "small-cpu"
-    budgets: dict = field(default_factory=lambda: {"short": 120.0, "long": 480.0})
+    budgets: dict = field(default_factory=lambda: {"short": 120.0, "long": 480.0, "xlong": 1920.0})
     rows: tuple[str, ...] = tuple(r.slug for r in ROWS)
     max_seeds: int = 3
     clips: int = 5  # clips per video for the frozen features (finetune eval: the preset's eval.clips)
@@ -323,13 +326,15 @@ def finetune_config(st: Settings, data: Data, arch: str, feature: str, out: Path
     return load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), over)
 
 
-def architecture_checkpoint(st: Settings, data: Data) -> str:
+def architecture_checkpoint(st: Settings, data: Data, overrides: tuple[str, ...] = ()) -> str:
     """A 1-step CSVR pretraining checkpoint on the pool: the architecture of the random-init and
-    supervised rows (its weights are never used: ``model.init=scratch`` / ``random_init``)."""
-    out = st.work / "runs" / "_architecture"
+    supervised rows (its weights are never used: ``model.init=scratch`` / ``random_init``);
+    ``overrides`` (a random-init row's own, e.g. the Concat network's) change the network."""
+    tag = hashlib.sha256(json.dumps(list(overrides)).encode()).hexdigest()[:8] if overrides else ""
+    out = st.work / "runs" / ("_architecture" + (f"-{tag}" if tag else ""))
     if not (out / "summary.json").exists():
         shutil.rmtree(out, ignore_errors=True)
-        pretrain(pretrain_config(st, data, "csvr", (), {"context": 1}, out, 0))
+        pretrain(pretrain_config(st, data, "csvr", overrides, {"context": 1}, out, 0))
     return json.loads((out / "summary.json").read_text())["checkpoint"]
 
 
@@ -508,8 +513,9 @@ def all_units(st: Settings) -> list[Unit]:
         for s in range(3):
             for r in key:
                 add(r, b, s)
-    for r in other:
-        add(r, long_, 0)
+    for s in range(3):
+        for r in other:
+            add(r, long_, s)
     return units
 
 
@@ -534,7 +540,7 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
     doc: dict = {"format": UNIT_FORMAT, "version": FORMAT_VERSION, "row": row.name, "slug": row.slug,
                  "method": row.method, "feature": row.feature, "budget": u.budget, "seed": u.seed,
                  "budget_seconds": st.budgets.get(u.budget), "started": now(), "host": platform.node()}
-    arch = architecture_checkpoint(st, data)
+    arch = architecture_checkpoint(st, data, row.overrides if row.method == "scratch" else ())
     pretrained = None
     if row.method in ("csvr", "iic", "cvrl"):
         steps = stage_steps(calib, row, st.budgets[u.budget])
@@ -605,7 +611,7 @@ def supervised_steps(st: Settings, calib: dict, n_train: int) -> int:
     cfg = load_config(FinetuneConfig, resolve_config_path(st.finetune_preset, "finetune"), list(st.extra))
     per_epoch = max(1, n_train // cfg.train.batch_size)
     own = sum(s.epochs * per_epoch if not s.max_steps else s.max_steps for s in cfg.train.stages)
-    budget = max(st.budgets.values())
+    budget = st.budgets.get("long", max(st.budgets.values()))  # fixed by issue 16's design
     return int(own + round(budget / step_cost(calib, "supervised", "main")))
 
 
@@ -626,12 +632,25 @@ CLAIMS = [  # (claim, a, b): a > b
 ]
 
 
+def scratch_rows() -> dict[str, str]:
+    """Pretrained rows whose network has a random-init row of its own (the same network
+    overrides, e.g. the Concat network's): row slug -> that random-init row's slug."""
+    out = {}
+    for r in ROWS:
+        if r.method in ("csvr", "iic", "cvrl"):
+            own = [c.slug for c in ROWS if c.method == "scratch" and c.overrides
+                   and set(c.overrides) <= set(r.overrides)]
+            if own:
+                out[r.slug] = own[0]
+    return out
+
+
 def design(st: Settings) -> Design:
     """The study's design as :mod:`csvr.eval.study`'s statistics read it (every row of ``ROWS``,
-    whatever ``st.rows`` runs; the Concat network has no scratch finetuning, so no finetuning gain)."""
+    whatever ``st.rows`` runs; the Concat row's finetuning control is the Concat network's own
+    random-init row, issue 26)."""
     return Design(rows=ROWS, scratch_of=SCRATCH_OF, claims=CLAIMS, budgets=st.budgets, full_finetune=st.full_finetune,
-                  networks=NETWORKS,
-                  no_finetune_control=frozenset(r.slug for r in ROWS if "model.fusion=concat" in r.overrides))
+                  networks=NETWORKS, scratch_rows=scratch_rows())
 
 
 def goals(doc: dict) -> list[dict]:

@@ -157,7 +157,9 @@ class Design:
     network it reads where the name differs (IIC's and CVRL's ``backbone`` is the f_s network);
     ``claims``: (claim, a, b) meaning row a > row b; ``budgets``: budget -> seconds;
     ``full_finetune(budget)``: whether units at that budget finetune with all labels;
-    ``no_finetune_control``: rows whose network has no scratch finetuning (no finetuning gain)."""
+    ``no_finetune_control``: rows whose network has no scratch finetuning (no finetuning gain);
+    ``scratch_rows``: row slug -> its own network's random-init row, for a row whose network differs
+    from its feature's usual one (the Concat network: issue 26)."""
 
     rows: Sequence[StudyRow]
     scratch_of: Mapping[str, str]
@@ -166,6 +168,12 @@ class Design:
     full_finetune: Callable[[str], bool]
     networks: Mapping[str, str] = field(default_factory=dict)
     no_finetune_control: frozenset[str] = frozenset()
+    scratch_rows: Mapping[str, str] = field(default_factory=dict)
+
+    def scratch_for(self, slug: str) -> str:
+        """The random-init row whose finetuning controls row ``slug``: its own network's
+        (``scratch_rows``), else its feature's (``scratch_of``); "" when none."""
+        return self.scratch_rows.get(slug) or self.scratch_of.get(self.row(slug).feature, "")
 
     def row(self, slug: str) -> StudyRow:
         """The row named ``slug`` (KeyError when the design has none)."""
@@ -173,6 +181,8 @@ class Design:
 
     def network_of(self, slug: str) -> str:
         """The network a row's features and finetuning use."""
+        if slug in self.scratch_rows:  # a network of its own (Concat's fusion layer)
+            return self.scratch_rows[slug]
         f = self.row(slug).feature
         return self.networks.get(f, f)
 
@@ -271,7 +281,7 @@ def aggregate(units_dir: Path, design: Design) -> tuple[dict, Cells]:
             if g is None:
                 continue
             d, seeds = g
-            ref, ref_seeds = cells[(design.scratch_of[out["feature"]], "none", m)]
+            ref, ref_seeds = cells[(design.scratch_for(out["slug"]), "none", m)]
             out[f"{m}_control"] = pct(ref[[ref_seeds.index(s) for s in seeds]].mean())
             out[f"{m}_gain"], out[f"{m}_gain_ci"] = pct(d.mean()), pct(_ci(d))
             out[f"{m}_gain_seeds"] = seeds
@@ -290,7 +300,7 @@ def finetune_gains(cells: Cells, design: Design) -> None:
         if (m not in FINETUNE or row.method in ("scratch", "supervised")
                 or slug in design.no_finetune_control):
             continue
-        ref = cells.get((design.scratch_of.get(row.feature, ""), "none", m))
+        ref = cells.get((design.scratch_for(slug), "none", m))
         if ref is None:
             continue
         common = sorted(set(seeds) & set(ref[1]))
