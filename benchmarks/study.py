@@ -488,7 +488,8 @@ def ensure_control(st: Settings, data: Data, arch: str, feature: str) -> str:
     """The control file's name for (network of ``arch``, ``feature``), computed when missing."""
     from csvr.data.index import load_manifest
     from csvr.engine.checkpoint import Checkpoint
-    from csvr.eval.frozen import cached_features, clip_settings
+    from csvr.eval.frozen import cached_features
+    from csvr.eval.options import clip_settings
 
     ckpt = Checkpoint.load(arch)
     clip = clip_settings(ckpt)
@@ -594,7 +595,8 @@ def run_unit(st: Settings, data: Data, calib: dict, u: Unit, keep: bool = False)
     from csvr.engine.checkpoint import Checkpoint
     from csvr.engine.pretrain import pretrain
     from csvr.eval.finetune import class_groups
-    from csvr.eval.frozen import cached_features, clip_settings, frozen_evaluation
+    from csvr.eval.frozen import cached_features, frozen_evaluation
+    from csvr.eval.options import clip_settings
 
     row, t0 = u.row, time.time()
     run = st.work / "runs" / u.name
