@@ -124,7 +124,8 @@ from csvr.engine.model import load_encoder
 from csvr.engine.pretrain import pretrain
 from csvr.errors import CsvrError
 from csvr.eval.finetune import FinetuneConfig, class_groups, run_finetune
-from csvr.eval.frozen import cached_features, clip_settings, frozen_evaluation, score
+from csvr.eval.frozen import cached_features, frozen_evaluation, score
+from csvr.eval.options import clip_settings
 from csvr.eval.knn import KNN_TAU
 from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
 from csvr.eval.study import (FORMAT_VERSION, GROUPS, RECALL_KS, UNIT_FORMAT, Design, aggregate, control_name,

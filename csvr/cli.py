@@ -28,8 +28,6 @@ COMMAND_MODULES: list[str] = [
     "csvr.pose.commands",
     "csvr.engine.commands",
     "csvr.eval.commands",
-    "csvr.eval.frozen",
-    "csvr.eval.video_quality",
     "csvr.demo",
 ]
 

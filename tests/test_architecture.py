@@ -56,6 +56,7 @@ def test_one_place_builds_a_method_and_one_spells_the_feature_names():
     assert S.checkpoint_loaders() == ["csvr.engine.trainer._resume"]  # the engine's own resume
 
 
+<<<<<<< HEAD
 def _reachable(start: str, edges) -> set[str]:
     """Every csvr module ``start`` imports, directly or through the modules it imports."""
     graph: dict[str, set[str]] = {}
@@ -82,3 +83,53 @@ def test_methods_share_neutral_pieces_not_the_csvr_model():
         assert "csvr.models.csvr_model" not in _reachable(mod, edges), mod
     direct = {(a, b) for a, b, _ in edges}
     assert {(m, s) for m in ("csvr.methods.iic", "csvr.methods.cvrl") for s in shared[:2]} <= direct
+=======
+def _cycles(edges) -> list[list[str]]:
+    """The strongly connected components of more than one module (each holds an import cycle)."""
+    graph: dict[str, set[str]] = {}
+    for a, b, _ in edges:
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_among_csvr_modules():
+    """No module imports one that imports it back, directly or through others (imports inside
+    functions count too)."""
+    assert _cycles(S.import_edges()) == []
+
+
+def test_the_cycle_check_sees_a_cycle_through_a_function_import():
+    edges = [("csvr.a", "csvr.b", 1), ("csvr.b", "csvr.c", 1), ("csvr.c", "csvr.a", 9), ("csvr.c", "csvr.d", 2)]
+    assert _cycles(edges) == [["csvr.a", "csvr.b", "csvr.c"]]
+>>>>>>> refactor/evalcmd

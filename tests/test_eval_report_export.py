@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from csvr.cli import main
-from csvr.eval.commands import export_model, from_classifier, load_model
-from csvr.eval.export import ExportError, example_inputs, export_onnx, torchvision_state_dict_for
+from csvr.eval.export import ExportError, example_inputs, export_model, export_onnx, torchvision_state_dict_for
+from csvr.eval.loading import from_classifier, load_model
 from test_eval_retrieval import make_eval_runs, untrained_checkpoint
 from test_models_backbones import _torchvision_video_resnet
 
@@ -64,7 +64,7 @@ def test_export_cli_finetuned_classifier_onnx_on_real_clips(tiny_synth, runs, tm
 
     from csvr.data.datasets import ClipDataset
     from csvr.data.index import load_manifest
-    from csvr.eval.commands import clip_config
+    from csvr.eval.options import clip_settings
     from csvr.eval.features import encoder_inputs
 
     out = tmp_path / "exp"
@@ -84,7 +84,7 @@ def test_export_cli_finetuned_classifier_onnx_on_real_clips(tiny_synth, runs, tm
     # the ONNX classifier on real eval clips (with poses) gives the PyTorch classifier's logits
     model = load_model(runs["finetune_ckpt"])
     # export.json and the ONNX metadata say how to make the clips below (issue 24 item 6)
-    clip = clip_config(model)
+    clip = clip_settings(model)
     inp = info["input"]
     assert (inp["clip_frames"], inp["frame_stride"], inp["crop_size"]) == (clip.frames, clip.stride, clip.size)
     assert inp["resize_short_side"] == clip.decode_short_side and "poses" in inp

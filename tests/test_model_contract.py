@@ -105,7 +105,7 @@ def test_random_init_is_the_same_architecture_seeded(pretrained):
 
 
 def test_a_classifier_checkpoint_gives_the_encoder_it_trained(pretrained, tmp_path):
-    from csvr.eval.commands import load_model
+    from csvr.eval.loading import load_model
     from csvr.eval.finetune import load_classifier
 
     path, _ = pretrained

@@ -199,7 +199,7 @@ def test_files_that_are_not_checkpoints_are_one_line_without_unsafe_advice(tiny_
 
 
 def test_a_run_folder_as_checkpoint_means_its_latest_checkpoint(tiny_synth, tiny_ckpt, tmp_path, capsys, caplog):
-    from csvr.eval.commands import load_model
+    from csvr.eval.loading import load_model
 
     run = tiny_ckpt.parent.parent
     with caplog.at_level(logging.INFO):

@@ -1,5 +1,8 @@
 """Export a pretrained or finetuned encoder: torchvision state dicts and ONNX models.
 
+* :func:`export_model` - what ``csvr export`` writes: the formats below for a
+  :class:`~csvr.eval.loading.LoadedModel`, and ``export.json`` describing them
+  (:func:`input_description`: how a consumer prepares a clip as evaluation does).
 * :func:`torchvision_state_dict_for` - the V-network of an R3D-18 / R(2+1)D-18 (csvr's
   backbones keep torchvision's module names) as a plain ``{name: tensor}`` dict that
   ``torchvision.models.video.r3d_18()`` / ``r2plus1d_18()`` loads with ``strict=True`` when it
@@ -29,13 +32,20 @@ import json
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from csvr.data.transforms import MEAN, STD
 from csvr.errors import CsvrError
+from csvr.eval.loading import LoadedModel, check_classes
+from csvr.eval.options import clip_settings
+from csvr.models.backbones.r2plus1d import Conv2Plus1D
+from csvr.models.backbones.r3d import Conv3DSimple, VideoResNet, torchvision_state_dict
+from csvr.models.features import needs_poses
+from csvr.utils.io import atomic_write, atomic_write_json
 
 MIN_OPSET = 17
 EXPORTER = "torch.onnx.export, TorchScript-based (dynamo=False)"
@@ -50,9 +60,6 @@ def backbone_name(backbone: nn.Module | None, with_width: bool = True) -> str:
     """A readable name of a csvr backbone module (``r3d_18``, ``r2plus1d_18``, ``c3d``, ...)."""
     if backbone is None:
         return "none"
-    from csvr.models.backbones.r2plus1d import Conv2Plus1D
-    from csvr.models.backbones.r3d import Conv3DSimple, VideoResNet
-
     if isinstance(backbone, VideoResNet):
         base = {Conv3DSimple: "r3d", Conv2Plus1D: "r2plus1d"}.get(backbone.conv_builder, "video_resnet")
         name = f"{base}_18" if backbone.layers_cfg == (2, 2, 2, 2) else f"{base} (layers {list(backbone.layers_cfg)})"
@@ -62,8 +69,6 @@ def backbone_name(backbone: nn.Module | None, with_width: bool = True) -> str:
 
 def torchvision_builder(backbone: nn.Module) -> str:
     """The torchvision call whose model loads the exported dict."""
-    from csvr.models.backbones.r2plus1d import Conv2Plus1D
-
     r2p1 = backbone.conv_builder is Conv2Plus1D
     if backbone.layers_cfg == (2, 2, 2, 2):
         return "torchvision.models.video.r2plus1d_18()" if r2p1 else "torchvision.models.video.r3d_18()"
@@ -74,8 +79,6 @@ def torchvision_builder(backbone: nn.Module) -> str:
 
 def torchvision_compatible(backbone: nn.Module | None) -> bool:
     """True when torchvision has a model of ``backbone`` (R3D / R(2+1)D at 64 base channels)."""
-    from csvr.models.backbones.r3d import VideoResNet
-
     return isinstance(backbone, VideoResNet) and backbone.width == 64
 
 
@@ -85,8 +88,6 @@ def torchvision_state_dict_for(backbone: nn.Module | None, fc: nn.Linear | None 
 
     Raises :class:`ExportError` naming the backbone for anything torchvision has no model of.
     """
-    from csvr.models.backbones.r3d import VideoResNet, torchvision_state_dict
-
     if not isinstance(backbone, VideoResNet):
         raise ExportError(f"the torchvision format is for R3D-18 / R(2+1)D-18 backbones; this model's backbone is "
                           f"{backbone_name(backbone)!r}, which torchvision has no model of (use --format onnx)")
@@ -217,8 +218,6 @@ def export_onnx(module: nn.Module, inputs: Mapping[str, Tensor], output_name: st
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    from csvr.utils.io import atomic_write
-
     path = Path(path)
     with atomic_write(path, "wb") as f:
         f.write(data)
@@ -230,8 +229,6 @@ def metadata_for(feature: str, frames: int, size: int, classes: list[str] | None
     """ONNX ``metadata_props``: what a consumer needs to prepare inputs (``mean`` / ``std``:
     the encoder's, default :data:`csvr.data.transforms.MEAN` / ``STD``; ``stride``: frames
     between a clip's frames)."""
-    from csvr.data.transforms import MEAN, STD
-
     meta = {"csvr.feature": feature, "csvr.clip_frames": str(frames), "csvr.clip_size": str(size),
             "csvr.input_mean": json.dumps(list(MEAN if mean is None else mean)),
             "csvr.input_std": json.dumps(list(STD if std is None else std)),
@@ -243,6 +240,84 @@ def metadata_for(feature: str, frames: int, size: int, classes: list[str] | None
     return meta
 
 
-__all__ = ["EXPORTER", "ExportError", "MIN_OPSET", "backbone_name", "example_inputs", "export_onnx",
-           "input_names_for", "metadata_for", "state_dict_bytes", "torchvision_builder", "torchvision_state_dict_for",
-           "write_bytes"]
+# ----------------------------------------------------------------------------- csvr export
+def input_description(model: LoadedModel, clip) -> dict[str, Any]:
+    """How a user of the exported files prepares a clip as evaluation does (``export.json``'s
+    ``input``): the normalisation the encoder declares, the clip length, the stride between its
+    frames, the short side frames are scaled to and the centre crop's size."""
+    mean = [float(v) for v in getattr(model.encoder, "mean", MEAN)]
+    std = [float(v) for v in getattr(model.encoder, "std", STD)]
+    out: dict[str, Any] = {
+        "clip": "clip (B, 3, T, S, S) float32: RGB frames scaled to [0, 1], then (x - mean) / std per channel",
+        "mean": mean, "std": std, "clip_frames": clip.frames, "frame_stride": clip.stride, "crop_size": clip.size,
+        "resize_short_side": clip.decode_short_side,
+        "frames": f"T = {clip.frames} frames taken every {clip.stride} frames of the video (a span of "
+                  f"{(clip.frames - 1) * clip.stride + 1}); each frame scaled so that its short side is "
+                  f"{clip.decode_short_side or 'unchanged'} px, then a centre {clip.size}x{clip.size} crop"}
+    if needs_poses(model.feature):
+        out["poses"] = ("poses (B, T, 18, 2) float32: COCO-18 joints of the same frames, body-centred and "
+                        "torso-scaled as csvr.pose.normalize does; pose_conf (B, T, 18): their confidences in [0, 1]")
+    return out
+
+
+def export_model(model: LoadedModel, out_dir: str | Path, formats: list[str], opset: int = 17,
+                 manifest=None, frames: int | None = None, size: int | None = None) -> dict:
+    """Export ``model`` into ``out_dir``: ``torchvision`` (``<backbone>_torchvision.pt``) and/or
+    ``onnx`` (``encoder-<feature>.onnx``, plus ``classifier.onnx`` for a finetuned model), and
+    ``export.json`` describing them. Everything is produced and checked in memory first; files are
+    written (atomically) only when every format succeeded."""
+    bad = [f for f in formats if f not in ("torchvision", "onnx")]
+    if bad or not formats:
+        raise CsvrError(f"unknown --format {', '.join(bad) or '(none)'}; valid: torchvision, onnx")
+    if manifest is not None:
+        check_classes(model, manifest)
+    clip = clip_settings(model, frames=frames, size=size)
+    files: dict[str, bytes] = {}
+    info: dict[str, Any] = {"checkpoint": model.path, "kind": model.kind, "method": model.method,
+                            "feature": model.feature, "backbone": backbone_name(model.backbone),
+                            "classes": model.classes, "clip_frames": clip.frames, "clip_size": clip.size,
+                            "input": input_description(model, clip), "files": {}}
+    if "torchvision" in formats:
+        fc = None
+        note = None
+        if model.classifier is not None:
+            head = getattr(model.classifier, "head", None)
+            if model.feature == "backbone" and isinstance(head, nn.Linear):
+                fc = head
+            else:
+                note = (f"fc not included: the classifier's head sits on feature {model.feature!r}, not on the pooled "
+                        "backbone that torchvision's fc reads")
+        if model.backbone is None:
+            raise ExportError(f"{model.path}: feature {model.feature!r} has no video backbone (pose-only model); the "
+                              "torchvision format needs one")
+        sd, tv = torchvision_state_dict_for(model.backbone, fc)
+        if note:
+            tv["note"] = note
+        name = backbone_name(model.backbone).split(" ")[0].rstrip(",") + "_torchvision.pt"
+        files[name] = state_dict_bytes(sd)
+        info["files"][name] = {"format": "torchvision state dict", **tv}
+    if "onnx" in formats:
+        inputs = example_inputs(model.feature, clip.frames, clip.size)
+        mean, std = info["input"]["mean"], info["input"]["std"]
+        data, oi = export_onnx(model.encoder, inputs, "features", opset,
+                               metadata=metadata_for(model.feature, clip.frames, clip.size, mean=mean, std=std,
+                                                     stride=clip.stride))
+        name = f"encoder-{model.feature}.onnx"
+        files[name] = data
+        info["files"][name] = {"format": "onnx", "model": "encoder", **oi}
+        if model.classifier is not None:
+            data, oi = export_onnx(model.classifier, inputs, "logits", opset,
+                                   metadata=metadata_for(model.feature, clip.frames, clip.size, model.classes,
+                                                         mean=mean, std=std, stride=clip.stride))
+            files["classifier.onnx"] = data
+            info["files"]["classifier.onnx"] = {"format": "onnx", "model": "classifier", **oi}
+    out = Path(out_dir)
+    for name, data in files.items():
+        write_bytes(out / name, data)
+    atomic_write_json(out / "export.json", info)
+    return info
+
+
+__all__ = ["EXPORTER", "ExportError", "MIN_OPSET", "backbone_name", "example_inputs", "export_model", "export_onnx",
+           "input_description", "input_names_for", "metadata_for", "state_dict_bytes", "torchvision_builder",
+           "torchvision_state_dict_for", "write_bytes"]

@@ -30,12 +30,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from csvr.engine.checkpoint import Checkpoint
 from csvr.errors import CsvrError
 from csvr.eval.knn import KNN_TAU, weighted_knn
+from csvr.eval.options import clip_settings
 from csvr.eval.retrieval import split_features
-from csvr.eval.stats import paired_gain
-from csvr.models.features import FEATURE_NAMES
+from csvr.eval.stats import bootstrap_ci, paired_gain
+from csvr.models.features import needs_poses
+from csvr.utils.io import atomic_save_npz
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +105,7 @@ def cached_features(checkpoint, feature: str, manifest, split: str, clip_cfg, cl
     :class:`~csvr.engine.checkpoint.Checkpoint`; ``random_init``: its architecture with weights
     seeded by ``seed``) on ``manifest``'s split, from the cache when it holds them, else extracted
     (:func:`csvr.eval.retrieval.split_features`) and stored."""
-    from csvr.engine.checkpoint import Checkpoint
-    from csvr.engine.model import load_encoder
-    from csvr.models.features import needs_poses
-    from csvr.utils.io import atomic_save_npz
+    from csvr.engine.model import load_encoder  # here: `csvr --help` imports this module (see csvr.eval.commands)
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     poses = str(Path(pose_cache).resolve()) if pose_cache and needs_poses(feature) else None
@@ -145,8 +146,6 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     Returns per-query ``top1`` / ``top5`` (0/1), ``predictions``, ``weight`` (C, D), ``bias`` (C,)
     and the standardisation ``mean`` / ``std``.
     """
-    import torch
-
     xtr = np.asarray(train_x, dtype=np.float64)
     xte = np.asarray(test_x, dtype=np.float64)
     mean, std = xtr.mean(axis=0), xtr.std(axis=0)
@@ -202,7 +201,7 @@ def _pct(x):
     return [round(100 * v, 2) for v in x] if isinstance(x, (tuple, list)) else round(100 * x, 2)
 
 
-# ----------------------------------------------------------------------------- the command
+# ----------------------------------------------------------------------------- the evaluation
 def frozen_evaluation(checkpoint, feature: str, manifest, *, split: str = "1", clip_cfg=None,
                       clips: int = 10, pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS,
                       tau: float = KNN_TAU, control_seeds: int = 3, linear: bool = False,
@@ -212,8 +211,6 @@ def frozen_evaluation(checkpoint, feature: str, manifest, *, split: str = "1", c
     ``control_seeds`` seeds; returns the document ``csvr knn`` writes (percentages). ``checkpoint``:
     a path or a loaded :class:`~csvr.engine.checkpoint.Checkpoint`; ``clip_cfg`` default: its
     ``data.clip``."""
-    from csvr.engine.checkpoint import Checkpoint
-
     t0 = time.time()
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     checkpoint = ckpt.path
@@ -247,8 +244,6 @@ def frozen_evaluation(checkpoint, feature: str, manifest, *, split: str = "1", c
                  "control_ci": _pct(g["control_ci"]), "gain": _pct(g["gain"]), "gain_ci": _pct(g["gain_ci"]),
                  "control_seeds": [_pct(float(s[m].mean())) for s in s_ctrl]}
         else:
-            from csvr.eval.stats import bootstrap_ci
-
             d = {"mean": _pct(float(s_pre[m].mean())), "ci": _pct(bootstrap_ci(s_pre[m]))}
         measures[m] = d
         flat[m] = d["mean"]
@@ -281,19 +276,6 @@ def default_cache_dir(checkpoint: str | Path) -> Path:
     return run / "feature-cache"
 
 
-DESCRIPTION = """\
-Frozen-feature evaluation (InstDisc / solo-learn protocol): a video is the L2-normalised mean of
-the features of N uniformly spaced, centre-cropped clips; the split's training videos are the
-memory, its test videos the queries; weighted kNN (k = 20 and 1, vote weight exp(sim / T),
-T = 0.07) gives top-1 and top-5; --linear adds a logistic-regression probe on the same features.
-
-In the same command, the control: the same network and feature from random weights (seeds
-0 .. S-1, --control-seeds), printed side by side with the paired difference (pretrained - control
-mean) and its 95 % bootstrap interval over test videos. Features are extracted once into a cache
-(.npz, float32 arrays and labels, no pickles) keyed by the checkpoint's hash, the feature, the
-initialisation, the clip settings and the manifest; a second run reads them in seconds.
-Writes OUT/knn.json (percentages, per-video scores, the cache files used)."""
-
 MEASURE_LABELS = {"linear_top1": "linear top-1", "linear_top5": "linear top-5"}
 
 
@@ -320,105 +302,5 @@ def format_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_knn(args) -> int:
-    from csvr.data.index import load_manifest
-    from csvr.eval.commands import _check_pose_cache, _device
-    from csvr.utils.io import atomic_write_json, check_output_dir
-
-    check_output_dir(args.out)
-    if args.cache:
-        check_output_dir(args.cache, "--cache")
-    if args.clips < 1:
-        raise CsvrError(f"--clips must be >= 1, got {args.clips}")
-    if args.control_seeds < 0:
-        raise CsvrError(f"--control-seeds must be >= 0, got {args.control_seeds}")
-    if not args.k or min(args.k) < 1:
-        raise CsvrError(f"--k must be positive integers, got {args.k}")
-    if args.temperature <= 0:
-        raise CsvrError(f"--temperature must be > 0, got {args.temperature}")
-    if args.linear_wd < 0:
-        raise CsvrError(f"--linear-wd must be >= 0, got {args.linear_wd}")
-    from csvr.engine.checkpoint import Checkpoint
-
-    ckpt = Checkpoint.load(args.checkpoint)
-    if not ckpt.is_classifier:  # before the pose check, whose advice names other features
-        from csvr.engine.model import pretrain_feature
-
-        pretrain_feature(ckpt, args.feature)
-    manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root)
-    records = manifest.select(args.split, "test") + manifest.select(args.split, "train")
-    _check_pose_cache(args.pose_cache, args.feature, manifest, records)
-    clip = clip_settings(ckpt, args.frames, args.stride, args.size)
-    ks = list(dict.fromkeys(args.k))
-    doc = frozen_evaluation(ckpt, args.feature, manifest, split=args.split, clip_cfg=clip, clips=args.clips,
-                            pose_cache=args.pose_cache, ks=ks, tau=args.temperature, control_seeds=args.control_seeds,
-                            linear=args.linear, weight_decay=args.linear_wd, cache_dir=args.cache,
-                            device=_device(args.device), batch_size=args.batch_size, workers=args.workers)
-    out = Path(args.out)
-    atomic_write_json(out / "knn.json", doc, indent=1)
-    print(format_table(doc))
-    reused = sum(doc["cache"]["reused"])
-    print(f"features: {reused} of {len(doc['cache']['reused'])} sets from the cache {doc['cache']['dir']}")
-    print(f"written: {out / 'knn.json'}")
-    return 0
-
-
-def clip_settings(ckpt, frames: int | None = None, stride: int | None = None, size: int | None = None):
-    """A loaded checkpoint's ``data.clip`` with command-line overrides (as ``csvr retrieve``)."""
-    from csvr.config import from_dict
-    from csvr.data.datasets import ClipConfig
-
-    data = ckpt.config.get("data") or {}
-    try:
-        cfg = from_dict(ClipConfig, dict(data.get("clip") or {}), where="data.clip")
-        over = {k: v for k, v in (("frames", frames), ("stride", stride), ("size", size)) if v is not None}
-        return dataclasses.replace(cfg, **over)
-    except (ValueError, TypeError) as e:
-        raise CsvrError(f"clip settings: {e}") from None
-
-
-def register(commands, groups) -> None:
-    import argparse
-
-    p = commands.add_parser(
-        "knn", help="frozen-feature kNN (and linear probe) with the random-init control, difference and 95%% CI",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=DESCRIPTION,
-        epilog="examples:\n  csvr knn --checkpoint runs/csvr/checkpoints/step-000001000.pt --feature fi --manifest "
-               "data/synth/manifest.jsonl --pose-cache data/synth/poses --out runs/csvr/knn-fi\n"
-               "  csvr knn --checkpoint runs/cvrl/checkpoints/step-000001000.pt --feature backbone --manifest "
-               "data/synth/manifest.jsonl --linear --control-seeds 5 --out runs/cvrl/knn\n")
-    p.add_argument("--checkpoint", required=True, help="a pretraining checkpoint (or a finetuned one with "
-                   "--control-seeds 0)")
-    p.add_argument("--feature", required=True, choices=FEATURE_NAMES, help="encoder feature")
-    p.add_argument("--manifest", required=True, help="manifest from 'csvr prepare index'")
-    p.add_argument("--root", default=None, help="override the manifest's video root")
-    p.add_argument("--allow-outside-root", action="store_true",
-                   help="allow manifest paths that leave the dataset root (symlinks inside it need no flag)")
-    p.add_argument("--pose-cache", default=None, help="pose cache (needed by fi and fd)")
-    p.add_argument("--split", default="1", help="split: its training videos are the memory, its test videos the "
-                   "queries (default 1)")
-    p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (default 10)")
-    p.add_argument("--k", type=int, nargs="+", default=list(DEFAULT_KS), metavar="K",
-                   help="neighbours (default: 20 1)")
-    p.add_argument("--temperature", type=float, default=KNN_TAU, help=f"vote weight exp(sim / T) (default {KNN_TAU})")
-    p.add_argument("--control-seeds", type=int, default=3,
-                   help="random-init seeds of the control, 0 .. S-1 (default 3; 0: no control)")
-    p.add_argument("--linear", action="store_true",
-                   help="also a logistic-regression probe on the cached features (with its control)")
-    p.add_argument("--linear-wd", type=float, default=LINEAR_WEIGHT_DECAY,
-                   help=f"L2 penalty of --linear on standardised features (default {LINEAR_WEIGHT_DECAY})")
-    p.add_argument("--frames", type=int, default=None, help="clip frames (default: the checkpoint's data.clip)")
-    p.add_argument("--stride", type=int, default=None, help="clip stride (default: the checkpoint's)")
-    p.add_argument("--size", type=int, default=None, help="crop size (default: the checkpoint's)")
-    p.add_argument("--cache", default=None, help="feature cache folder (default: RUN/feature-cache of the "
-                   "checkpoint's run)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=8, help="videos per feature batch (default 8)")
-    p.add_argument("--workers", type=int, default=2, help="data-loader workers (default 2)")
-    p.add_argument("--out", required=True, help="output folder (knn.json)")
-    p.set_defaults(func=_run_knn)
-
-
-__all__ = ["CachedFeatures", "cache_key", "cached_features", "clip_settings", "default_cache_dir", "file_sha256", "format_table",
-           "frozen_evaluation", "linear_probe", "measure_names", "register", "score"]
+__all__ = ["CachedFeatures", "DEFAULT_KS", "LINEAR_WEIGHT_DECAY", "cache_key", "cached_features", "default_cache_dir",
+           "file_sha256", "format_table", "frozen_evaluation", "linear_probe", "measure_names", "score"]

@@ -23,6 +23,7 @@ untouched.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import logging
@@ -33,18 +34,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from csvr.errors import CsvrError
+from csvr.config import from_dict
+from csvr.data.datasets import ClipDataset
+from csvr.data.index import Manifest, VideoRecord, load_manifest
+from csvr.data.video import probe
+from csvr.engine.checkpoint import list_checkpoints
+from csvr.errors import CsvrError, VideoError
+from csvr.eval.finetune import EvalConfig, class_groups, evaluate_classifier, load_classifier, predict
+from csvr.eval.metrics import video_scores
+from csvr.eval.options import clip_settings
+from csvr.pose_format.base import NoPersonError, PoseError
+from csvr.pose_format.cache import load_record, write_record
+from csvr.pose.consistency import describe
+from csvr.pose.job import extract_record
+from csvr.pose.sources.openpose import index_directory
+from csvr.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
-# ----------------------------------------------------------------------------- shared
+# ----------------------------------------------------------------------------- checkpoints
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder (its newest checkpoint; it is loaded, and checked, by
     :meth:`csvr.engine.checkpoint.Checkpoint.load`)."""
-    from csvr.engine.checkpoint import list_checkpoints
-
     p = Path(path)
     if p.is_dir():
         found = list_checkpoints(p.parent if p.name == "checkpoints" else p)
@@ -72,16 +86,13 @@ class EvalSettings:
 
 def eval_settings(config: dict) -> EvalSettings:
     """The data and ``eval`` settings of a finetune / linear-probe checkpoint's config."""
-    from csvr.config import from_dict
-    from csvr.data.datasets import ClipConfig
-    from csvr.eval.finetune import EvalConfig
-
+    what = "the checkpoint's settings cannot be read"
     data = dict(config.get("data") or {})
+    clip = clip_settings(config, what=what)
     try:
-        clip = from_dict(ClipConfig, dict(data.get("clip") or {}), where="data.clip")
         ev = from_dict(EvalConfig, dict(config.get("eval") or {}), where="eval")
     except (ValueError, TypeError) as e:
-        raise CsvrError(f"the checkpoint's settings cannot be read: {e}") from None
+        raise CsvrError(f"{what}: {e}") from None
     return EvalSettings(clip=clip, clips=ev.clips, batch_size=ev.batch_size, split=str(ev.split or data.get("split", "1")),
                         subset=ev.subset, manifest=data.get("manifest") or None, root=data.get("root"),
                         pose_cache=data.get("pose_cache"), allow_outside_root=bool(data.get("allow_outside_root")))
@@ -89,8 +100,6 @@ def eval_settings(config: dict) -> EvalSettings:
 
 def load_finetuned(path: str | os.PathLike):
     """(classifier, checkpoint dict, resolved path) of a finetune / linear-probe checkpoint."""
-    from csvr.eval.finetune import load_classifier
-
     ckpt_path = resolve_checkpoint(path)
     classifier, state = load_classifier(ckpt_path)
     return classifier, state, ckpt_path
@@ -105,9 +114,6 @@ def run_test(checkpoint: str | os.PathLike, manifest: str | None = None, root: s
     given comes from the checkpoint's own config); returns the report (see the module docstring).
     ``allow_outside_root``: manifest paths may leave the dataset root (as the run's own
     ``data.allow_outside_root`` may have allowed)."""
-    from csvr.data.index import load_manifest
-    from csvr.eval.finetune import class_groups, evaluate_classifier
-
     classifier, state, path = load_finetuned(checkpoint)
     s = eval_settings(dict(state.get("config") or {}))
     manifest_path = manifest or s.manifest
@@ -179,8 +185,6 @@ def format_test(report: dict, max_classes: int = 60) -> str:
 
 def write_test(report: dict, out: str | os.PathLike) -> list[Path]:
     """``OUT/test.json`` (the whole report) and ``OUT/confusion.csv``."""
-    from csvr.utils.io import atomic_write_json, atomic_write_text
-
     out = Path(out)
     atomic_write_json(out / "test.json", report)
     atomic_write_text(out / "confusion.csv", confusion_csv(report))
@@ -198,8 +202,6 @@ def predict_clip_config(clip):
     source size) becomes ``PREDICT_DECODE_CROPS x size``, so a large video's frames are scaled by
     FFmpeg while decoding instead of being held at full size; a video whose short side is already
     that small is read exactly as evaluation reads it."""
-    import dataclasses
-
     if clip.decode_short_side is not None:
         return clip
     return dataclasses.replace(clip, decode_short_side=PREDICT_DECODE_CROPS * clip.size)
@@ -207,10 +209,6 @@ def predict_clip_config(clip):
 
 def video_record(video: str | os.PathLike):
     """The manifest record ``csvr prepare index`` would write for ``video`` (probed; label 0)."""
-    from csvr.data.index import VideoRecord
-    from csvr.data.video import probe
-    from csvr.errors import VideoError
-
     p = Path(video)
     if not p.is_file():
         raise CsvrError(f"video not found: {p}")
@@ -227,13 +225,8 @@ def video_record(video: str | os.PathLike):
 def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: int):
     """The cleaned poses of ``video`` from ``poses`` (a pose-cache ``.npz`` or an OpenPose JSON
     folder) or, when None, from MediaPipe; None when nobody is found (a warning says so)."""
-    from csvr.pose.job import extract_record
-    from csvr.pose_format.base import NoPersonError, PoseError
-
     try:
         if poses is not None and Path(poses).is_file():
-            from csvr.pose_format.cache import load_record
-
             p = Path(poses)
             if p.suffix != ".npz":
                 raise CsvrError(f"--poses {p}: expected a pose-cache .npz file (from 'csvr prepare poses') or an "
@@ -244,8 +237,6 @@ def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: i
             d = Path(poses)
             if not d.is_dir():
                 raise CsvrError(f"--poses {d}: no such file or folder")
-            from csvr.pose.sources.openpose import index_directory
-
             names = index_directory(d)
             name = video_id if video_id in names or len(names) != 1 else next(iter(names))
             rec = extract_record(video, "openpose-json", video_id=name, json_dir=d)
@@ -268,8 +259,6 @@ def pose_record_for(video: Path, video_id: str, poses: str | None, num_frames: i
                     what, rec.num_frames, num_frames)
     frozen = (rec.meta.get("source_info") or {}).get("frozen_skeleton") or {}
     if frozen.get("segments"):
-        from csvr.pose.consistency import describe
-
         log.warning("csvr: the skeleton from %s stays still with high confidence while the image changes in %s: the "
                     "pose may be a frozen track, not the person (see the README, 'Troubleshooting')", what,
                     describe(video_id, frozen))
@@ -280,14 +269,6 @@ def predict_video(video: str | os.PathLike, checkpoint: str | os.PathLike, top_k
                   poses: str | None = None, clips: int | None = None, device: str | None = None) -> dict:
     """Top-``top_k`` classes of one video with their probabilities (the mean of ``clips``
     uniformly spaced clips' softmax, as ``csvr test`` and ``csvr finetune`` score a video)."""
-    import torch
-
-    from csvr.data.datasets import ClipDataset
-    from csvr.data.index import Manifest
-    from csvr.eval.finetune import predict
-    from csvr.eval.metrics import video_scores
-    from csvr.pose_format.cache import write_record
-
     if top_k < 1:
         raise CsvrError(f"--top-k must be >= 1, got {top_k}")
     classifier, state, path = load_finetuned(checkpoint)
@@ -327,105 +308,5 @@ def format_prediction(p: dict) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- parsers
-def _run_test(args) -> int:
-    from csvr.eval.commands import _device
-    from csvr.utils.io import check_output_dir
-
-    def run_folder() -> Path:  # where the default output goes: beside the checkpoint's run
-        ckpt = resolve_checkpoint(args.checkpoint)
-        return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-
-    # the output folder is checked before the checkpoint and the data are read (the default one's
-    # name needs the checkpoint's split and subset: its run folder is checked instead)
-    if args.out is not None:
-        check_output_dir(args.out)
-    elif Path(args.checkpoint).exists():  # a missing checkpoint is run_test's message
-        check_output_dir(run_folder(), "the run folder of --checkpoint")
-    report = run_test(args.checkpoint, args.manifest, args.root, args.pose_cache, args.split, args.subset,
-                      args.clips, args.batch_size, args.workers, _device(args.device), args.allow_outside_root)
-    out = args.out
-    if out is None:
-        out = run_folder() / f"test-split{report['split']}-{report['subset']}"
-    written = write_test(report, out)
-    print(format_test(report))
-    print("written: " + ", ".join(str(p) for p in written))
-    return 0
-
-
-def _run_predict(args) -> int:
-    from csvr.eval.commands import _device
-    from csvr.utils.io import atomic_write_json, check_output_file
-
-    if args.json:
-        check_output_file(args.json, "--json")
-    p = predict_video(args.video, args.checkpoint, args.top_k, args.poses, args.clips, _device(args.device))
-    print(format_prediction(p))
-    if args.json:
-        atomic_write_json(args.json, p)
-        print(f"written: {args.json}")
-    return 0
-
-
-def register(commands) -> None:
-    import argparse
-
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = commands.add_parser(
-        "test", help="evaluate a finetuned checkpoint on a split without training (top-1/5, per class, confusion)",
-        formatter_class=fmt,
-        description="Evaluate a finetune / linear-probe checkpoint exactly as 'csvr finetune' does at its end: the "
-                    "checkpoint's clip settings and eval.clips uniformly spaced, centre-cropped clips per video; a "
-                    "video's score is the mean of its clips' softmax. Prints top-1, top-5, the mean per-class "
-                    "accuracy, per-class accuracy and the confusion matrix; writes OUT/test.json and "
-                    "OUT/confusion.csv. Every setting not given comes from the checkpoint's config.",
-        epilog="examples:\n  csvr test --checkpoint runs/finetune\n"
-               "  csvr test --checkpoint runs/finetune/checkpoints/step-000000500.pt --manifest "
-               "data/ucf101/manifest.jsonl --pose-cache data/ucf101/poses --split 2 --out runs/finetune/test-split2\n")
-    p.add_argument("--checkpoint", required=True, help="a finetune / linear-probe checkpoint, or its run folder (latest "
-                   "checkpoint)")
-    p.add_argument("--manifest", default=None, help="manifest to evaluate on (default: the checkpoint's data.manifest)")
-    p.add_argument("--root", default=None, help="override the manifest's video root")
-    p.add_argument("--pose-cache", default=None, help="pose cache for features fi / fd (default: the checkpoint's "
-                   "data.pose_cache when --manifest is not given)")
-    p.add_argument("--split", default=None, help="split name, e.g. 1 (default: the checkpoint's eval.split / "
-                   "data.split)")
-    p.add_argument("--subset", choices=("test", "train", "all"), default=None,
-                   help="videos of the split to evaluate (default: the checkpoint's eval.subset, test)")
-    p.add_argument("--clips", type=int, default=None, help="clips per video (default: the checkpoint's eval.clips)")
-    p.add_argument("--batch-size", type=int, default=None, help="videos per batch (default: the checkpoint's "
-                   "eval.batch_size)")
-    p.add_argument("--workers", type=int, default=0, help="data-loader workers (default 0)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--out", default=None, help="output folder (default: RUN/test-split<split>-<subset> beside the "
-                   "checkpoint's run)")
-    p.add_argument("--allow-outside-root", action="store_true",
-                   help="allow manifest paths that leave the dataset root as written (../x, absolute paths "
-                        "elsewhere); symlinks inside the root need no flag")
-    p.set_defaults(func=_run_test)
-
-    p = commands.add_parser(
-        "predict", help="top-k classes of one video file from a finetuned checkpoint",
-        formatter_class=fmt,
-        description="Score one video as evaluation does (the checkpoint's clip settings, eval.clips uniformly spaced "
-                    "clips, the mean of their softmax) and print the top-k classes with their probabilities. A "
-                    "feature that reads poses (fi, fd) gets them from --poses (a pose-cache .npz from 'csvr prepare "
-                    "poses', or a folder of this video's OpenPose JSON files) or, without --poses, from MediaPipe "
-                    "run on the video now.",
-        epilog="examples:\n  csvr predict clip.mp4 --checkpoint runs/finetune\n"
-               "  csvr predict data/synth/Walk/walk_000.mp4 --checkpoint runs/finetune --poses "
-               "data/synth/poses/Walk/walk_000.npz --top-k 3\n")
-    p.add_argument("video", metavar="VIDEO", help="a video file")
-    p.add_argument("--checkpoint", required=True, help="a finetune / linear-probe checkpoint, or its run folder")
-    p.add_argument("--top-k", type=int, default=5, help="classes to show (default 5)")
-    p.add_argument("--poses", default=None, metavar="FILE.npz|DIR",
-                   help="poses for features fi / fd: a pose-cache .npz of this video, or a folder of its OpenPose "
-                        "JSON files (default: extract with MediaPipe)")
-    p.add_argument("--clips", type=int, default=None, help="clips per video (default: the checkpoint's eval.clips)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the prediction as JSON")
-    p.set_defaults(func=_run_predict)
-
-
 __all__ = ["PREDICT_DECODE_CROPS", "confusion_csv", "eval_settings", "format_test", "predict_clip_config",
-           "predict_video", "register", "resolve_checkpoint", "run_test", "write_test"]
+           "predict_video", "resolve_checkpoint", "run_test", "write_test"]

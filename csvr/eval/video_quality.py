@@ -33,8 +33,6 @@ resolution first), so a classifier that cannot see at that resolution shows it i
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +43,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from csvr.config import from_dict
+from csvr.data.index import load_manifest
+from csvr.engine.checkpoint import resolve_checkpoint
+from csvr.engine.config import PretrainConfig
 from csvr.errors import CsvrError
 from csvr.eval.stats import bootstrap_ci, bootstrap_statistic_ci, paired_gain
+
+# csvr.engine.model, csvr.eval.finetune and csvr.models (the methods, the trainer, the networks)
+# are imported where they are used: `csvr --help` imports this module for the command's
+# description (csvr.eval.commands), and they would add about 15 % to it.
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +237,6 @@ def quality_of_checkpoint(checkpoint: str | Path, classifier: str | Path, videos
                           device: torch.device | str = "cpu", boot: int = 1000) -> dict[str, Any]:
     """:func:`measure_quality` of a CSVR pretraining checkpoint on one clip of each test video of
     its split (at most ``videos``), with the classifier checkpoint ``classifier``."""
-    from csvr.config import from_dict
-    from csvr.data.index import load_manifest
-    from csvr.engine.config import PretrainConfig
-    from csvr.engine.checkpoint import resolve_checkpoint
     from csvr.engine.model import load_method
 
     checkpoint, classifier = resolve_checkpoint(checkpoint), resolve_checkpoint(classifier)
@@ -286,39 +288,5 @@ def format_quality(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- command
-def _run(args: argparse.Namespace) -> int:
-    from csvr.eval.commands import _device
-    from csvr.utils.io import atomic_write_text, check_output_file
-
-    out = None
-    if args.json:
-        out = check_output_file(args.json, "--json")
-    r = quality_of_checkpoint(args.checkpoint, args.classifier, args.videos, _device(args.device), args.bootstrap)
-    print(format_quality(r))
-    if out is not None:
-        atomic_write_text(out, json.dumps(r, indent=1) + "\n")
-    return 0
-
-
-def register(commands, groups) -> None:
-    p = commands.add_parser(
-        "video-quality", help="IS, conditional top-1 and Frechet distance of a CSVR checkpoint's generated clips",
-        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[0] + "\n\n" +
-        __doc__.split("\n\n", 1)[1].split("\n\nPixels")[0],
-        epilog="examples:\n"
-               "  # a classifier trained from scratch at the generators' 32 px, then the scores\n"
-               "  csvr finetune --config demo --pretrained runs/demo/pretrain-csvr --feature scratch "
-               "data.clip.size=32 --out runs/demo/video-classifier\n"
-               "  csvr video-quality runs/demo/pretrain-csvr --classifier runs/demo/video-classifier\n")
-    p.add_argument("checkpoint", help="a CSVR pretraining checkpoint, or its run folder (the latest)")
-    p.add_argument("--classifier", required=True, help="a csvr finetune checkpoint (or run folder) of feature backbone, fs or scratch")
-    p.add_argument("--videos", type=int, default=10_000, help="at most this many test videos (default: all)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the IS and FD intervals (default 1000)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, ...")
-    p.add_argument("--json", default=None, help="also write the numbers here")
-    p.set_defaults(func=_run)
-
-
 __all__ = ["ClassifierScores", "TARGETS", "VideoScorer", "derangement", "format_quality", "frechet_distance",
-           "gaussian_frechet", "inception_score", "measure_quality", "quality_of_checkpoint", "register"]
+           "gaussian_frechet", "inception_score", "measure_quality", "quality_of_checkpoint"]
