@@ -56,7 +56,6 @@ def test_one_place_builds_a_method_and_one_spells_the_feature_names():
     assert S.checkpoint_loaders() == ["csvr.engine.trainer._resume"]  # the engine's own resume
 
 
-<<<<<<< HEAD
 def _reachable(start: str, edges) -> set[str]:
     """Every csvr module ``start`` imports, directly or through the modules it imports."""
     graph: dict[str, set[str]] = {}
@@ -83,7 +82,8 @@ def test_methods_share_neutral_pieces_not_the_csvr_model():
         assert "csvr.models.csvr_model" not in _reachable(mod, edges), mod
     direct = {(a, b) for a, b, _ in edges}
     assert {(m, s) for m in ("csvr.methods.iic", "csvr.methods.cvrl") for s in shared[:2]} <= direct
-=======
+
+
 def _cycles(edges) -> list[list[str]]:
     """The strongly connected components of more than one module (each holds an import cycle)."""
     graph: dict[str, set[str]] = {}
@@ -132,4 +132,3 @@ def test_no_import_cycle_among_csvr_modules():
 def test_the_cycle_check_sees_a_cycle_through_a_function_import():
     edges = [("csvr.a", "csvr.b", 1), ("csvr.b", "csvr.c", 1), ("csvr.c", "csvr.a", 9), ("csvr.c", "csvr.d", 2)]
     assert _cycles(edges) == [["csvr.a", "csvr.b", "csvr.c"]]
->>>>>>> refactor/evalcmd
