@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import numpy as np
+
 from csvr.errors import CsvrError, OutsideRootError
 
 
@@ -68,7 +70,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 
 def atomic_save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file + rename (see module docstring)."""
-    import torch
+    import torch  # not at the top: spawned data-generator workers import this module and never save tensors
 
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
@@ -76,8 +78,6 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike) -> None:
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> None:
     """``np.savez_compressed`` through a temporary file + rename. Arrays only, no pickles."""
-    import numpy as np
-
     with atomic_write(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
