@@ -83,6 +83,7 @@ def test_methods_share_neutral_pieces_not_the_csvr_model():
     direct = {(a, b) for a, b, _ in edges}
     assert {(m, s) for m in ("csvr.methods.iic", "csvr.methods.cvrl") for s in shared[:2]} <= direct
 
+
 def _tiny_tree(root: Path) -> None:
     """csvr.a.x -> csvr.b.y -(in a function)-> csvr.a.z -(in a function)-> csvr.a.x: one module
     cycle of three, and csvr.a <-> csvr.b at package level; csvr.c imports into it from outside."""
