@@ -198,7 +198,7 @@ def spearman(points: list[dict], boot: int, seed: int = 0) -> dict:
 
 
 def figure(points: list[dict], table: list[dict], joint0: int, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy, and only for the figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
