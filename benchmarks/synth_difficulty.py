@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn as nn
@@ -45,8 +46,6 @@ GROUP_NAMES = ("motion", "context", "both")
 
 def decode_all(root: Path, videos: list[dict]) -> dict[str, np.ndarray]:
     """Every video decoded once at 85x64 (short side 64), uint8 (T, 64, 85, 3)."""
-    import av
-
     out = {}
     for v in videos:
         with av.open(str(root / v["rel"])) as c:

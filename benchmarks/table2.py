@@ -37,10 +37,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
 os.environ.setdefault("CSVR_PROGRESS", "0")
 
 from csvr.cli import main as cli  # noqa: E402
+from csvr.config import from_dict  # noqa: E402
+from csvr.data.index import load_manifest  # noqa: E402
+from csvr.engine.config import PretrainConfig  # noqa: E402
+from csvr.engine.model import load_method  # noqa: E402
+from csvr.eval.video_quality import VideoScorer, inception_score, measure_quality  # noqa: E402
 
 PAPER = {  # Table II (UCF101), at pretraining epochs 1, 5, 10, 20, 50, 120
     "epochs": [1, 5, 10, 20, 50, 120],
@@ -88,8 +95,6 @@ def pretrain(out: Path, data: dict, joint: int, keep: list[int], preset: str, se
 def classifier(out: Path, run: Path, data: dict, epochs: int, preset: str) -> Path:
     """A 3D CNN (the f_s network) trained from scratch on the training split at the generators'
     resolution: the IS classifier."""
-    import yaml
-
     size = yaml.safe_load((run / "config.yaml").read_text())["model"]["video"]["size"]
     cls = out / "classifier"
     if not (cls / "results.json").exists():
@@ -101,14 +106,6 @@ def classifier(out: Path, run: Path, data: dict, epochs: int, preset: str) -> Pa
 
 def measure_point(out: Path, ckpt: Path, cls: Path, data: dict, preset: str) -> dict:
     """Every measure of one checkpoint, per test video where it has one."""
-    import torch
-
-    from csvr.config import from_dict
-    from csvr.data.index import load_manifest
-    from csvr.engine.config import PretrainConfig
-    from csvr.engine.model import load_method
-    from csvr.eval.video_quality import VideoScorer, measure_quality
-
     step = int(ckpt.stem.split("-")[1])
     path = out / "points" / f"step-{step:09d}.json"
     if path.exists():
@@ -158,8 +155,6 @@ def measure_point(out: Path, ckpt: Path, cls: Path, data: dict, preset: str) -> 
 
 def point_measures(p: dict, idx: np.ndarray, ids: list[str]) -> dict[str, float]:
     """The table's numbers of one checkpoint on the test videos ``ids[idx]`` (a resample)."""
-    from csvr.eval.video_quality import inception_score
-
     pos = {v: i for i, v in enumerate(p["ids"])}
     j = np.array([pos[ids[i]] for i in idx])
     return {
@@ -174,7 +169,7 @@ def point_measures(p: dict, idx: np.ndarray, ids: list[str]) -> dict[str, float]
 def spearman(points: list[dict], boot: int, seed: int = 0) -> dict:
     """Spearman rho over checkpoints of each (pretext, downstream) pair, with its bootstrap CI
     over test videos (the clips every measure has)."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # optional: SciPy comes with the test extra (scikit-image), not csvr
 
     ids = sorted(set.intersection(*[set(p["ids"]) & set(p["finetune_hit"]) & set(p["linear_hit"]) for p in points]))
     full = np.arange(len(ids))
@@ -203,7 +198,7 @@ def spearman(points: list[dict], boot: int, seed: int = 0) -> dict:
 
 
 def figure(points: list[dict], table: list[dict], joint0: int, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy, and only for the figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

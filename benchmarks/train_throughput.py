@@ -28,14 +28,17 @@ from pathlib import Path
 
 import torch
 
-from csvr.config import from_dict, load_config
+from csvr.config import load_config
 from csvr.data.index import load_manifest
 from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
-from csvr.methods import get_method
+from csvr.engine.model import build_method
+from csvr.engine.pretrain import pretrain
+from csvr.models.csvr_model import CSVRModel, CSVRModelConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ensure_builtin_data, peak_rss_mib  # noqa: E402
+from _steps import training_batches  # noqa: E402
 
 BASELINE_MODEL = "{backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
 
@@ -48,9 +51,8 @@ def config(root: Path, method: str, extra: list[str]) -> PretrainConfig:
 
 
 def step_rate(cfg: PretrainConfig, stage: str, batches: list[dict], repeats: int) -> float:
-    method_cls = get_method(cfg.method)
     torch.manual_seed(0)
-    m = method_cls(from_dict(method_cls.config_class, cfg.model), cfg.data.color)
+    m = build_method(cfg)
     opt = torch.optim.SGD(m.stage_parameters(stage), lr=1e-3, momentum=0.9)
     m.train()
     times = []
@@ -68,20 +70,7 @@ def step_rate(cfg: PretrainConfig, stage: str, batches: list[dict], repeats: int
     return bs / times[len(times) // 2]
 
 
-def batches_for(cfg: PretrainConfig, n: int) -> list[dict]:
-    method_cls = get_method(cfg.method)
-    m = method_cls(from_dict(method_cls.config_class, cfg.model), cfg.data.color)
-    man = load_manifest(cfg.data.manifest)
-    ds = m.train_dataset(man, man.select("1", "train"), cfg.data.clip, 0, cfg.data.pose_cache)
-    dl = torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, num_workers=0,
-                                     generator=torch.Generator().manual_seed(0))
-    it = iter(dl)
-    return [next(it) for _ in range(n)]
-
-
 def engine_wait(root: Path, method: str, workers: int, steps: int) -> dict:
-    from csvr.engine.pretrain import pretrain
-
     with tempfile.TemporaryDirectory() as tmp:
         stage = "joint" if method == "csvr" else "main"
         cfg = config(root, method, [f"out={tmp}/run", f"data.workers={workers}", "train.log_every_steps=1",
@@ -100,8 +89,7 @@ def _worker_rss(args, q) -> None:
     root, method = args
     torch.set_num_threads(1)
     cfg = config(Path(root), method, [])
-    method_cls = get_method(cfg.method)
-    m = method_cls(from_dict(method_cls.config_class, cfg.model), cfg.data.color)
+    m = build_method(cfg)
     man = load_manifest(cfg.data.manifest)
     ds = m.train_dataset(man, man.records, cfg.data.clip, 0, cfg.data.pose_cache)
     del m
@@ -112,8 +100,6 @@ def _worker_rss(args, q) -> None:
 
 def full_size_memory() -> dict:
     """Activation bytes saved for backward per sample at the paper's size (one CSVR joint step)."""
-    from csvr.models.csvr_model import CSVRModel, CSVRModelConfig
-
     torch.manual_seed(0)
     model = CSVRModel(CSVRModelConfig())
     b, t = 1, 16
@@ -158,7 +144,7 @@ def main() -> None:
     cvrl_rate = None
     for method in ("cvrl", "iic", "csvr"):
         cfg = config(root, method, [])
-        batches = batches_for(cfg, 3)
+        batches = training_batches(cfg, build_method(cfg), 3)
         stages = ["main"] if method != "csvr" else ["joint", "pose", "context", "video"]
         for stage in stages:
             r = step_rate(cfg, stage, batches, args.repeats)

@@ -113,35 +113,27 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise ConfigError(f"config key {where!r} expects true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"config key {where!r} expects an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key {where!r} expects an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"config key {where!r} expects a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key {where!r} expects a number, got {value!r}")
+    if tp is int or tp is float:
+        return _coerce_number(value, tp, where)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"config key {where!r} expects a string, got {value!r}")
     raise ConfigError(f"config key {where!r}: unsupported type {_type_name(tp)}")
+
+
+def _coerce_number(value: Any, tp: type[int] | type[float], where: str) -> int | float:
+    """An int or float config value from YAML or a command-line string. A bool is neither; an int
+    key takes a float only when it is whole (``2.0``)."""
+    if not isinstance(value, bool):
+        if isinstance(value, str):
+            try:
+                return tp(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) or (isinstance(value, float) and (tp is float or value.is_integer())):
+            return tp(value)
+    raise ConfigError(f"config key {where!r} expects {'an integer' if tp is int else 'a number'}, got {value!r}")
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any] | None, where: str = "") -> C:

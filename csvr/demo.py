@@ -22,13 +22,25 @@ interrupted demo continues where it stopped; ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
+from csvr.cli import main
+from csvr.config import load_config
+from csvr.data.index import load_manifest
+from csvr.engine.commands import resolve_config_path
+from csvr.engine.config import PretrainConfig
+from csvr.engine.trainer import stratified_subset
 from csvr.errors import CsvrError
+from csvr.eval.finetune import FinetuneConfig
+from csvr.eval.stats import paired_gain
+from csvr.utils.io import check_output_dir
 
 
 def _step(title: str) -> None:
@@ -36,8 +48,6 @@ def _step(title: str) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    from csvr.cli import main
-
     print("$ csvr " + " ".join(shlex.quote(a) for a in argv), flush=True)
     rc = main(argv)
     if rc != 0:
@@ -69,8 +79,6 @@ def run_demo(out: str | Path, data: str | Path | None = None, layout: str = "aut
              fresh: bool = False, label_fraction: float | None = None, pretrain_config: str = "demo",
              finetune_config: str = "demo", extra_pretrain: list[str] | None = None,
              extra_finetune: list[str] | None = None, test_ratio: float | None = None) -> dict:
-    from csvr.utils.io import check_output_dir
-
     t0 = time.time()
     check_output_dir(out)  # before --fresh deletes anything, and before any step
     if test_ratio is not None and data is None:
@@ -206,12 +214,6 @@ def fit_to_data(manifest: Path, pretrain_config: str, finetune_config: str, extr
     """Your own small dataset: stop before any training when split 1 has no test (or no training)
     video, and lower a preset's batch size to what the training videos fill (at least 2: context
     matching needs a negative), appending the override to ``extra_*`` and printing it."""
-    from csvr.config import load_config
-    from csvr.data.index import load_manifest
-    from csvr.engine.commands import resolve_config_path
-    from csvr.engine.config import PretrainConfig
-    from csvr.engine.pretrain import stratified_subset
-    from csvr.eval.finetune import FinetuneConfig
 
     m = load_manifest(manifest)
     train, test = m.select("1", "train"), m.select("1", "test")
@@ -249,11 +251,6 @@ FROZEN_ROWS = {"knn20_top1": "kNN k=20 top-1", "knn1_top1": "kNN k=1 top-1 (= R@
 def finetune_gain(csvr: dict, control: dict, manifest: str | Path) -> dict:
     """Video top-1 of the two finetuning runs (percent) and the paired difference with its 95 %
     bootstrap interval over the test videos both evaluated."""
-    import numpy as np
-
-    from csvr.data.index import load_manifest
-    from csvr.eval.stats import paired_gain
-
     labels = {r.id: r.label for r in load_manifest(manifest).records}
 
     def correct(results: dict) -> dict[str, int]:
@@ -305,8 +302,6 @@ what it cannot show: differences smaller than its intervals (here {min(widths):.
 
 
 def register(commands, groups) -> None:
-    import argparse
-
     p = commands.add_parser(
         "demo", help="the whole pipeline end to end on the built-in dataset (or your own)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,

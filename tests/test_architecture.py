@@ -84,51 +84,69 @@ def test_methods_share_neutral_pieces_not_the_csvr_model():
     assert {(m, s) for m in ("csvr.methods.iic", "csvr.methods.cvrl") for s in shared[:2]} <= direct
 
 
-def _cycles(edges) -> list[list[str]]:
-    """The strongly connected components of more than one module (each holds an import cycle)."""
-    graph: dict[str, set[str]] = {}
-    for a, b, _ in edges:
-        graph.setdefault(a, set()).add(b)
-        graph.setdefault(b, set())
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                found.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
-
-
 def test_no_import_cycle_among_csvr_modules():
     """No module imports one that imports it back, directly or through others (imports inside
-    functions count too)."""
-    assert _cycles(S.import_edges()) == []
+    functions count too), and no package does (the folders are the layers)."""
+    edges = S.import_edges()
+    assert S.module_cycles(edges) == []
+    assert S.package_cycles(edges) == []
 
 
-def test_the_cycle_check_sees_a_cycle_through_a_function_import():
-    edges = [("csvr.a", "csvr.b", 1), ("csvr.b", "csvr.c", 1), ("csvr.c", "csvr.a", 9), ("csvr.c", "csvr.d", 2)]
-    assert _cycles(edges) == [["csvr.a", "csvr.b", "csvr.c"]]
+def _tiny_tree(root: Path) -> None:
+    """csvr.a.x -> csvr.b.y -(in a function)-> csvr.a.z -(in a function)-> csvr.a.x: one module
+    cycle of three, and csvr.a <-> csvr.b at package level; csvr.c imports into it from outside."""
+    pkg = root / "csvr"
+    for sub in ("a", "b"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a" / "x.py").write_text("from __future__ import annotations\nimport os\nfrom csvr.b import y\n")
+    (pkg / "a" / "z.py").write_text("def f():\n    from . import x\n    import json\n")
+    (pkg / "b" / "y.py").write_text("def g():\n    def h():\n        from csvr.a.z import f\n    return h\n")
+    (pkg / "c.py").write_text("import csvr.a.x\n\nclass K:\n    import math\n\ntry:\n    import numpy\nexcept ImportError:\n    pass\n")
+
+
+def test_the_checker_sees_import_cycles(tmp_path):
+    _tiny_tree(tmp_path)
+    edges = S.import_edges(tmp_path)
+    assert S.module_cycles(edges) == [["csvr.a.x", "csvr.a.z", "csvr.b.y"]]
+    assert S.package_cycles(edges) == [["csvr.a", "csvr.b"]]
+    assert S.package_of("csvr.models.backbones.r3d") == "csvr.models" and S.package_of("csvr.config") == "csvr.config"
+    assert S.cycles([("p", "q"), ("q", "p"), ("q", "r"), ("r", "r"), ("s", "t"), ("t", "u"), ("u", "s")]) == [
+        ["s", "t", "u"], ["p", "q"]]
+
+
+def test_the_checker_counts_imports_inside_functions(tmp_path):
+    _tiny_tree(tmp_path)
+    counts = S.import_counts(tmp_path)
+    assert counts["csvr.a.x"] == S.ImportCount(csvr_in_function=0, csvr_module_level=1, all_in_function=0, all_module_level=2)
+    assert counts["csvr.a.z"] == S.ImportCount(csvr_in_function=1, csvr_module_level=0, all_in_function=2, all_module_level=0)
+    assert counts["csvr.b.y"] == S.ImportCount(csvr_in_function=1, csvr_module_level=0, all_in_function=1, all_module_level=0)
+    assert counts["csvr.c"] == S.ImportCount(csvr_in_function=0, csvr_module_level=1, all_in_function=0, all_module_level=3)
+    assert counts["csvr"] == counts["csvr.a"] == counts["csvr.b"] == S.ImportCount()
+    assert sum(c.csvr_in_function for c in counts.values()) == 2
+    assert sum(c.all_module_level for c in counts.values()) == 5
+
+
+def test_the_new_counts_are_printed_after_the_old_ones(tmp_path, capsys):
+    _tiny_tree(tmp_path)
+    doc = tmp_path / "layers.md"
+    doc.write_text("```layers\nall: csvr csvr.a csvr.b csvr.c\n```\n")
+    assert S.main(["--root", str(tmp_path), "--doc", str(doc), "--cycles"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "import edges against the layers: 0 (module pairs; 0 import statements)"
+    assert out[6:] == [
+        "package-level import cycles: 1  (2 packages in them)",
+        "    csvr.a, csvr.b",
+        "module-level import cycles: 1  (3 modules in them)",
+        "    csvr.a.x, csvr.a.z, csvr.b.y",
+        "      csvr.a.x:3 -> csvr.b.y",
+        "      csvr.a.z:2 -> csvr.a.x",
+        "      csvr.b.y:3 -> csvr.a.z",
+        "imports of csvr modules inside functions: 2  (at module level: 2)",
+        "    csvr.a.z: 1",
+        "    csvr.b.y: 1",
+        "imports of any module inside functions: 3  (at module level: 5)",
+        "    csvr.a.z: 2",
+        "    csvr.b.y: 1",
+    ]

@@ -193,7 +193,7 @@ def test_fig4_grouping_and_class_groups_of_the_builtin_dataset(tiny_synth):
 
 
 def test_csvr_samples_draws_predicted_poses_and_frames(tiny_synth, runs, tmp_path):
-    from csvr.eval.samples import csvr_samples
+    from csvr.eval.report import csvr_samples
 
     paths = csvr_samples(runs["pretrain_ckpt"], tiny_synth["manifest"], tiny_synth["poses"], tmp_path / "s")
     assert set(paths) == {"csvr_poses.png", "csvr_poses.gif", "csvr_frames.png"}

@@ -35,6 +35,7 @@ from typing import Any, Collection, Mapping
 import numpy as np
 import torch
 
+from csvr.data.transforms import MEAN, STD
 from csvr.errors import CsvrError
 from csvr.utils.io import atomic_save_torch
 
@@ -221,8 +222,6 @@ class Checkpoint:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], path: str | Path) -> "Checkpoint":
-        from csvr.data.transforms import MEAN, STD
-
         missing = [k for k in ("kind", "config", "model") if k not in state]
         if missing:
             raise CsvrError(f"{path} lacks {', '.join(missing)}: it was not written by a csvr training job (csvr "

@@ -8,7 +8,14 @@ import importlib.resources
 import sys
 from pathlib import Path
 
+from csvr.config import (command_line_overrides, config_differences, dump_yaml, load_config, parse_override,
+                         read_yaml_tree, show_value, to_dict)
+from csvr.engine.config import PretrainConfig
+from csvr.engine.model import method_config
+from csvr.engine.pretrain import pretrain, print_summary
 from csvr.errors import ConfigError
+from csvr.methods import list_methods
+from csvr.utils.io import check_output_dir
 
 
 def config_dir() -> Path:
@@ -67,8 +74,6 @@ def _preset_label(path: Path, kind: str) -> str:
 
 def _file_method(path: Path) -> tuple[str, bool]:
     """A config file's method (PretrainConfig's default when unset) and whether it has a model: section."""
-    from csvr.config import read_yaml_tree
-
     data = read_yaml_tree(path)
     return str(data.get("method", "csvr")), bool(data.get("model"))
 
@@ -78,7 +83,6 @@ def preset_for_method(path: Path, method: str, kind: str = "pretrain") -> Path:
     whose keys are per method); else P's sibling for M (``small-cpu`` -> ``small-cpu-cvrl``,
     ``small-cpu-iic`` -> ``small-cpu`` for csvr), announced on stderr; else a ConfigError naming
     M's presets. Never the model keys of one method checked against another's config."""
-    from csvr.methods import list_methods
 
     if method not in list_methods():
         return path  # the method check names the valid ones
@@ -124,11 +128,6 @@ def register(commands, groups) -> None:
 
 
 def build_config(args):
-    from csvr.config import load_config
-    from csvr.engine.config import PretrainConfig
-
-    from csvr.config import command_line_overrides
-
     overrides = command_line_overrides(args.overrides)
     if args.method:
         overrides.append(f"method={args.method}")
@@ -150,8 +149,6 @@ def resume_config(cls, path: Path | None, overrides: list[str], out: str | None)
     needs nothing else), with the command line's overrides; or, with ``--config``, that config.
     Every setting that differs from the run's is printed (``overriding key: old -> new``). A run
     folder without ``config.yaml`` (not started yet) needs ``--config``."""
-    from csvr.config import config_differences, load_config, parse_override, show_value, to_dict
-
     if out is None:  # out=RUN among the overrides, else the --config's own out
         given = [o for o in overrides if parse_override(o)[0] == ["out"]]
         if given:
@@ -179,11 +176,6 @@ def resume_config(cls, path: Path | None, overrides: list[str], out: str | None)
 
 
 def _run(args) -> int:
-    from csvr.config import dump_yaml
-    from csvr.engine.model import method_config
-    from csvr.engine.pretrain import pretrain, print_summary
-    from csvr.utils.io import check_output_dir
-
     cfg = build_config(args)
     method_cls, _ = method_config(cfg)  # fail fast on a bad method name or model key
     if not method_cls.pretext:

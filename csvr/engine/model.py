@@ -25,6 +25,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import torch
+
 from csvr.config import from_dict
 from csvr.engine.checkpoint import CLASSIFIER_KINDS, ENCODER_PREFIX, PRETRAIN_KIND, Checkpoint, load_weights
 from csvr.engine.config import PretrainConfig
@@ -131,8 +133,6 @@ def load_trained(source: str | os.PathLike | Checkpoint, feature: str | None = N
         cfg = from_dict(PretrainConfig, ckpt.config)
         feature = pretrain_feature(ckpt, feature, cfg.method)
         if random_init:
-            import torch
-
             torch.manual_seed(seed)
             method = build_method(cfg)
         else:

@@ -9,13 +9,19 @@ a run writes while it trains :mod:`csvr.engine.logging`, and how a trained model
 
 from __future__ import annotations
 
+import csv
 import os
+from pathlib import Path
 
+import numpy as np
+
+from csvr.engine.checkpoint import Checkpoint
 from csvr.engine.config import PretrainConfig
 from csvr.engine.logging import pretext_verdicts
 from csvr.engine.model import build_method, load_method, method_config
 from csvr.engine.trainer import (ResumableSampler, TrainingDiverged, learning_rate, make_fabric, resolve_stages,
                                  stratified_subset, train)
+from csvr.methods import METHODS
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict | None = None) -> dict:
@@ -31,8 +37,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, fabric=None, hooks: dict
 def load_pretrained(path: str | os.PathLike, map_location="cpu"):
     """(method instance with the checkpoint's weights, checkpoint dict) from a pretrain checkpoint
     (:func:`csvr.engine.model.load_method`)."""
-    from csvr.engine.checkpoint import Checkpoint
-
     method, ckpt = load_method(Checkpoint.load(path, map_location))
     return method, ckpt.raw
 
@@ -40,11 +44,6 @@ def load_pretrained(path: str | os.PathLike, map_location="cpu"):
 def run_means(summary: dict) -> dict[str, float]:
     """Each numeric column's mean over the run's epochs (its ``epochs.csv``; the last epoch's
     values when that file cannot be read)."""
-    import csv
-    from pathlib import Path
-
-    import numpy as np
-
     try:
         with open(Path(summary["out"]) / "epochs.csv", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -63,8 +62,6 @@ def run_means(summary: dict) -> dict[str, float]:
 def signal_warnings(summary: dict) -> list[str]:
     """The run's method's :meth:`~csvr.methods.base.Method.signal_warnings` on :func:`run_means`
     (none for a job that is not a registered method, e.g. finetuning)."""
-    from csvr.methods import METHODS
-
     name = summary.get("method")
     if summary.get("kind", "pretrain") != "pretrain" or name not in METHODS:
         return []

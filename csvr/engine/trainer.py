@@ -151,7 +151,7 @@ def learning_rate(cfg: PretrainConfig, world: int) -> float:
 def make_fabric(cfg: PretrainConfig):
     """A Fabric for the configured hardware (DDP with unused-parameter detection: CSVR's stages
     leave whole branches out of the graph)."""
-    from lightning.fabric import Fabric
+    from lightning.fabric import Fabric  # heavy (about 4 s): only once a run starts
     from lightning.fabric.strategies import DDPStrategy
 
     strategy: Any = cfg.train.strategy

@@ -55,7 +55,7 @@ from csvr import __version__
 from csvr.data.index import load_manifest
 from csvr.errors import CsvrError, OutsideRootError
 from csvr.eval.plots import (GROUP_ORDER, NOT_RUN, _grouped_order, class_groups_for_manifest, confusion_chart,
-                             csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart,
+                             csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart, save_image,
                              study_chart, study_gain_chart, top1_chart, training_curves_chart)
 from csvr.eval.stats import bootstrap_ci
 from csvr.eval.study import ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, load_study
@@ -460,6 +460,17 @@ def _retrieval_section(runs: list[RunData], notes: list[str], allow_outside_root
     return _Section("Retrieval examples", images=imgs) if imgs else None
 
 
+def csvr_samples(checkpoint: str | Path, manifest, pose_cache: str | Path,
+                 out_dir: str | Path, **kw) -> dict[str, Path]:
+    """:func:`csvr.eval.samples.generate_csvr_samples` drawn by :func:`csvr.eval.plots.csvr_sample_pictures` into
+    ``out_dir`` (atomic files); returns their paths by picture name."""
+    from csvr.eval.samples import generate_csvr_samples  # loads torch: see _samples_section
+
+    pictures = csvr_sample_pictures(generate_csvr_samples(checkpoint, manifest, pose_cache, **kw))
+    out = Path(out_dir)
+    return {name: save_image(data, out / name) for name, data in pictures.items()}
+
+
 def _samples_section(runs: list[RunData], notes: list[str], allow_outside_root: bool = False) -> _Section | None:
     # imported here: checkpoints and models load torch (~3 s on 2 cores), which a report without
     # --samples never needs
@@ -812,4 +823,4 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: b
     return [out / "report.html", out / "report.md"] + written
 
 
-__all__ = ["RunData", "build_report", "load_run"]
+__all__ = ["RunData", "build_report", "csvr_samples", "load_run"]

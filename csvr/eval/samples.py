@@ -6,7 +6,8 @@ clip of a few videos of a dataset and runs the model's own
 (denormalised into the clip's crop coordinates) and, when the model has video generators, the
 reconstructed / predicted frames beside the real ones. It returns :class:`CsvrSamples`;
 :func:`csvr.eval.plots.csvr_sample_pictures` draws them (PNG / GIF bytes) and
-:func:`csvr_samples` does both and writes the pictures (``csvr report --samples`` shows them).
+:func:`csvr.eval.report.csvr_samples` does both and writes the pictures (``csvr report --samples``
+shows them). This module imports nothing that draws.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from csvr.data.transforms import to_float_clip
 from csvr.engine.config import PretrainConfig
 from csvr.engine.model import load_method
 from csvr.errors import CsvrError, DatasetError
-from csvr.eval.plots import csvr_sample_pictures, save_image
 from csvr.models.video_gan import video_target_from_clip
 from csvr.pose_format.cache import PoseCache
 from csvr.pose_format.normalize import denormalize, normalize
@@ -155,13 +155,4 @@ def generate_csvr_samples(checkpoint: str | os.PathLike, manifest, pose_cache: s
                        video_size=model.cfg.video.size if generated else None)
 
 
-def csvr_samples(checkpoint: str | os.PathLike, manifest, pose_cache: str | os.PathLike,
-                 out_dir: str | os.PathLike, **kw) -> dict[str, Path]:
-    """:func:`generate_csvr_samples` drawn by :func:`csvr.eval.plots.csvr_sample_pictures` into
-    ``out_dir`` (atomic files); returns their paths by picture name."""
-    pictures = csvr_sample_pictures(generate_csvr_samples(checkpoint, manifest, pose_cache, **kw))
-    out = Path(out_dir)
-    return {name: save_image(data, out / name) for name, data in pictures.items()}
-
-
-__all__ = ["CsvrSamples", "SampleVideo", "csvr_samples", "generate_csvr_samples"]
+__all__ = ["CsvrSamples", "SampleVideo", "generate_csvr_samples"]

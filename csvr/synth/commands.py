@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from csvr.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS
 from csvr.errors import CsvrError
+from csvr.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS
+from csvr.synth.dataset import generate, parse_size
+from csvr.utils.io import check_output_dir
 
 DESCRIPTION = """\
 Generate the built-in procedural human-action dataset in UCF101 layout: classInd.txt,
@@ -55,9 +57,6 @@ def register(commands, groups) -> None:
 
 
 def run_synth(args) -> int:
-    from csvr.synth.dataset import generate, parse_size
-    from csvr.utils.io import check_output_dir
-
     check_output_dir(args.out)
     size = parse_size(args.size)
     if args.workers is not None and args.workers < 1:

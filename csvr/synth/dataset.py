@@ -33,10 +33,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from csvr.synth.catalogue import GROUPS, ClassSpec, select_classes
+from csvr.errors import CsvrError
+from csvr.synth.catalogue import (BY_NAME, DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS, GROUPS, ClassSpec,
+                                  select_classes)
 from csvr.synth.generator import FPS, POSE_DIR, make_video, video_stem
 from csvr.synth.openpose import pose_file_name
-from csvr.errors import CsvrError
+from csvr.synth.readme import dataset_readme
 from csvr.utils.io import atomic_write_json, atomic_write_text, human_bytes
 from csvr.utils.parallel import default_workers, imap_progress
 
@@ -45,7 +47,6 @@ VERSION = 1
 PROGRESS = ".synth-progress.jsonl"
 MANIFEST = "synth.json"
 
-from csvr.synth.catalogue import DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VIDEOS_PER_CLASS  # noqa: E402
 MAX_GROUPS = 25                 # as UCF101
 TEST_GROUP_FRACTION = 7 / 25    # UCF101 split 1: groups 1-7 of 25 are the test set
 
@@ -183,8 +184,6 @@ def _remove_dataset(out: Path, manifest: dict | None, header: dict | None) -> No
     names = set()
     for m in (manifest or {}).get("params", {}), header or {}:
         names.update(m.get("classes", []))
-    from csvr.synth.catalogue import BY_NAME
-
     names.update(BY_NAME)
     for n in names:
         if (out / n).is_dir():
@@ -306,8 +305,6 @@ def _write_progress_header(out: Path, params: dict, records: list[dict]) -> None
 
 
 def _finish(out: Path, params: dict, specs: list[ClassSpec], pairs, test_groups, done: dict) -> dict:
-    from csvr.synth.readme import dataset_readme
-
     label = {s.name: i + 1 for i, s in enumerate(specs)}
     videos = []
     for spec in specs:

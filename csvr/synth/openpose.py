@@ -16,6 +16,7 @@ any detector's precision).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,8 +75,6 @@ def write_openpose_sequence(directory: str | os.PathLike, video_stem: str, keypo
 def read_openpose_sequence(directory: str | os.PathLike, video_stem: str) -> np.ndarray:
     """Read back (T, 18, 3) from files written by :func:`write_openpose_sequence` (first person;
     zeros where nobody was seen). For tests and tools; the project's importer has its own."""
-    import json
-
     d = Path(directory)
     files = sorted(d.glob(f"{video_stem}_" + "[0-9]" * 12 + "_keypoints.json"))
     out = np.zeros((len(files), 18, 3), np.float32)

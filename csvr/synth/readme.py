@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from csvr.synth.catalogue import CLASSES
 from csvr.synth.encode import CRF, PRESET
 from csvr.synth.motions import GESTURES, RUN_TEMPO, WALK_TEMPO
 from csvr.synth.scenes import GENERIC_SCENES
@@ -18,8 +19,6 @@ def dataset_readme(m: dict) -> str:
     keyints = sorted(v["keyint"] for v in vids)
     n_events = sum(len(v["events"]) for v in vids)
     groups = m["groups"]
-    from csvr.synth.catalogue import CLASSES
-
     all_classes = sorted(p["classes"]) == sorted(c.name for c in CLASSES)
     cls_arg = "" if all_classes else f" --classes {','.join(p['classes'])}"
     gop = p.get("gop")  # absent: the default per-video GOP policy

@@ -19,6 +19,7 @@ Forearms and shanks are given as absolute directions (the motion adds the elbow 
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,8 +100,6 @@ def random_body(rng: np.random.Generator) -> Body:
 
 
 def _vivid(rng: np.random.Generator, sat=(0.35, 0.9), val=(0.3, 0.95)) -> tuple:
-    import colorsys
-
     r, g, b = colorsys.hsv_to_rgb(float(rng.random()), float(rng.uniform(*sat)), float(rng.uniform(*val)))
     return (int(r * 255), int(g * 255), int(b * 255))
 

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import numpy as np
+
 from csvr.errors import CsvrError, OutsideRootError
 
 
@@ -68,7 +70,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 
 def atomic_save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file + rename (see module docstring)."""
-    import torch
+    import torch  # not at the top: spawned data-generator workers import this module and never save tensors
 
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
@@ -76,8 +78,6 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike) -> None:
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> None:
     """``np.savez_compressed`` through a temporary file + rename. Arrays only, no pickles."""
-    import numpy as np
-
     with atomic_write(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -99,6 +99,24 @@ def _unwritable(path: Path) -> str | None:
     return None
 
 
+def _output_path(path: str | os.PathLike, what: str, give: str) -> Path:
+    """``path`` made absolute; a broken symbolic link there is a :class:`CsvrError` (``give``
+    says what to give instead)."""
+    full = Path(os.path.abspath(path))
+    if os.path.lexists(full) and not full.exists():
+        raise CsvrError(f"{what} {path}: is a broken symbolic link (give {give})")
+    return full
+
+
+def _creatable(path: Path, message: str) -> Path:
+    """``path`` when what is missing of it could be created (:func:`_unwritable`); else a
+    :class:`CsvrError`: ``message`` and the reason."""
+    reason = _unwritable(path)
+    if reason:
+        raise CsvrError(f"{message}: {reason}")
+    return path
+
+
 def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     """``path`` when csvr can write a folder of outputs there; else one :class:`CsvrError` line.
 
@@ -107,39 +125,28 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     cannot be created or is not writable would otherwise end a long job with a traceback. Nothing
     is created here; ``what`` names the option in the message (``--out``, ``--cache``).
     """
-    given, path = path, Path(os.path.abspath(path))
+    given, path = path, _output_path(path, what, "a folder")
     if os.path.lexists(path):
-        if not path.exists():
-            raise CsvrError(f"{what} {given}: is a broken symbolic link (give a folder)")
         if not path.is_dir():
             raise CsvrError(f"{what} {given}: is a file, not a folder (give a folder, or remove the file)")
         if not os.access(path, os.W_OK | os.X_OK):
             raise CsvrError(f"{what} {given}: the folder is not writable (permission denied)")
         return path
-    reason = _unwritable(path)
-    if reason:
-        raise CsvrError(f"{what} {given}: the folder cannot be created: {reason}")
-    return path
+    return _creatable(path, f"{what} {given}: the folder cannot be created")
 
 
 def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """``path`` when csvr can write a file there (atomically: a temporary file in its folder, then
     a rename); else one :class:`CsvrError` line (see :func:`check_output_dir`)."""
-    given, path = path, Path(os.path.abspath(path))
-    if os.path.lexists(path):
-        if not path.exists():
-            raise CsvrError(f"{what} {given}: is a broken symbolic link (give a file path)")
-        if path.is_dir():
-            raise CsvrError(f"{what} {given}: is a folder, not a file (give a file path)")
+    given, path = path, _output_path(path, what, "a file path")
+    if os.path.lexists(path) and path.is_dir():
+        raise CsvrError(f"{what} {given}: is a folder, not a file (give a file path)")
     parent = path.parent
     if parent.is_dir():
         if not os.access(parent, os.W_OK | os.X_OK):
             raise CsvrError(f"{what} {given}: cannot be written: {parent} is not writable (permission denied)")
         return path
-    reason = _unwritable(path)
-    if reason:
-        raise CsvrError(f"{what} {given}: cannot be written: {reason}")
-    return path
+    return _creatable(path, f"{what} {given}: cannot be written")
 
 
 def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike, *, allow_outside: bool = False,

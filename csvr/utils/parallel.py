@@ -12,6 +12,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from csvr.errors import CsvrError
 from csvr.utils.progress import progress
 
 T = TypeVar("T")
@@ -67,16 +68,12 @@ def imap_progress(fn: Callable[[T], R], items: Sequence[T], *, workers: int = 0,
 def shard(items: Sequence[T], index: int, count: int) -> list[T]:
     """Items ``index, index + count, ...``: shard ``index`` of ``count`` (0-based, stable)."""
     if count < 1 or not 0 <= index < count:
-        from csvr.errors import CsvrError
-
         raise CsvrError(f"bad shard {index}/{count}: need 0 <= i < n")
     return list(items[index::count])
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
     """Parse ``--shard i/n`` (0-based ``i``); ``None`` falls back to torchrun's RANK/WORLD_SIZE."""
-    from csvr.errors import CsvrError
-
     if text is None:
         rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
         world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")))

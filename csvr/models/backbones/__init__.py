@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional, Sequence
 
 from torch import nn
 
@@ -68,6 +68,20 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
+def check_width(width: int) -> None:
+    """A backbone's base channel count must be positive (``ValueError`` otherwise)."""
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+
+
+def check_resnet_shape(layers: Sequence[int], width: int) -> None:
+    """A ResNet's ``layers`` (blocks per stage) must be four positive counts, and its ``width``
+    positive (``ValueError`` otherwise)."""
+    if len(layers) != 4 or any(int(n) < 1 for n in layers):
+        raise ValueError(f"layers must be 4 positive block counts, got {list(layers)}")
+    check_width(width)
+
+
 @dataclass
 class BackboneConfig:
     """A registered backbone by name plus its size knobs (``options``: extra keywords, e.g.
@@ -94,4 +108,5 @@ class BackboneConfig:
         return create_backbone(self.name, **kwargs)
 
 
-__all__ = ["BACKBONES", "BackboneConfig", "backbone_kind", "create_backbone", "list_backbones", "register_backbone"]
+__all__ = ["BACKBONES", "BackboneConfig", "backbone_kind", "check_resnet_shape", "check_width", "create_backbone",
+           "list_backbones", "register_backbone"]

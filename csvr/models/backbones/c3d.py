@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from csvr.models.backbones import register_backbone
+from csvr.models.backbones import check_width, register_backbone
 
 _CONVS = (("conv1", 1), ("conv2", 2), ("conv3a", 4), ("conv3b", 4), ("conv4a", 8), ("conv4b", 8),
           ("conv5a", 8), ("conv5b", 8))
@@ -30,8 +30,7 @@ class C3D(nn.Module):
 
     def __init__(self, width: int = 64, batch_norm: bool = True) -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+        check_width(width)
         self.width = width
         self.batch_norm = batch_norm
         cin = 3

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from csvr.models.backbones import register_backbone
+from csvr.models.backbones import check_resnet_shape, register_backbone
 
 
 class BasicBlock2d(nn.Module):
@@ -39,10 +39,7 @@ class ResNet2d(nn.Module):
 
     def __init__(self, layers: Sequence[int] = (1, 1, 1, 1), width: int = 64) -> None:
         super().__init__()
-        if len(layers) != 4 or any(int(n) < 1 for n in layers):
-            raise ValueError(f"layers must be 4 positive block counts, got {list(layers)}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+        check_resnet_shape(layers, width)
         self.width = width
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from csvr.models.backbones import register_backbone
+from csvr.models.backbones import check_resnet_shape, register_backbone
 
 
 class Conv3DSimple(nn.Conv3d):
@@ -75,10 +75,7 @@ class VideoResNet(nn.Module):
 
     def __init__(self, stem: nn.Module, conv_builder: type, layers: Sequence[int], width: int) -> None:
         super().__init__()
-        if len(layers) != 4 or any(int(n) < 1 for n in layers):
-            raise ValueError(f"layers must be 4 positive block counts, got {list(layers)}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+        check_resnet_shape(layers, width)
         self.width = width
         self.layers_cfg = tuple(int(n) for n in layers)
         self.conv_builder = conv_builder

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from csvr.models.backbones import register_backbone
+from csvr.models.backbones import check_width, register_backbone
 
 # (in, b0_out, b1_mid, b1_out, b2_mid, b2_out, b3_out) of torchvision's nine inception blocks.
 _INCEPTION = (
@@ -88,8 +88,7 @@ class S3D(nn.Module):
 
     def __init__(self, width: int = 64, gating: bool = True) -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+        check_width(width)
         self.width = width
         self.gating = gating
 
