@@ -129,8 +129,8 @@ from csvr.eval.options import clip_settings
 from csvr.eval.knn import KNN_TAU
 from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
 from csvr.eval.study import (FORMAT_VERSION, GROUPS, RECALL_KS, UNIT_FORMAT, Design, aggregate, control_name,
-                             decode_scores, encode_scores, load_units, markdown_table, now, paired, unit_name,
-                             write_json)
+                             decode_scores, encode_scores, headline, headline_lines, load_units, markdown_table, now,
+                             paired, unit_name, write_json)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -681,9 +681,12 @@ def report(st: Settings) -> dict:
     doc["goals"].append({"goal": "CSVR f_i finetuned with 10 % labels > the f_i network from random weights, CI "
                                  "excluding 0", **({"answer": "not measured"} if not g2["long"] else g2["long"]),
                          "short": g2["short"]})
+    doc["headline"] = headline(doc)
     doc["table"] = markdown_table(doc)
     write_json(st.results / "study.json", doc)
     print(doc["table"])
+    for line in headline_lines(doc):
+        print(f"headline: {line}")
     for c in doc["claims"]:
         own = (f" (gain over its own random-init network: {c['answer_gain_over_own_network']})"
                if "answer_gain_over_own_network" in c else "")

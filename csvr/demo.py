@@ -40,6 +40,7 @@ from csvr.engine.trainer import stratified_subset
 from csvr.errors import CsvrError
 from csvr.eval.finetune import FinetuneConfig
 from csvr.eval.stats import paired_gain
+from csvr.eval.study import headline_lines, load_study
 from csvr.utils.io import check_output_dir
 
 
@@ -298,7 +299,28 @@ what it cannot show: differences smaller than its intervals (here {min(widths):.
   spread over pretraining and finetuning seeds (one run each: the CIs cover the choice of test
   videos only); CSVR against IIC / CVRL or the paper's numbers; {beyond}. The study with seeds,
   budgets and baselines: benchmarks/RESULTS.md.""")
+    for line in study_headline():
+        print(line)
     print(f"\nreport: {summary['report']}   ({summary['seconds']:.0f} s in all)")
+
+
+#: the replication study's committed result, beside the package in a source checkout (``make demo``)
+STUDY_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study.json"
+
+
+def study_headline(path: Path = STUDY_JSON) -> list[str]:
+    """The demo's closing lines on the replication study: its headline (each of the paper's claims
+    at the longest budget that measures it, :func:`csvr.eval.study.headline_lines`) read from the
+    committed ``study.json``; only the pointer to it where the file is not there (an installed
+    package)."""
+    if not path.is_file():
+        return ["the replication study's claims: benchmarks/RESULTS.md, 'Replication study' (in the repository)"]
+    try:
+        lines = headline_lines(load_study(path))
+    except (CsvrError, KeyError, TypeError, ValueError):
+        return [f"the replication study's claims: {path} could not be read; see benchmarks/RESULTS.md"]
+    return ["the replication study's headline (benchmarks/RESULTS.md, 'Replication study'; finetune top-1, "
+            "paired differences in points, 95 % CI):"] + [f"  {line}" for line in lines]
 
 
 def register(commands, groups) -> None:

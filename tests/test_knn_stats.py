@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from csvr.eval.knn import weighted_knn
-from csvr.eval.stats import bootstrap_ci, paired_gain, ratio_ci, two_level_bootstrap
+from csvr.eval.stats import (bootstrap_ci, paired_gain, ratio_ci, sample_size_to_decide, two_level_bootstrap,
+                             variance_components)
 
 
 def test_weighted_knn_by_hand():
@@ -116,3 +117,38 @@ def test_ratio_interval_by_hand_and_by_the_delta_method():
     assert got["ci"][1] == pytest.approx(ma / mb + 1.96 * sd, abs=0.004)
     with pytest.raises(ValueError):
         ratio_ci([1.0], [1.0, 2.0])
+
+
+def test_variance_components_by_hand():
+    """x[s, q] = mu + a_s + b_q + e: a 2 x 3 matrix worked by hand. Grand mean 3, seed means 2 / 4,
+    item means 2 / 3 / 4; residuals (+-0.5 pattern) e = [[.5, -.5, 0], [-.5, .5, 0]]:
+    MS_err = 1 / 2, MS_seed = 3 * var([2, 4]) = 6, MS_item = 2 * var([2, 3, 4]) = 2 -> components
+    (6 - .5) / 3, (2 - .5) / 2, .5."""
+    x = np.array([[1.5, 1.5, 3.0], [2.5, 4.5, 5.0]])
+    v_seed, v_item, v_res = variance_components(x)
+    assert (v_seed, v_item, v_res) == pytest.approx((5.5 / 3, 0.75, 0.5))
+    one = variance_components(x[:1])  # one seed: no seed variance
+    assert np.isnan(one[0]) and one[1] == pytest.approx(np.var(x[0], ddof=1))
+
+
+def test_sample_size_to_decide_solves_the_normal_interval():
+    """Constant rows with a pure item effect (no seed, no residual variance): the half-width is
+    1.96 * sd_item / sqrt(Q), so the items that decide a mean m are the smallest Q' with
+    1.96^2 v_item / Q' < m^2; seeds cannot help (None)."""
+    rng = np.random.default_rng(0)
+    b = rng.normal(0, 1, 50)
+    x = np.tile(0.2 + b - b.mean(), (3, 1))  # mean exactly 0.2, item variance var(b)
+    v = np.var(b, ddof=1)
+    n = sample_size_to_decide(x)
+    z = 1.959963984540054
+    assert n["mean"] == pytest.approx(0.2)
+    assert n["half_width"] == pytest.approx(z * np.sqrt(v / 50))
+    assert n["items"] == int(np.floor(z ** 2 * v / 0.04)) + 1
+    assert n["seeds"] is None and n["measured"] == (3, 50)
+    # given a twice-as-wide interval, every component is scaled by 4: 4x the items
+    wide = sample_size_to_decide(x, ci=(0.2 - 2 * n["half_width"], 0.2 + 2 * n["half_width"]))
+    assert wide["items"] == int(np.floor(4 * z ** 2 * v / 0.04)) + 1
+    # a seed effect alone: seeds decide, items do not
+    y = np.array([[0.0] * 10, [0.4] * 10, [0.2] * 10])  # seed variance 0.04: undecided at 3 seeds
+    s = sample_size_to_decide(y)
+    assert s["items"] is None and s["seeds"] == int(np.floor(z ** 2 * 0.04 / 0.04)) + 1 == 4

@@ -271,3 +271,36 @@ def test_a_measure_outside_the_design_is_not_drawn_as_not_run_yet(tmp_path):
     assert cells[("f_i full CSVR", "long")].startswith("+16.4 [+10.0, +22.0]")
     html = (tmp_path / "study" / "report.html").read_text()
     assert "the short budget finetunes with 10 % of the labels only" in html
+
+
+def test_growth_to_the_longest_budget_renders(tmp_path):
+    """Issue 26: test_study's hand-computed long -> xlong growth ("stopped"), the claims at every
+    budget, the headline, and one growth figure per gain (a line per row, an error bar per budget)."""
+    import importlib.util
+    import sys
+
+    import test_study
+
+    spec = importlib.util.spec_from_file_location("study_bench", Path(test_study.ROOT) / "benchmarks" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study_bench"] = mod
+    spec.loader.exec_module(mod)
+    test_study.test_the_longest_budget_growth_claims_and_headline(mod, tmp_path)
+    build_report([], tmp_path / "out", study=tmp_path / "res" / "study.json")
+    page = _Page()
+    page.feed((tmp_path / "out" / "report.html").read_text())
+    sec = page.sections["Replication study"]
+    late = next(t for t in sec["tables"] if t[0][0] == "row" and "long -> xlong" in t[0][1])
+    full = next(r for r in late[1:] if r[0] == "f_i full CSVR")
+    assert full[1].startswith("+50.0 -> +50.0: +0.0 [") and full[1].endswith("(stopped)")
+    every = next(t for t in sec["tables"] if t[0][0] == "claim (a > b)" and t[0][-1].startswith("xlong (1920 s)"))
+    row = next(r for r in every[1:] if r[0] == "full CSVR > f_i without the video branch")
+    assert row[2].startswith("+33.3 [") and row[3].startswith("+33.3 [")  # long, xlong
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Headline (each claim at the longest budget that measures it): full CSVR > f_i without the video " in md
+    figs = {im["alt"]: _axes(im["src"]) for im in sec["images"] if "against the budget" in im["alt"]}
+    knn = next(f for alt, f in figs.items() if alt.startswith("replication study: kNN top-1 gain"))
+    (ax,) = knn["axes"]
+    assert ax["xticklabels"] == ["120 s", "480 s", "1920 s"]
+    assert {e["label"] for e in ax["legend"]} == {"f_i full CSVR", "f_i AdaIN (CSVR without video)"}
+    assert ax["errorbar_points"] == 6  # two rows x three budgets

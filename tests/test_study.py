@@ -236,3 +236,108 @@ def test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(study, tmp_p
     short = next(r for r in doc["rows"] if r["slug"] == "f-i-full-csvr" and r["budget"] == "short")
     assert short["not_measured"] == {"finetune_top1": "the short budget finetunes with 10 % of the labels only"}
     assert next(r for r in doc["rows"] if r["budget"] == "long")["not_measured"] == {}
+
+
+def test_the_longest_budget_growth_claims_and_headline(study, tmp_path):
+    """Issue 26: a gain from the long to the xlong budget, paired by seed ("stopped" when its CI
+    contains 0), the curve of every budget, the claims answered at every budget, and the headline
+    read at the longest budget that measures each claim (hand-computed)."""
+    st, ids, d, zero = _fi_study(study, tmp_path, control_knn=(1, 0, 0, 0, 0, 0))
+    for s, v in {0: [1, 0, 0, 0, 0, 0], 1: [1, 1, 0, 0, 0, 0]}.items():
+        (d / f"random-init-f-i-network__none__s{s}.json").write_text(json.dumps(
+            _unit(study, "random-init-f-i-network", "none", s, {**zero, "finetune_top1": v, "finetune10_top1": v},
+                  ids, "control__fi__x.json")))
+    # full CSVR kNN: 2/6 short, 4/6 long, 4/6 xlong (seeds 0, 1); finetune 5/6 at long and xlong;
+    # CSVR without video: kNN 3/6 and finetune 3/6 everywhere
+    knn = {"short": [1, 1, 0, 0, 0, 0], "long": [1, 1, 1, 1, 0, 0], "xlong": [1, 1, 0, 1, 1, 0]}
+    for s in (0, 1):
+        for b, k in knn.items():
+            sc = {**zero, "knn_top1": k, "finetune10_top1": [1, 1, 1, 0, 0, 0], "finetune_top1": [1, 1, 1, 1, 1, 0]}
+            if b == "short":  # as the study: the short budget finetunes with 10 % of the labels only
+                del sc["finetune_top1"]
+            (d / f"f-i-full-csvr__{b}__s{s}.json").write_text(json.dumps(
+                _unit(study, "f-i-full-csvr", b, s, sc, ids, "control__fi__x.json")))
+            sc = {**zero, "knn_top1": [1, 1, 1, 0, 0, 0], "finetune10_top1": [1, 1, 1, 0, 0, 0],
+                  "finetune_top1": [1, 1, 1, 0, 0, 0]}
+            if b == "short":
+                del sc["finetune_top1"]
+            (d / f"f-i-adain-csvr-without-video__{b}__s{s}.json").write_text(json.dumps(
+                _unit(study, "f-i-adain-csvr-without-video", b, s, sc, ids, "control__fi__x.json")))
+    doc = study.report(st)
+    assert [r["budget"] for r in doc["rows"] if r["slug"] == "f-i-full-csvr"] == ["short", "long", "xlong"]
+    g = next(x for x in doc["growth"] if x["slug"] == "f-i-full-csvr")
+    late = g["late"]["knn_top1_gain"]  # (4/6 - 1/6) -> (4/6 - 1/6): no change
+    assert (late["long"], late["xlong"], late["diff"]) == pytest.approx((50.0, 50.0, 0.0), abs=0.01)
+    assert late["seeds"] == [0, 1] and g["stopped"]["knn_top1_gain"] == "stopped"
+    assert set(g["curve"]["knn_top1_gain"]) == {"short", "long", "xlong"}
+    assert g["curve"]["knn_top1_gain"]["short"]["mean"] == pytest.approx(100 / 6, abs=0.01)
+    # finetune with all labels over scratch (seed 0: 1/6, seed 1: 2/6): +4/6, +3/6 at long and xlong
+    assert g["late"]["finetune_top1_gain"]["long"] == pytest.approx(100 * 7 / 12, abs=0.01)
+    claim = next(c for c in doc["claims"] if c["claim"].startswith("full CSVR > f_i without"))
+    assert set(claim["answers"]) == {"long", "xlong"}  # the short budget finetunes with 10 % only
+    x = claim["measures"]["finetune_top1@xlong"]
+    assert x["diff"] == pytest.approx(100 * 2 / 6, abs=0.01)
+    assert claim["measures"]["knn_top1@xlong-long"]["diff"] == pytest.approx(0.0, abs=0.01)
+    h = next(h for h in doc["headline"] if h["claim"] == claim["claim"])
+    assert h["budget"] == "xlong" and h["diff"] == x["diff"] and h["answer"] == x["answer"]
+    if x["answer"] == "undecided":
+        assert set(x["to_decide"]) == {"seeds", "test_videos", "measured_seeds", "measured_test_videos"}
+    lines = study.headline_lines(doc)
+    assert lines[0].startswith(f"full CSVR > f_i without the video branch: {x['answer']} at 1920 s (+33.3 [")
+    assert "| f_i full CSVR | +50.0 -> +50.0 (+0.0" in doc["table"]
+    assert "| claim at every budget" in doc["table"]
+
+
+def test_the_concat_row_is_controlled_by_its_own_random_init_network(study, tmp_path):
+    """Issue 26 item 3: the Concat network's scratch finetuning is a row of its own (its own
+    architecture checkpoint), the Concat row's finetuning gain is taken over it, and AdaIN vs Concat
+    also compares what pretraining added to each network."""
+    des = study.design(study.study_settings(tmp_path))
+    assert des.scratch_for("f-i-concat") == "random-init-f-i-concat-network"
+    assert des.scratch_for("f-i-adain-csvr-without-video") == "random-init-f-i-network"
+    assert des.network_of("f-i-concat") != des.network_of("f-i-adain-csvr-without-video")
+    assert study.ROW_BY_SLUG["random-init-f-i-concat-network"].overrides == ("model.fusion=concat",
+                                                                             "model.use_video=false")
+    st, ids, d, zero = _fi_study(study, tmp_path)
+    for slug, budget, ft in (("random-init-f-i-concat-network", "none", [1, 0, 0, 0, 0, 0]),
+                             ("random-init-f-i-network", "none", [1, 1, 1, 0, 0, 0]),
+                             ("f-i-concat", "long", [1, 1, 0, 0, 0, 0]),
+                             ("f-i-adain-csvr-without-video", "long", [1, 1, 1, 1, 0, 0])):
+        (d / f"{slug}__{budget}__s0.json").write_text(json.dumps(_unit(
+            study, slug, budget, 0, {**zero, "finetune_top1": ft, "finetune10_top1": ft}, ids, "control__fi__x.json")))
+    doc = study.report(st)
+    concat = next(r for r in doc["rows"] if r["slug"] == "f-i-concat")
+    assert concat["finetune_top1_gain"] == pytest.approx(100 / 6, abs=0.01)  # 2/6 - 1/6, its own scratch run
+    claim = next(c for c in doc["claims"] if c["claim"] == "AdaIN > Concat")
+    assert claim["measures"]["finetune_top1@long"]["diff"] == pytest.approx(200 / 6, abs=0.01)
+    # gains: AdaIN 4/6 - 3/6, Concat 2/6 - 1/6: equal
+    assert claim["measures"]["finetune_top1_gain@long"]["diff"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_the_longest_budget_in_the_plan(study, tmp_path):
+    """xlong units for full CSVR, CSVR without video, IIC and CVRL only, 3 seeds each, after every
+    shorter unit; Concat at the long budget with 3 seeds; the supervised row keeps the long budget."""
+    st = study.study_settings(tmp_path)
+    units = [u.name for u in study.all_units(st)]
+    xl = [n for n in units if "__xlong__" in n]
+    assert sorted(xl) == sorted(f"{r}__xlong__s{s}" for r in ("f-i-full-csvr", "f-i-adain-csvr-without-video", "iic",
+                                                               "cvrl") for s in range(3))
+    assert [n.split("__s")[1] for n in xl[:4]] == ["0"] * 4  # seed 0 of every row first
+    assert {f"f-i-concat__long__s{s}" for s in range(3)} <= set(units)
+    assert {f"random-init-f-i-concat-network__none__s{s}" for s in range(3)} <= set(units)
+    calib = {"groups": {"supervised": {"main": 1.0}}}
+    assert study.supervised_steps(st, calib, 0) - study.supervised_steps(
+        study.Settings(work=tmp_path, results=tmp_path, budgets={"long": 480.0}), calib, 0) == 0
+
+
+def test_the_demo_quotes_the_committed_headline(tmp_path):
+    """The demo's closing lines quote the committed study's headline, line for line, and only point
+    to it when the file is not there (an installed package)."""
+    from csvr.demo import STUDY_JSON, study_headline
+    from csvr.eval.study import headline_lines, load_study
+
+    lines = study_headline()
+    assert lines[1:] == [f"  {x}" for x in headline_lines(load_study(STUDY_JSON))]
+    assert len(lines) > 1 and "benchmarks/RESULTS.md" in lines[0]
+    missing = study_headline(tmp_path / "none.json")
+    assert len(missing) == 1 and "benchmarks/RESULTS.md" in missing[0]

@@ -78,6 +78,16 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _handle_color(h):
+    """A legend handle's colour: a patch's face, else a line's (or a line collection's first, as
+    an error bar's legend handle is)."""
+    if hasattr(h, "get_facecolor") and np.asarray(h.get_facecolor()).size:
+        c = h.get_facecolor()
+    else:
+        c = h.get_color()  # a line's: a colour name or tuple; a collection's: an array of them
+    return c[0] if isinstance(c, np.ndarray) and c.ndim == 2 else c
+
+
 def describe_figure(fig) -> dict:
     """What a drawn Figure shows, axes by axes: title, axis labels, tick labels, legend entries
     (label, colour), the number of points with error bars, whether it is a colour bar."""
@@ -96,8 +106,7 @@ def describe_figure(fig) -> dict:
         leg = ax.get_legend()
         if leg is not None:
             handles = getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", [])
-            entry["legend"] = [{"label": t.get_text(),
-                                "color": to_hex(h.get_facecolor() if hasattr(h, "get_facecolor") else h.get_color())}
+            entry["legend"] = [{"label": t.get_text(), "color": to_hex(_handle_color(h))}
                                for t, h in zip(leg.get_texts(), handles)]
         axes.append(entry)
     return {"suptitle": suptitle, "axes": axes}
@@ -348,6 +357,41 @@ def study_gain_chart(panels: Sequence[tuple[str, Sequence[Mapping]]], title: str
                     f"{label}: gain over the random-init control (95 % CI)", gain=True)
     fig.suptitle(title)
     fig.tight_layout()
+    return figure_png(fig)
+
+
+def study_growth_chart(lines: Sequence[Mapping], title: str, ylabel: str) -> bytes:
+    """One gain of the replication study against the pretraining budget (issue 26): a line per row
+    (``label``, ``points``: ``(seconds, value, (lo, hi) or None)``, values in points), each point
+    with its 95 % CI as an error bar, the budget in seconds on a log axis, a zero line. Lines in
+    :data:`SERIES_COLORS`, offset a little along x so that error bars do not hide each other."""
+    if not lines:
+        raise CsvrError("study growth chart: no rows")
+    fig = _figure(7.5, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    n = len(lines)
+    for k, ln in enumerate(lines):
+        pts = sorted(ln["points"], key=lambda p: p[0])
+        if not pts:
+            continue
+        shift = 1.0 + 0.03 * (k - (n - 1) / 2)  # multiplicative: the axis is logarithmic
+        xs = [float(p[0]) * shift for p in pts]
+        ys = [float(p[1]) for p in pts]
+        lo = [max(0.0, y - float(p[2][0])) if p[2] else 0.0 for y, p in zip(ys, pts)]
+        hi = [max(0.0, float(p[2][1]) - y) if p[2] else 0.0 for y, p in zip(ys, pts)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], color=SERIES_COLORS[k % len(SERIES_COLORS)], marker="o", markersize=4,
+                    linewidth=1.5, capsize=3, label=str(ln["label"]))
+    ax.axhline(0.0, color="#000000", linewidth=0.8, zorder=1)
+    ax.set_xscale("log")
+    budgets = sorted({float(p[0]) for ln in lines for p in ln["points"]})
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([f"{b:.0f} s" for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("pretraining budget (wall-clock seconds, log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure_png(fig)
 
 

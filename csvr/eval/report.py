@@ -56,9 +56,10 @@ from csvr.data.index import load_manifest
 from csvr.errors import CsvrError, OutsideRootError
 from csvr.eval.plots import (GROUP_ORDER, NOT_RUN, _grouped_order, class_groups_for_manifest, confusion_chart,
                              csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart, save_image,
-                             study_chart, study_gain_chart, top1_chart, training_curves_chart)
+                             study_chart, study_gain_chart, study_growth_chart, top1_chart, training_curves_chart)
 from csvr.eval.stats import bootstrap_ci
-from csvr.eval.study import ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, load_study
+from csvr.eval.study import (ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, TRAINED_BUDGETS, headline_lines,
+                             load_study)
 from csvr.utils.io import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -653,6 +654,25 @@ def _study_section(doc: dict, path: Path) -> _Section:
         return f"{_est(p.get('diff', p.get('gain')), p.get('ci'), signed=True)} ({p.get('answer', '?')})"
 
     claims = [c for c in doc.get("claims") or [] if isinstance(c, dict)]
+    if claims and any(isinstance(c.get("answers"), dict) and set(c["answers"]) - {"long"} for c in claims):
+        # the claims at every budget (issue 26): finetune top-1 (10 % of the labels at the short budget)
+        secs = doc.get("budgets_seconds") if isinstance(doc.get("budgets_seconds"), dict) else {}
+        head = ["claim (a > b)"] + [f"{b} ({_fnum(secs.get(b)) or 0:.0f} s): a - b [95 % CI] (answer)"
+                                    for b in TRAINED_BUDGETS]
+        table = []
+        for c in claims:
+            per = c.get("measures") if isinstance(c.get("measures"), dict) else {}
+            table.append([str(c.get("claim", "?"))]
+                         + [paired(per.get(f"finetune{'10' if b == 'short' else ''}_top1@{b}")) for b in TRAINED_BUDGETS])
+        sec.tables.append((head, table))
+        sec.text.append("Claims at every budget: finetune top-1 with all labels (with 10 % at the short budget, which "
+                        "finetunes with 10 % only), paired by seed and test video.")
+        try:
+            lines = headline_lines(doc)
+        except (KeyError, TypeError, ValueError):
+            lines = []
+        if lines:
+            sec.text.append("Headline (each claim at the longest budget that measures it): " + " | ".join(lines))
     if claims:
         table = []
         for c in claims:
@@ -680,6 +700,40 @@ def _study_section(doc: dict, path: Path) -> _Section:
                             for g in grown]))
         sec.text.append("Training longer: each row's gain over its control at the short and the long budget, and "
                         "long - short paired by seed and test video (yes: the gain grows with 4x the wall-clock).")
+    late = [g for g in grown if isinstance(g.get("late"), dict) and g["late"]]
+    if late:  # long -> xlong (issue 26): has the gain stopped growing?
+        late_ms = list(GROWTH_MEASURES) + ["finetune_top1_gain"]
+
+        def grew_late(g: dict, m: str) -> str:
+            p = g["late"].get(m)
+            if not isinstance(p, dict):
+                return NOT_RUN
+            st = (g.get("stopped") or {}).get(m, "?")
+            return (f"{_est(p.get('long'), None, signed=True)} -> {_est(p.get('xlong'), None, signed=True)}: "
+                    f"{_est(p.get('diff'), p.get('ci'), signed=True)} ({st})")
+
+        sec.tables.append((["row"] + [f"{MEASURE_LABELS.get(m[:-5], m)} gain: long -> xlong: xlong - long [95 % CI]"
+                                      for m in late_ms],
+                           [[str(g.get("row", "?"))] + [grew_late(g, m) for m in late_ms] for g in late]))
+        sec.text.append("Where the gains stop growing: each gain from the long to the xlong budget (4x the "
+                        "wall-clock), paired by seed and test video; stopped: the change's CI contains 0.")
+    curves = [g for g in grown if isinstance(g.get("curve"), dict) and g["curve"]]
+    secs = doc.get("budgets_seconds") if isinstance(doc.get("budgets_seconds"), dict) else {}
+    for m in list(GROWTH_MEASURES) + ["finetune_top1_gain"]:
+        lines = []
+        for g in curves:
+            pts = [(_fnum(secs.get(b)), _fnum(p.get("mean")), _fpair(p.get("ci")))
+                   for b, p in (g["curve"].get(m) or {}).items() if isinstance(p, dict)]
+            pts = [p for p in pts if p[0] and p[1] is not None]
+            if len(pts) >= 2:
+                lines.append({"label": str(g.get("row", "?")), "points": pts})
+        if lines:
+            name = MEASURE_LABELS.get(m[:-5], m)
+            sec.images.append(_Image(f"study-growth-{_slug(m)}.png",
+                                     f"replication study: {name} gain over the control against the budget; error "
+                                     "bars: 95 % CI (seeds and test videos)",
+                                     study_growth_chart(lines, f"{name}: gain over the control vs budget",
+                                                        f"{name} gain (points)")))
     goals = [g for g in doc.get("goals") or [] if isinstance(g, dict)]
     if goals:
         table = []

@@ -11,6 +11,8 @@ Scores of several seeds on the same items (a study's repeated runs) resample bot
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 N_BOOTSTRAP = 10_000
@@ -102,4 +104,69 @@ def bootstrap_statistic_ci(statistic, items: int, n: int = 1000, seed: int = 0, 
     return float(lo), float(hi)
 
 
-__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "bootstrap_statistic_ci", "paired_gain", "ratio_ci", "two_level_bootstrap"]
+def variance_components(scores) -> tuple[float, float, float]:
+    """The variance components of a seeds x items matrix under the two-way model
+    ``x[s, q] = mu + a_s + b_q + e_sq`` (balanced random-effects ANOVA, method of moments, each
+    component floored at 0): ``(seed, item, residual)``. The seed component needs S >= 2 seeds (it is
+    ``nan`` with one), the item component Q >= 2 items."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    s, q = x.shape
+    if s < 1 or q < 2:
+        raise ValueError(f"need at least 2 items, got a {s} x {q} matrix")
+    grand = x.mean()
+    rows, cols = x.mean(axis=1), x.mean(axis=0)
+    resid = x - rows[:, None] - cols[None, :] + grand
+    if s == 1:  # no seed replication: the residual and the item effect cannot be told apart
+        return float("nan"), float(cols.var(ddof=1)), 0.0
+    ms_err = float((resid ** 2).sum() / ((s - 1) * (q - 1)))
+    ms_seed = float(q * rows.var(ddof=1))
+    ms_item = float(s * cols.var(ddof=1))
+    return max(0.0, (ms_seed - ms_err) / q), max(0.0, (ms_item - ms_err) / s), ms_err
+
+
+def sample_size_to_decide(scores, level: float = 0.95, max_n: int = 100_000,
+                          ci: tuple[float, float] | None = None) -> dict:
+    """How many seeds (at the measured number of items) or items (at the measured number of seeds)
+    would make the interval of the mean of ``scores`` (S seeds x Q items, e.g. paired differences)
+    exclude 0, if the mean and the variance components (:func:`variance_components`) stayed as
+    measured: the smallest S' with ``z * sqrt(v_seed / S' + v_item / Q + v_res / (S' Q)) < |mean|``
+    and likewise Q'. A normal approximation of :func:`two_level_bootstrap`'s interval, for planning;
+    given that interval (``ci``), every component is scaled so that the approximation's half-width
+    at the measured (S, Q) is the interval's (the two-level bootstrap counts the residual twice, so
+    it is wider than the ANOVA's normal interval), and the numbers needed follow from it.
+
+    Returns ``mean``, ``half_width`` (the normal interval's now), ``seeds`` and ``items`` (the
+    number needed; the measured number when the interval already excludes 0; ``None`` when no
+    number of that kind suffices, because the other kind's variance alone is too large, or when
+    it cannot be estimated: the seed variance with one seed), ``measured``: (S, Q)."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    s, q = x.shape
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    v_seed, v_item, v_res = variance_components(x)
+    mean = float(x.mean())
+    target = (mean / z) ** 2  # the variance of the mean that would just decide it
+    vs = 0.0 if np.isnan(v_seed) else v_seed
+    now = vs / s + v_item / q + v_res / (s * q)
+    if ci is not None and now > 0:
+        k = ((ci[1] - ci[0]) / 2 / z) ** 2 / now
+        vs, v_item, v_res, now = vs * k, v_item * k, v_res * k, now * k
+        v_seed = v_seed * k
+
+    def need(fixed_var: float, per_var: float) -> int | None:
+        # smallest n with fixed_var + per_var / n < target
+        room = target - fixed_var
+        if mean == 0 or room <= 0:
+            return None
+        n = int(np.floor(per_var / room)) + 1
+        return n if n <= max_n else None
+
+    seeds = None if np.isnan(v_seed) else need(v_item / q, v_seed + v_res / q)
+    items = need(vs / s, v_item + v_res / s)
+    return {"mean": mean, "half_width": float(z * np.sqrt(now)), "seeds": seeds, "items": items,
+            "measured": (s, q)}
+
+
+__all__ = ["N_BOOTSTRAP", "bootstrap_ci", "bootstrap_statistic_ci", "paired_gain", "ratio_ci", "sample_size_to_decide",
+           "two_level_bootstrap", "variance_components"]

@@ -35,7 +35,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from csvr.errors import CsvrError
-from csvr.eval.stats import two_level_bootstrap
+from csvr.eval.stats import sample_size_to_decide, two_level_bootstrap
 from csvr.utils.io import atomic_write_json
 
 # ============================================================================ measures
@@ -56,8 +56,12 @@ GROUPS = ("motion", "context", "both")
 #: item 3): frozen kNN / linear over the random-init features, and finetuning with 10 % of the
 #: labels over the scratch run of the same network (the short budget finetunes with 10 % only)
 GROWTH_MEASURES = ("knn_top1_gain", "linear_top1_gain", "finetune10_top1_gain")
-#: the budgets in their order: ``none`` (no pretraining: the random-init rows), short, long
-BUDGETS = ("none", "short", "long")
+#: the budgets in their order: ``none`` (no pretraining: the random-init rows), short (120 s), long
+#: (480 s), xlong (1920 s, issue 26: where the gains stop growing)
+BUDGETS = ("none", "short", "long", "xlong")
+#: the pretraining budgets, shortest first, and the consecutive pairs whose change "growth" measures
+TRAINED_BUDGETS = BUDGETS[1:]
+GROWTH_STEPS = (("short", "long"), ("long", "xlong"))
 #: what answers a claim: finetune top-1 (the paper's Table I measure) at the long budget, and the
 #: same for the difference of gains over each side's own network
 ANSWER = "finetune_top1@long"
@@ -237,7 +241,9 @@ def aggregate(units_dir: Path, design: Design) -> tuple[dict, Cells]:
         by_row.setdefault((u["slug"], u["budget"]), []).append(u)
     rows, cells = [], {}
     order = {r.slug: i for i, r in enumerate(design.rows)}
-    for (slug, budget), us in sorted(by_row.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+    rank = {b: i for i, b in enumerate(BUDGETS)}
+    for (slug, budget), us in sorted(by_row.items(), key=lambda kv: (order.get(kv[0][0], 99),
+                                                                      rank.get(kv[0][1], len(rank)), kv[0][1])):
         ids = us[0]["test_ids"]
         if any(u["test_ids"] != ids for u in us):
             raise CsvrError(f"units of {slug} {budget} score different test videos")
@@ -335,10 +341,10 @@ def _difference(cells: Cells, design: Design, a: str, b: str, m: str, budget: st
     return (_seed_rows(cells[ka], common) - _seed_rows(cells[kb], common), common) if common else None
 
 
-def _growth(long_cell, short_cell) -> dict | None:
-    """A difference at the long budget minus the same difference at the short one, paired by seed
-    and test video: ``yes`` (the gap grows with training) when its CI lies above 0, ``no`` (it
-    shrinks) when below, else undecided."""
+def _growth(long_cell, short_cell, names: tuple[str, str] = ("short", "long")) -> dict | None:
+    """A difference at the later budget minus the same difference at the earlier one (``names``:
+    earlier, later), paired by seed and test video: ``yes`` (the gap grows with training) when its
+    CI lies above 0, ``no`` (it shrinks) when below, else undecided."""
     if long_cell is None or short_cell is None:
         return None
     common = sorted(set(long_cell[1]) & set(short_cell[1]))
@@ -346,24 +352,70 @@ def _growth(long_cell, short_cell) -> dict | None:
         return None
     lo, sh = _seed_rows(long_cell, common), _seed_rows(short_cell, common)
     ci = _ci(lo - sh)
-    return {"short": pct(sh.mean()), "long": pct(lo.mean()), "diff": pct((lo - sh).mean()), "ci": pct(ci),
+    return {names[0]: pct(sh.mean()), names[1]: pct(lo.mean()), "diff": pct((lo - sh).mean()), "ci": pct(ci),
             "seeds": common, "answer": verdict(ci)}
 
 
+def _point(cell) -> dict | None:
+    """One point of a growth curve: the mean of a cell, its CI and seeds."""
+    if cell is None:
+        return None
+    x, seeds = cell
+    return {"mean": pct(x.mean()), "ci": pct(_ci(x)), "seeds": list(seeds)}
+
+
+def stopped(late: dict | None) -> str | None:
+    """Whether a gain has stopped growing, from its long -> xlong change (issue 26): "stopped"
+    when the change's CI contains 0, "growing" when it lies above 0, "shrinking" when below."""
+    if late is None:
+        return None
+    return {"yes": "growing", "no": "shrinking"}.get(late["answer"], "stopped")
+
+
 def growth(cells: Cells, design: Design) -> list[dict]:
-    """Per pretrained row measured at both budgets: each gain of :data:`GROWTH_MEASURES` at the
-    short and the long budget, and long - short with its 95 % CI (paired by seed and test video).
-    A gain that grows says pretraining keeps adding with 4x the wall-clock."""
+    """Per pretrained row measured at two budgets or more: ``measures``: each gain of
+    :data:`GROWTH_MEASURES` at the short and the long budget and long - short with its 95 % CI
+    (paired by seed and test video); ``late``: the same from the long to the xlong budget (and
+    finetune top-1's gain with all labels, which the short budget does not measure);
+    ``stopped``: per gain, whether the long -> xlong change's CI contains 0 (:func:`stopped`);
+    ``curve``: per gain, its mean and CI at every budget (the growth figures). A gain that grows
+    says pretraining keeps adding with 4x the wall-clock."""
     out = []
+    late_measures = GROWTH_MEASURES + ("finetune_top1_gain",)
     for r in design.rows:
-        per = {}
+        per, late, curve = {}, {}, {}
         for m in GROWTH_MEASURES:
             g = _growth(cells.get((r.slug, "long", m)), cells.get((r.slug, "short", m)))
             if g:
                 per[m] = g
-        if per:
-            out.append({"row": r.name, "slug": r.slug, "measures": per})
+        for m in late_measures:
+            g = _growth(cells.get((r.slug, "xlong", m)), cells.get((r.slug, "long", m)), ("long", "xlong"))
+            if g:
+                late[m] = g
+            pts = {b: p for b in TRAINED_BUDGETS if (p := _point(cells.get((r.slug, b, m)))) is not None}
+            if len(pts) >= 2:
+                curve[m] = pts
+        if per or late:
+            g = {"row": r.name, "slug": r.slug, "measures": per}
+            if late:
+                g["late"] = late
+                g["stopped"] = {m: stopped(v) for m, v in late.items()}
+            if curve:
+                g["curve"] = curve
+            out.append(g)
     return out
+
+
+def to_decide(cells: Cells, design: Design, a: str, b: str, m: str, budget: str) -> dict | None:
+    """For an undecided difference a - b of ``m`` at ``budget``: the seeds (at the measured test
+    videos) or test videos (at the measured seeds) that would decide it if the difference and its
+    variance stayed as measured (:func:`csvr.eval.stats.sample_size_to_decide`)."""
+    dd = _difference(cells, design, a, b, m, budget)
+    if dd is None:
+        return None
+    n = sample_size_to_decide(dd[0], ci=_ci(dd[0]))
+    return {"seeds": n["seeds"], "test_videos": n["items"], "measured_seeds": n["measured"][0],
+            "measured_test_videos": n["measured"][1]}
 
 
 def claims(cells: Cells, design: Design) -> list[dict]:
@@ -377,22 +429,84 @@ def claims(cells: Cells, design: Design) -> list[dict]:
         # pretraining added to each network, i.e. the difference of the gains over own controls
         across = design.network_of(a) != design.network_of(b)
         ms = MEASURES + (tuple(f"{m}_gain" for m in MEASURES) if across else ())
-        for budget in ("long", "short"):
+        for budget in ("long", "short", "xlong"):
             for m in ms:
                 p = paired(cells, design, a, b, m, budget)
                 if p:
+                    if p["answer"] == "undecided" and m in (ANSWER.split("@")[0], ANSWER_GAIN.split("@")[0]):
+                        p["to_decide"] = to_decide(cells, design, a, b, m, budget)
                     per[f"{m}@{budget}"] = p
-        for m in ms:  # does the gap between a and b grow from the short to the long budget?
-            g = _growth(_difference(cells, design, a, b, m, "long"), _difference(cells, design, a, b, m, "short"))
-            if g:
-                per[f"{m}@long-short"] = g
+        for m in ms:  # does the gap between a and b grow from one budget to the next?
+            for early, late in GROWTH_STEPS:
+                g = _growth(_difference(cells, design, a, b, m, late), _difference(cells, design, a, b, m, early),
+                            (early, late))
+                if g:
+                    per[f"{m}@{late}-{early}"] = g
         main = per.get(ANSWER)
-        c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per}
+        c = {"claim": text, "answer": main["answer"] if main else "not measured", "measures": per,
+             "answers": {b: per[f"{ANSWER.split('@')[0]}@{b}"]["answer"] for b in TRAINED_BUDGETS
+                         if f"{ANSWER.split('@')[0]}@{b}" in per}}
         if across:
             g = per.get(ANSWER_GAIN)
             c["answer_gain_over_own_network"] = g["answer"] if g else "not measured"
+            c["answers_gain_over_own_network"] = {b: per[f"{ANSWER_GAIN.split('@')[0]}@{b}"]["answer"]
+                                                  for b in TRAINED_BUDGETS
+                                                  if f"{ANSWER_GAIN.split('@')[0]}@{b}" in per}
         out.append(c)
     return out
+
+
+def headline(doc: dict) -> list[dict]:
+    """The study's headline (issue 26): each claim answered at the longest budget where its answer
+    measure (finetune top-1, all labels) is measured, with the paired difference, its CI, the seeds
+    and, when undecided, what would decide it; also the gain over each side's own network for
+    claims across networks. From a study.json document (``aggregate``'s ``claims``)."""
+    out = []
+    m, mg = ANSWER.split("@")[0], ANSWER_GAIN.split("@")[0]
+    for c in doc.get("claims") or []:
+        per = c.get("measures") or {}
+        budget = next((b for b in reversed(TRAINED_BUDGETS) if f"{m}@{b}" in per), None)
+        h = {"claim": c["claim"], "budget": budget, "seconds": (doc.get("budgets_seconds") or {}).get(budget)}
+        if budget is None:
+            h["answer"] = "not measured"
+        else:
+            p = per[f"{m}@{budget}"]
+            h.update({"answer": p["answer"], "diff": p["diff"], "ci": p["ci"], "seeds": p["seeds"],
+                      "to_decide": p.get("to_decide")})
+            g = per.get(f"{mg}@{budget}")
+            if "answer_gain_over_own_network" in c:
+                h["gain_over_own_network"] = ({k: g[k] for k in ("answer", "diff", "ci", "seeds")} if g else None)
+        out.append(h)
+    return out
+
+
+def headline_lines(doc: dict) -> list[str]:
+    """:func:`headline` as one line per claim (README, the demo's closing lines): the answer, the
+    budget it is read at, the paired difference of finetune top-1 in points with its 95 % CI and
+    seeds, what would decide an undecided one, and for claims across networks the same for the
+    gains over each side's own network."""
+    def est(h: dict) -> str:
+        n = len(h["seeds"])
+        return f"{h['diff']:+.1f} [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}], {n} seed{'s' if n != 1 else ''}"
+
+    lines = []
+    for h in doc.get("headline") or headline(doc):
+        if h.get("budget") is None:
+            lines.append(f"{h['claim']}: not measured yet")
+            continue
+        line = f"{h['claim']}: {h['answer']} at {h['seconds']:.0f} s ({est(h)})"
+        need = h.get("to_decide")
+        if h["answer"] == "undecided" and need:
+            opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
+                    f"~{need['test_videos']} test videos" if need.get("test_videos") else None]
+            opts = [o for o in opts if o]
+            line += ("; deciding it would take " + " or ".join(opts) if opts
+                     else "; neither more seeds nor more test videos alone would decide it")
+        g = h.get("gain_over_own_network")
+        if g:
+            line += f"; gains over own network: {g['answer']} ({est(g)})"
+        lines.append(line)
+    return lines
 
 
 # ============================================================================ study.json's table
@@ -417,11 +531,11 @@ def markdown_table(doc: dict) -> str:
         lines.append(f"| {r['name']} | {r['budget']} | {len(r['seeds'])} | {r['n_test']} | {cell(r, 'knn_top1')} | "
                      f"{cell(r, 'linear_top1')} | {cell(r, 'finetune_top1')} | {cell(r, 'finetune10_top1')} | "
                      f"{cell(r, 'r1')} | {grp} |")
-    if doc.get("claims"):
-        def diff(c, key):
-            p = c["measures"].get(key)
-            return "-" if p is None else f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']}"
+    def diff(c, key):
+        p = c["measures"].get(key)
+        return "-" if p is None else f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}] {p['answer']}"
 
+    if doc.get("claims"):
         lines += ["", "| claim (long budget, a - b, paired) | finetune top-1 | finetune 10 % | kNN top-1 | "
                       "gains over own network: finetune / finetune 10 % / kNN |", "|---" * 5 + "|"]
         for c in doc["claims"]:
@@ -429,6 +543,12 @@ def markdown_table(doc: dict) -> str:
                    if "answer_gain_over_own_network" in c else "f_i on both sides")
             lines.append(f"| {c['claim']} | {diff(c, 'finetune_top1@long')} | {diff(c, 'finetune10_top1@long')} | "
                          f"{diff(c, 'knn_top1@long')} | {own} |")
+    if any(f"finetune_top1@{b}" in c["measures"] for c in doc.get("claims") or [] for b in ("short", "xlong")):
+        lines += ["", "| claim at every budget (finetune top-1 with all labels, 10 % at the short budget; a - b) | "
+                      "short (10 %) | long | xlong |", "|---" * 4 + "|"]
+        for c in doc["claims"]:
+            lines.append(f"| {c['claim']} | {diff(c, 'finetune10_top1@short')} | {diff(c, 'finetune_top1@long')} | "
+                         f"{diff(c, 'finetune_top1@xlong')} |")
 
     def grew(p):
         return ("-" if p is None else f"{p['short']:+.1f} -> {p['long']:+.1f} ({p['diff']:+.1f} "
@@ -439,6 +559,18 @@ def markdown_table(doc: dict) -> str:
                       "| finetune 10 % |", "|---" * 4 + "|"]
         for g in doc["growth"]:
             lines.append(f"| {g['row']} | " + " | ".join(grew(g["measures"].get(m)) for m in GROWTH_MEASURES) + " |")
+    late = [g for g in doc.get("growth") or [] if g.get("late")]
+    if late:
+        def grew_late(p, st):
+            return ("-" if p is None else f"{p['long']:+.1f} -> {p['xlong']:+.1f} ({p['diff']:+.1f} "
+                    f"[{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}]: {st})")
+
+        ms = GROWTH_MEASURES + ("finetune_top1_gain",)
+        lines += ["", "| gain over the control, long -> xlong budget (xlong - long, paired; stopped: the CI contains 0) "
+                      "| kNN top-1 | linear top-1 | finetune 10 % | finetune |", "|---" * 5 + "|"]
+        for g in late:
+            lines.append(f"| {g['row']} | " + " | ".join(grew_late(g["late"].get(m), g["stopped"].get(m)) for m in ms)
+                         + " |")
     grown = [c for c in doc.get("claims") or [] if any(k.endswith("@long-short") for k in c["measures"])]
     if grown:
         lines += ["", "| claim: gap a - b, short -> long budget (long - short, paired) | kNN top-1 | finetune 10 % | "
@@ -452,7 +584,7 @@ def markdown_table(doc: dict) -> str:
 
 
 __all__ = ["ANSWER", "ANSWER_GAIN", "BUDGETS", "Cells", "Design", "FINETUNE", "FORMAT_VERSION", "FROZEN", "GROUPS",
-           "GROWTH_MEASURES", "MEASURES", "MEASURE_LABELS", "N_BOOT", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
-           "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
-           "finetune_gains", "growth", "load_study", "load_units", "markdown_table", "now", "paired", "pct",
+           "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
+           "TRAINED_BUDGETS", "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
+           "finetune_gains", "growth", "headline", "headline_lines", "load_study", "load_units", "markdown_table", "now", "paired", "pct", "stopped", "to_decide",
            "unit_name", "verdict", "write_json"]
