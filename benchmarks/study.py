@@ -27,10 +27,17 @@ stages by wall-clock fractions
 (benchmarks/ablation.py's splits: CSVR 20/25/20/35 % pose/context/video/joint; no video branch
 30/35/35 %; one branch 100 %) and each part is divided by that stage's seconds per step. Budgets:
 short = 120 s, long = 480 s (4x). Every unit records its steps, samples seen (steps x batch) and
-measured wall-clock.
+measured wall-clock. Issue 26 adds xlong = 1920 s (4x the long budget) for full CSVR, CSVR
+without the video branch, IIC and CVRL (3 seeds each; the same calibration: the step costs of the
+video branch were measured with the TGANv2 branch already): an xlong unit is ~37 minutes of
+pretraining plus its evaluation, so it fits one sitting; a unit stopped half-way resumes from its
+run folder's last checkpoint on the same machine (``pretrain(resume=...)``), and a fresh machine
+runs it again from the start (the result is step-counted, so it does not change).
 
 Rows (``ROWS``): Table I (random init of the f_s network, random init of the f_i network,
-f_d only, f_s only, f_i Concat, f_i AdaIN = CSVR without the video branch, f_i full CSVR),
+f_d only, f_s only, f_i Concat, f_i AdaIN = CSVR without the video branch, f_i full CSVR; issue 26:
+the Concat network from random weights, the Concat row's own finetuning control, and Concat with 3
+seeds),
 Table V (L_r only, L_p only), IIC, CVRL, and the supervised upper bound (the f_i network trained
 from scratch with all labels, for the long budget's seconds plus the finetuning preset's steps).
 3 seeds for the rows that carry the conclusions, 1 for the others; seed s of every row uses
