@@ -47,8 +47,12 @@ from csvr.config import from_dict
 from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import resolve_checkpoint
 from csvr.engine.config import PretrainConfig
+from csvr.engine.model import load_method
 from csvr.errors import CsvrError
+from csvr.eval.finetune import load_classifier
 from csvr.eval.stats import bootstrap_ci, bootstrap_statistic_ci, paired_gain
+from csvr.models.csvr_model import CSVRBatch
+from csvr.models.video_gan import video_noise, video_target_from_clip
 
 # csvr.engine.model, csvr.eval.finetune and csvr.models (the methods, the trainer, the networks)
 # are imported where they are used: `csvr --help` imports this module for the command's
@@ -123,8 +127,6 @@ class VideoScorer:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "VideoScorer":
         """The classifier of a ``csvr finetune`` / ``linear-probe`` checkpoint, at its clip size."""
-        from csvr.eval.finetune import load_classifier
-
         classifier, raw = load_classifier(path)
         clip = ((raw.get("config") or {}).get("data") or {}).get("clip") or {}
         if "frames" not in clip or "size" not in clip:
@@ -177,9 +179,6 @@ def measure_quality(method, diagnostics, scorer: VideoScorer, device: torch.devi
     classifier's class index of each clip (None: no top-1). Eval mode; nothing of the model
     changes. ``boot``: bootstrap resamples of the IS and FD intervals; ``keep_probs``: also each
     generator's per-clip class probabilities (``probs``, for an IS over other resamples)."""
-    from csvr.models.csvr_model import CSVRBatch
-    from csvr.models.video_gan import video_noise, video_target_from_clip
-
     device = torch.device(device)
     m = method.model
     was_training = m.training
@@ -237,8 +236,6 @@ def quality_of_checkpoint(checkpoint: str | Path, classifier: str | Path, videos
                           device: torch.device | str = "cpu", boot: int = 1000) -> dict[str, Any]:
     """:func:`measure_quality` of a CSVR pretraining checkpoint on one clip of each test video of
     its split (at most ``videos``), with the classifier checkpoint ``classifier``."""
-    from csvr.engine.model import load_method
-
     checkpoint, classifier = resolve_checkpoint(checkpoint), resolve_checkpoint(classifier)
     method, ckpt = load_method(checkpoint)
     if getattr(method, "name", "") != "csvr" or not method.cfg.use_video:

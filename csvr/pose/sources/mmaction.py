@@ -17,6 +17,9 @@ matched to manifest ids by name: ``frame_dir`` equals the id, or the id's last c
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import collections
 import io
 import os
 import pickle
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy._core.multiarray as ma
+import numpy._core.numeric as nn
 
 from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, register_source
@@ -38,13 +43,6 @@ class UnsafePickleError(PoseError):
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
-    import builtins
-    import codecs
-    import collections
-
-    import numpy._core.multiarray as ma
-    import numpy._core.numeric as nn
-
     return {
         # numpy arrays, dtypes and scalars (numpy 1.x pickles say numpy.core, 2.x numpy._core)
         ("numpy.core.multiarray", "_reconstruct"): ma._reconstruct,
