@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from csvr.data.index import Manifest, VideoRecord
-from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span, iframes_for_span,
+from csvr.data.sampling import (clip_indices, count_iframes_in_span, iframes_for_span,
                                 sample_clip_indices, sample_pretrain_indices, uniform_clip_starts)
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
 from csvr.data.torchcodec_reader import TorchCodecReader

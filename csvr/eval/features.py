@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
 from csvr.models.encoder import Encoder, encoder_inputs  # noqa: F401 (encoder_inputs: re-exported)
