@@ -26,13 +26,10 @@ from pathlib import Path
 
 import torch
 
-from csvr.config import from_dict
-from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import list_checkpoints
-from csvr.engine.config import PretrainConfig
-from csvr.engine.model import load_method
 from csvr.errors import CsvrError
 from csvr.eval.stats import bootstrap_ci, ratio_ci
+from csvr.eval.video_quality import load_video_branch, video_branch_diagnostics
 
 RATIOS = (("r / mean", "video_r_mse", "video_r_mse_mean"), ("p / mean", "video_p_mse", "video_p_mse_mean"),
           ("p / copy", "video_p_mse", "video_p_mse_copy"), ("shuffled / r", "video_r_mse_shuffled", "video_r_mse"),
@@ -55,13 +52,8 @@ def checkpoints(paths: list[str]) -> list[Path]:
 
 
 def measure(path: Path, videos: int, device: torch.device) -> dict:
-    method, ckpt = load_method(path)
-    if getattr(method, "name", "") != "csvr" or not method.cfg.use_video:
-        raise CsvrError(f"{path}: not a CSVR checkpoint with a video branch")
-    cfg = from_dict(PretrainConfig, ckpt.config)
-    manifest = load_manifest(cfg.data.manifest, allow_outside_root=cfg.data.allow_outside_root)
-    diag = method.build_diagnostics(manifest, manifest.select(cfg.data.split, "train"), cfg.data.clip,
-                                    cfg.data.pose_cache, cfg.data.split, videos, cfg.train.seed)
+    method, ckpt = load_video_branch(path)
+    _, _, diag = video_branch_diagnostics(method, ckpt, videos)
     if diag is None:
         raise CsvrError(f"{path}: no usable clips (poses and a future clip) for the diagnostics")
     method.to(device)

@@ -72,6 +72,19 @@ def videos(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def clip_bytes(tmp_path_factory) -> dict[str, bytes]:
+    """The bytes of a 30-frame MPEG-4 AVI (``a``), a 5-frame one (``short``) and of a file that is
+    no video (``junk``), to copy into dataset folders."""
+    from csvr.data.writer import write_video
+
+    d = tmp_path_factory.mktemp("clips")
+    f = index_frames(30)
+    write_video(d / "a.avi", f, codec="mpeg4", gop=12)
+    write_video(d / "short.avi", f[:5], codec="mpeg4", gop=12)
+    return {"a": (d / "a.avi").read_bytes(), "short": (d / "short.avi").read_bytes(), "junk": b"not a video" * 50}
+
+
+@pytest.fixture(scope="session")
 def reference_decode():
     """Full decode with plain PyAV: (frames by presentation index, I-frame indices)."""
     import av
@@ -104,3 +117,18 @@ def tiny_synth(tmp_path_factory) -> dict[str, Path]:
                "--source", "openpose-json", "--json-dir", str(root / "poses" / "openpose"), "--workers", "1"])
     assert rc == 0
     return {"root": root, "manifest": root / "manifest.jsonl", "poses": root / "poses_cache"}
+
+
+def pretrain_tiny(tiny_synth: dict[str, Path], out: Path, *overrides: str) -> dict:
+    """A tiny CSVR pretraining run (preset tiny-test, one thread) on ``tiny_synth``'s manifest and
+    pose cache into the run folder ``out``, with more ``key=value`` overrides; its summary (the
+    checkpoint: ``["checkpoint"]``)."""
+    from csvr.config import load_config
+    from csvr.engine.commands import resolve_config_path
+    from csvr.engine.config import PretrainConfig
+    from csvr.engine.pretrain import pretrain
+
+    cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"),
+                      [f"data.manifest={tiny_synth['manifest']}", f"data.pose_cache={tiny_synth['poses']}",
+                       f"out={out}", "train.threads=1", *overrides])
+    return pretrain(cfg)

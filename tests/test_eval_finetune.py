@@ -13,10 +13,12 @@ from csvr.config import load_config
 from csvr.data.index import load_manifest
 from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
-from csvr.engine.pretrain import load_pretrained, pretrain, stratified_subset
+from csvr.engine.pretrain import load_pretrained, stratified_subset
 from csvr.errors import CsvrError
 from csvr.eval.finetune import evaluate_classifier, load_classifier
 from csvr.eval.metrics import classification_report
+
+from conftest import pretrain_tiny
 
 
 def test_classification_report_by_hand():
@@ -50,11 +52,7 @@ def test_stratified_subset(tiny_synth):
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tiny_synth, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pre") / "run"
-    cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"),
-                      [f"data.manifest={tiny_synth['manifest']}", f"data.pose_cache={tiny_synth['poses']}",
-                       f"out={out}", "train.threads=1"])
-    return pretrain(cfg)["checkpoint"]
+    return pretrain_tiny(tiny_synth, tmp_path_factory.mktemp("pre") / "run")["checkpoint"]
 
 
 def _ft(tiny_synth, ckpt, out, *extra):

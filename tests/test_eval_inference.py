@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 
 from csvr.cli import main
-from csvr.config import load_config
 from csvr.data.datasets import ClipDataset
 from csvr.data.index import load_manifest
-from csvr.engine.commands import resolve_config_path
-from csvr.engine.config import PretrainConfig
-from csvr.engine.pretrain import pretrain
 from csvr.eval.metrics import classification_report
+
+from conftest import pretrain_tiny
 
 
 def test_top5_and_mean_class_accuracy_by_hand():
@@ -39,10 +37,7 @@ def test_top5_and_mean_class_accuracy_by_hand():
 def finetuned(tiny_synth, tmp_path_factory):
     """A tiny CSVR pretraining run, finetuned on feature fi (reads poses): the run folder."""
     base = tmp_path_factory.mktemp("infer")
-    cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"),
-                      [f"data.manifest={tiny_synth['manifest']}", f"data.pose_cache={tiny_synth['poses']}",
-                       f"out={base / 'pre'}", "train.threads=1"])
-    ckpt = pretrain(cfg)["checkpoint"]
+    ckpt = pretrain_tiny(tiny_synth, base / "pre")["checkpoint"]
     run = base / "ft"
     assert main(["finetune", "--config", "tiny-test", "--pretrained", str(ckpt), f"data.manifest={tiny_synth['manifest']}",
                  f"data.pose_cache={tiny_synth['poses']}", "--out", str(run), "train.threads=1"]) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,19 +13,7 @@ import pytest
 
 from csvr.cli import main
 from csvr.data.index import build_index, load_manifest, video_id
-from csvr.data.writer import write_video
 from csvr.errors import CsvrError, DatasetError
-
-from conftest import index_frames
-
-
-@pytest.fixture(scope="module")
-def clip_bytes(tmp_path_factory) -> dict[str, bytes]:
-    d = tmp_path_factory.mktemp("src")
-    f = index_frames(30)
-    write_video(d / "a.avi", f, codec="mpeg4", gop=12)
-    write_video(d / "short.avi", f[:5], codec="mpeg4", gop=12)
-    return {"a": (d / "a.avi").read_bytes(), "short": (d / "short.avi").read_bytes()}
 
 
 def _ucf(root, clip_bytes):

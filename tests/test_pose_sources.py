@@ -144,23 +144,25 @@ def test_multi_person_keeps_largest_most_persistent(tmp_path):
     assert rec.meta["source_info"]["tracks"] == 3
 
 
-def test_tracker_links_through_a_gap_and_follows_identity():
-    def person(x, y, s):
-        p = np.zeros((18, 3), np.float32)
-        p[:, 0] = x + s * np.linspace(-0.5, 0.5, 18)
-        p[:, 1] = y + s * np.linspace(-1, 1, 18) ** 2
-        p[:, 2] = 0.9
-        return p
+def _body(x, y, s):
+    """A synthetic person: 18 joints spread over a box of width ``s`` and height ``2 s`` around (x, y)."""
+    p = np.zeros((18, 3), np.float32)
+    p[:, 0] = x + s * np.linspace(-0.5, 0.5, 18)
+    p[:, 1] = y + s * np.linspace(-1, 1, 18) ** 2
+    p[:, 2] = 0.9
+    return p
 
+
+def test_tracker_links_through_a_gap_and_follows_identity():
     frames = []
     for t in range(12):
-        dets = [person(0.8, 0.5, 0.1)]
+        dets = [_body(0.8, 0.5, 0.1)]
         if t not in (4, 5):  # the actor vanishes for two frames
-            dets.append(person(0.2 + 0.01 * t, 0.5, 0.3))
+            dets.append(_body(0.2 + 0.01 * t, 0.5, 0.3))
         frames.append(np.stack(dets[::-1] if t % 2 else dets))
     poses, found, info = select_actor(frames)
     assert found.tolist() == [t not in (4, 5) for t in range(12)]
-    assert abs(poses[11, 1, 0] - person(0.31, 0.5, 0.3)[1, 0]) < 1e-6
+    assert abs(poses[11, 1, 0] - _body(0.31, 0.5, 0.3)[1, 0]) < 1e-6
     assert info["tracks"] == 2
 
 
@@ -254,15 +256,6 @@ def test_mmaction_video_without_people_is_no_person():
            "keypoint": np.zeros((1, 5, 17, 2), np.float32), "keypoint_score": np.zeros((1, 5, 17), np.float32)}
     with pytest.raises(NoPersonError):
         extract(None, "mmaction-pkl", pkl={"v_empty": ann}, video_id="v_empty")
-
-
-def _body(x, y, s):
-    """A synthetic person: 18 joints spread over a box of width ``s`` and height ``2 s`` around (x, y)."""
-    p = np.zeros((18, 3), np.float32)
-    p[:, 0] = x + s * np.linspace(-0.5, 0.5, 18)
-    p[:, 1] = y + s * np.linspace(-1, 1, 18) ** 2
-    p[:, 2] = 0.9
-    return p
 
 
 def test_two_people_with_swapping_detector_order_keep_one_identity():

@@ -15,8 +15,6 @@ from csvr.cli import main
 from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import list_checkpoints
 
-from conftest import index_frames
-
 
 def _one_line_error(capsys) -> str:
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("csvr: error")]
@@ -73,17 +71,6 @@ def test_finetune_fi_with_a_wrong_pose_cache_stops_before_training(tiny_synth, t
 
 
 # ----------------------------------------------------------------------------- item 6: empty splits
-@pytest.fixture(scope="module")
-def clip_bytes(tmp_path_factory) -> dict[str, bytes]:
-    from csvr.data.writer import write_video
-
-    d = tmp_path_factory.mktemp("clips")
-    f = index_frames(30)
-    write_video(d / "a.avi", f, codec="mpeg4", gop=12)
-    write_video(d / "short.avi", f[:5], codec="mpeg4", gop=12)
-    return {"a": (d / "a.avi").read_bytes(), "short": (d / "short.avi").read_bytes(), "junk": b"not a video" * 50}
-
-
 def test_test_ratio_is_assigned_over_readable_videos(tmp_path, clip_bytes):
     from csvr.data.index import build_index
     from csvr.data.layouts.folder import ratio_test_paths

@@ -16,9 +16,10 @@ from csvr.cli import main
 from csvr.config import load_config
 from csvr.engine.commands import resolve_config_path
 from csvr.engine.config import PretrainConfig
-from csvr.engine.pretrain import pretrain
 from csvr.eval.stats import bootstrap_ci, bootstrap_statistic_ci
 from csvr.eval.video_quality import (VideoScorer, derangement, frechet_distance, gaussian_frechet, inception_score)
+
+from conftest import pretrain_tiny
 
 
 def test_inception_score_by_hand():
@@ -75,10 +76,7 @@ def test_bootstrap_statistic_ci_and_derangement():
 def runs(tiny_synth, tmp_path_factory):
     """A tiny CSVR pretraining run and a classifier trained from scratch at the generators' size."""
     tmp = tmp_path_factory.mktemp("vq")
-    cfg = load_config(PretrainConfig, resolve_config_path("tiny-test"),
-                      [f"data.manifest={tiny_synth['manifest']}", f"data.pose_cache={tiny_synth['poses']}",
-                       f"out={tmp / 'pre'}", "train.threads=1"])
-    ckpt = pretrain(cfg)["checkpoint"]
+    ckpt = pretrain_tiny(tiny_synth, tmp / "pre")["checkpoint"]
     # tiny-test's generators make 4 frames of 16 px: the classifier sees exactly that
     assert main(["finetune", "--config", "tiny-test", "--pretrained", str(ckpt), "--feature", "scratch",
                  f"data.manifest={tiny_synth['manifest']}", "data.clip.size=16", "--out", str(tmp / "cls"),

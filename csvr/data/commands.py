@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from csvr.data.index import build_index
+from csvr.data.layouts import layout_names
+from csvr.data.reencode import reencode_dataset
 from csvr.errors import CsvrError
+from csvr.utils.io import check_output_dir, check_output_file
 
 
 def register(commands, groups) -> None:
-    from csvr.data.layouts import layout_names
-
     p = groups["prepare"].add_parser(
         "index", help="index a video dataset into a manifest (probe, keyframes, I-frames)",
         description="Scan a dataset (UCF101, HMDB51, folder-per-class or CSV layout), probe every video "
@@ -67,9 +69,6 @@ def register(commands, groups) -> None:
 
 
 def _run_index(args) -> int:
-    from csvr.data.index import build_index
-    from csvr.utils.io import check_output_file
-
     out = args.out or str(Path(args.root) / "manifest.jsonl")
     if args.out or Path(args.root).is_dir():  # a root that is not a folder is build_index's message
         check_output_file(out, "--out" if args.out else "the manifest (--out)")
@@ -86,9 +85,6 @@ def _run_index(args) -> int:
 
 
 def _run_reencode(args) -> int:
-    from csvr.data.reencode import reencode_dataset
-    from csvr.utils.io import check_output_dir
-
     check_output_dir(args.out)
     s = reencode_dataset(args.manifest, args.out, codec=args.codec, gop=args.gop, max_gap=args.max_gap,
                          reencode_all=args.all, workers=args.workers)

@@ -29,9 +29,10 @@ import torch
 from torch.utils.data import Dataset
 
 from csvr.data.index import Manifest, VideoRecord
-from csvr.data.sampling import (ShortVideo, clip_indices, count_iframes_in_span, iframes_for_span,
+from csvr.data.sampling import (clip_indices, count_iframes_in_span, iframes_for_span,
                                 sample_clip_indices, sample_pretrain_indices, uniform_clip_starts)
 from csvr.data.transforms import CropBox, center_crop_box, crop_poses, crop_resize, random_resized_crop_box
+from csvr.data.torchcodec_reader import TorchCodecReader
 from csvr.data.video import FrameReader, VideoReader
 from csvr.errors import CsvrError, VideoError
 from csvr.pose_format.cache import PoseCache
@@ -86,8 +87,6 @@ class _ReaderPool:
             self._open.move_to_end(path)
             return r
         if self.decoder == "torchcodec":
-            from csvr.data.torchcodec_reader import TorchCodecReader
-
             r = TorchCodecReader(path, threads=1, size=size)
         else:
             r = VideoReader(path, threads=1, parse_intra=False)  # the manifest holds the I-frames

@@ -72,8 +72,11 @@ from typing import Iterable, Literal
 from csvr import __version__
 from csvr.data.layouts import LayoutOptions, detect_layout, scan_layout
 from csvr.data.layouts._common import VIDEO_SUFFIXES, Entry, LayoutScan, video_id  # noqa: F401 (re-exported)
+from csvr.data.layouts.folder import ratio_test_paths, read_test_list
+from csvr.data.video import probe
 from csvr.errors import DatasetError, VideoError
 from csvr.utils.io import atomic_write, resolve_inside
+from csvr.utils.parallel import default_workers, imap_progress
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +309,6 @@ def load_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None
 def _probe_entry(args: tuple[str, str]) -> dict:
     """Worker: probe one video; never raises (errors come back as data)."""
     full, rel = args
-    from csvr.data.video import probe
-
     try:
         st = os.stat(full)
     except OSError as e:
@@ -378,8 +379,6 @@ def build_index(root: str | os.PathLike, out: str | os.PathLike, layout: str = "
     probes new or changed files. Progress is flushed to ``out`` every ``flush_every`` seconds
     (atomically, with ``"complete": false`` in the header) so a killed run loses at most that.
     """
-    from csvr.utils.parallel import default_workers, imap_progress
-
     t0 = time.time()
     root = Path(root).resolve()
     if not root.is_dir():
@@ -463,8 +462,6 @@ def _ratio_splits_over_readable(records: list[VideoRecord], ratio: float, root: 
                                 ) -> None:
     """``--test-ratio`` over the readable videos of each class (bad files would otherwise take
     test places and leave a class, or the whole split, without test videos)."""
-    from csvr.data.layouts.folder import ratio_test_paths, read_test_list
-
     listed = read_test_list(root, test_list, allow_outside) if test_list is not None else set()
     by_class: dict[str, list[str]] = {}
     for r in records:

@@ -20,8 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from csvr.data.index import Manifest, VideoRecord, load_manifest, write_manifest
+import numpy as np
+
+from csvr.data.index import Manifest, VideoRecord, _probe_entry, load_manifest, write_manifest
+from csvr.data.video import VideoReader, probe
+from csvr.data.writer import write_video
 from csvr.errors import CsvrError, DatasetError, OutsideRootError, VideoError
+from csvr.utils.parallel import default_workers, imap_progress
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +63,6 @@ def _bitrate(width: int, height: int, fps: float) -> int:
 
 
 def _run_job(job: _Job) -> dict:
-    from csvr.data.video import VideoReader, probe
-    from csvr.data.writer import write_video
-
-    import numpy as np
-
     try:
         if os.path.exists(job.dst):
             try:
@@ -106,9 +106,6 @@ class ReencodeSummary:
 def reencode_dataset(manifest_path: str | os.PathLike, out_root: str | os.PathLike, *, codec: str = "mpeg4",
                      gop: int = 12, max_gap: int | None = None, reencode_all: bool = False, workers: int = 0,
                      out_manifest: str | os.PathLike | None = None) -> ReencodeSummary:
-    from csvr.data.index import _probe_entry
-    from csvr.utils.parallel import default_workers, imap_progress
-
     t0 = time.time()
     if codec not in _CODECS:
         raise CsvrError(f"--codec must be one of {', '.join(_CODECS)}, got {codec!r}")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from csvr.data.datasets import ClipDataset
+from csvr.engine.checkpoint import Checkpoint
 from csvr.engine.model import build_architecture, check_method_feature, load_trained, typed_model_config
 from csvr.errors import ConfigError
 from csvr.losses import LossOutput
@@ -61,8 +62,6 @@ def build_encoder(cfg: SupervisedConfig, load_weights: bool = True) -> tuple[Enc
         return trained.encoder, f"{cfg.pretrained} (step {trained.checkpoint.step})"
     arch_method, arch = cfg.arch_method, cfg.arch
     if not arch and cfg.pretrained:  # the Python API with a checkpoint only: its architecture
-        from csvr.engine.checkpoint import Checkpoint
-
         arch_method, arch = Checkpoint.load(cfg.pretrained).architecture
     if not arch:  # an empty model config would be the method's full-size default: never silently
         raise ConfigError("the classifier's network is not named: set model.pretrained (a pretraining checkpoint, "

@@ -26,9 +26,14 @@ from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import Checkpoint
 from csvr.engine.commands import resolve_config_path, resume_config
 from csvr.engine.config import PretrainConfig
+from csvr.engine.model import method_config, pretrain_feature
 from csvr.errors import CsvrError
-from csvr.eval import frozen, video_quality
+from csvr.eval import frozen, inference, video_quality
+from csvr.eval.classifier import SupervisedConfig
+from csvr.eval.export import backbone_name, export_model, torchvision_compatible
+from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
 from csvr.eval.knn import KNN_TAU
+from csvr.eval.loading import check_classes, load_model
 from csvr.eval.options import (add_allow_outside_root_option, add_checkpoint_option, add_clip_options,
                                add_clips_option, add_device_option, add_feature_batch_options, add_manifest_options,
                                add_pose_cache_option, add_workers_option, check_pose_cache, clip_settings,
@@ -38,11 +43,6 @@ from csvr.eval.retrieval import format_recall_table, retrieve_videos
 from csvr.models.features import FEATURE_NAMES
 from csvr.utils.io import (atomic_save_npz, atomic_write_json, atomic_write_text, check_output_dir,
                            check_output_file)
-
-# Imported when a command runs, not here: the modules that load the engine's model contract
-# (csvr.engine.model: every method, model and loss; csvr.eval.finetune: the trainer) -
-# csvr.eval.loading, csvr.eval.inference, csvr.eval.export, csvr.eval.finetune. At the top they
-# add about 15 % to `csvr --help`, which builds every parser.
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -58,8 +58,6 @@ def _model_config_overrides(args) -> list[str]:
     if args.pretrained:
         raise CsvrError("give the scratch network once: --pretrained CKPT (its architecture) or --model-config, "
                         "not both")
-    from csvr.engine.model import method_config
-
     path = resolve_config_path(args.model_config, "pretrain")
     pcfg = load_config(PretrainConfig, path)
     method_config(pcfg)  # a bad method or model key fails here, naming it
@@ -70,9 +68,6 @@ def _model_config_overrides(args) -> list[str]:
 
 
 def _run_finetune(args) -> int:
-    from csvr.eval.classifier import SupervisedConfig
-    from csvr.eval.finetune import FinetuneConfig, print_results, run_finetune
-
     overrides = command_line_overrides(args.overrides)
     if args.pretrained:
         overrides.append(f"model.pretrained={args.pretrained}")
@@ -142,8 +137,6 @@ def _add_classifier_jobs(commands) -> None:
 
 # ----------------------------------------------------------------------------- test, predict
 def _run_test(args) -> int:
-    from csvr.eval import inference
-
     def run_folder() -> Path:  # where the default output goes: beside the checkpoint's run
         ckpt = inference.resolve_checkpoint(args.checkpoint)
         return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
@@ -167,8 +160,6 @@ def _run_test(args) -> int:
 
 
 def _run_predict(args) -> int:
-    from csvr.eval import inference
-
     if args.json:
         check_output_file(args.json, "--json")
     p = inference.predict_video(args.video, args.checkpoint, args.top_k, args.poses, args.clips,
@@ -247,8 +238,6 @@ def _ks(text: str) -> list[int]:
 
 
 def _run_retrieve(args) -> int:
-    from csvr.eval.loading import check_classes, load_model
-
     check_output_dir(args.out)
     ks = _ks(args.ks)
     model = load_model(args.checkpoint, args.feature, random_init=args.random_init, seed=args.seed)
@@ -372,9 +361,6 @@ def _add_report(commands) -> None:
 
 # ----------------------------------------------------------------------------- export
 def _run_export(args) -> int:
-    from csvr.eval.export import backbone_name, export_model, torchvision_compatible
-    from csvr.eval.loading import load_model
-
     check_output_dir(args.out)
     model = load_model(args.checkpoint, args.feature)
     if args.format is None:  # default: ONNX, and the torchvision state dict where torchvision has the model
@@ -455,8 +441,6 @@ def _run_knn(args) -> int:
         raise CsvrError(f"--temperature must be > 0, got {args.temperature}")
     if args.linear_wd < 0:
         raise CsvrError(f"--linear-wd must be >= 0, got {args.linear_wd}")
-    from csvr.engine.model import pretrain_feature
-
     ckpt = Checkpoint.load(args.checkpoint)
     if not ckpt.is_classifier:  # before the pose check, whose advice names other features
         pretrain_feature(ckpt, args.feature)

@@ -7,11 +7,11 @@ feature is the mean of its clips' features (L2-normalised for retrieval).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
 from csvr.models.encoder import Encoder, encoder_inputs  # noqa: F401 (encoder_inputs: re-exported)
@@ -57,8 +57,6 @@ def report_left_out(dataset, ok: np.ndarray, what: str) -> list[str]:
     """Ids of the videos left out (``ok`` False), logged once as a warning with a count."""
     left = [dataset.records[i].id for i in np.flatnonzero(~ok)]
     if left:
-        import logging
-
         logging.getLogger(__name__).warning(
             "csvr: %d of %d video(s) could not be decoded and are left out of %s: %s%s", len(left), len(ok), what,
             ", ".join(left[:5]), " ..." if len(left) > 5 else "")

@@ -12,6 +12,7 @@ augmentation. ``csvr/configs/finetune/{ucf101,hmdb51}.yaml`` hold those settings
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -23,14 +24,18 @@ from csvr.data.datasets import ClipDataset
 from csvr.data.index import load_manifest
 from csvr.engine.checkpoint import CLASSIFIER_KINDS, HEAD_PREFIX, PRETRAIN_KIND, Checkpoint, load_weights
 from csvr.engine.config import PretrainConfig
+from csvr.engine.lock import RunLock, launch_rank
 from csvr.engine.model import load_encoder
-from csvr.engine.trainer import train
+from csvr.engine.pretrain import print_summary
+from csvr.engine.trainer import stratified_subset, train
 from csvr.errors import CsvrError
 from csvr.eval.classifier import Classifier, Supervised, SupervisedConfig, describe_network
 from csvr.eval.features import report_left_out, run_eval
 from csvr.eval.metrics import classification_report
+from csvr.methods import get_method
 from csvr.models.features import needs_poses
 from csvr.pose_format.cache import check_coverage
+from csvr.synth import CLASSES
 from csvr.utils.io import atomic_write_json
 
 
@@ -55,8 +60,6 @@ class FinetuneConfig(PretrainConfig):
 
 def class_groups(manifest) -> dict[str, str]:
     """Fig. 4 groups (motion / context / both) of the built-in dataset's classes, when known."""
-    from csvr.synth import CLASSES
-
     groups = {c.name: c.group for c in CLASSES}
     if not all(c in groups for c in manifest.classes):
         return {}  # not the built-in dataset: groups unknown
@@ -118,8 +121,6 @@ def check_every_class_trained(manifest, records, cfg: FinetuneConfig, max_named:
     of each class, as :class:`~csvr.engine.trainer.Trainer` selects them). Such a class, e.g.
     one whose only videos are in the test split, would be scored like any other and fail every
     test video silently."""
-    from csvr.engine.trainer import stratified_subset
-
     chosen = records[: cfg.data.max_videos] if cfg.data.max_videos else records
     if cfg.data.label_fraction < 1.0:
         chosen = stratified_subset(chosen, cfg.data.label_fraction, cfg.train.seed)
@@ -145,10 +146,6 @@ def classifier_feature(model: dict, source: str, from_preset: bool = False) -> s
     method's only feature (a CVRL / IIC checkpoint has only ``backbone``), said in one line on
     stderr; otherwise a :class:`CsvrError` naming the method's features. ``source``: the network's
     origin for the messages (the checkpoint, or ``model.arch``)."""
-    import sys
-
-    from csvr.methods import get_method
-
     method = str(model.get("arch_method") or "csvr")
     feature = str(model.get("feature") or "fi")
     have = tuple(get_method(method).features)
@@ -171,8 +168,6 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
     """Train (engine) then evaluate; writes ``results.json`` in the run folder and returns it.
     ``feature_from_preset``: ``model.feature`` is the preset's, not the user's choice, so a
     checkpoint whose method lacks it uses the method's only feature (:func:`classifier_feature`)."""
-    from csvr.engine.pretrain import print_summary
-
     if not cfg.data.manifest:
         raise CsvrError("data.manifest is required")
     manifest = load_manifest(cfg.data.manifest, root=cfg.data.root, allow_outside_root=cfg.data.allow_outside_root)
@@ -214,8 +209,6 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
         check_coverage(cfg.data.pose_cache, [r.id for r in test_records], what=f"{cfg.eval.subset} videos",
                        source=str(manifest.path))
     # the run folder's lock covers the evaluation too (the trainer re-takes it as the same holder)
-    from csvr.engine.lock import RunLock, launch_rank
-
     lock = RunLock(cfg.out).acquire() if launch_rank() == 0 else None
     try:
         return _train_and_evaluate(cfg, mcfg, model, manifest, network, split, test_records, resume)
@@ -225,8 +218,6 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, linear: bool = False
 
 
 def _train_and_evaluate(cfg, mcfg, model, manifest, network, split, test_records, resume) -> dict:
-    from csvr.engine.pretrain import print_summary
-
     summary = train(cfg, Supervised, lambda: Supervised.build(mcfg, cfg.data.color), resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return summary

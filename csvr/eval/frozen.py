@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from csvr.engine.checkpoint import Checkpoint
+from csvr.engine.model import load_encoder
 from csvr.errors import CsvrError
 from csvr.eval.knn import KNN_TAU, weighted_knn
 from csvr.eval.options import clip_settings
@@ -105,8 +106,6 @@ def cached_features(checkpoint, feature: str, manifest, split: str, clip_cfg, cl
     :class:`~csvr.engine.checkpoint.Checkpoint`; ``random_init``: its architecture with weights
     seeded by ``seed``) on ``manifest``'s split, from the cache when it holds them, else extracted
     (:func:`csvr.eval.retrieval.split_features`) and stored."""
-    from csvr.engine.model import load_encoder  # here: `csvr --help` imports this module (see csvr.eval.commands)
-
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     poses = str(Path(pose_cache).resolve()) if pose_cache and needs_poses(feature) else None
     key, digest = cache_key(checkpoint_sha or file_sha256(ckpt.path), feature, "random" if random_init else "checkpoint",

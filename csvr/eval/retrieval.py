@@ -25,16 +25,17 @@ queries whose class occurs in the gallery at all.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import torch
 
+from csvr.data.datasets import ClipDataset
 from csvr.errors import CsvrError
-
-if TYPE_CHECKING:
-    from csvr.models.encoder import Encoder
+from csvr.eval.features import extract_features
+from csvr.models.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -278,18 +279,13 @@ class RetrievalResult:
         return d
 
 
-def split_features(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
+def split_features(encoder: Encoder, manifest, split: str, clip_cfg, num_clips: int = 10,
                    pose_cache: str | None = None, device: str = "cpu", batch_size: int = 8, workers: int = 0,
                    checkpoint: str = "", what: str = "retrieval"):
     """Features of the test videos (queries) and training videos (gallery) of ``manifest``'s split
     ``split``, each video from ``num_clips`` uniformly spaced, centre-cropped clips (the one
     extractor of ``csvr retrieve`` and ``csvr knn``). Returns ``(query Features, gallery Features,
     seconds)``."""
-    import time
-
-    from csvr.data.datasets import ClipDataset
-    from csvr.eval.features import extract_features
-
     queries = manifest.select(split, "test")
     gallery = manifest.select(split, "train")
     if not queries or not gallery:
@@ -310,7 +306,7 @@ def split_features(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips
     return feats["query"], feats["gallery"], times
 
 
-def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clips: int = 10,
+def retrieve_videos(encoder: Encoder, manifest, split: str, clip_cfg, num_clips: int = 10,
                     pose_cache: str | None = None, ks: Sequence[int] = DEFAULT_KS, backend: Backend = "auto",
                     device: str = "cpu", batch_size: int = 8, workers: int = 0, checkpoint: str = "",
                     keep: int | None = None):
@@ -320,8 +316,6 @@ def retrieve_videos(encoder: "Encoder", manifest, split: str, clip_cfg, num_clip
 
     ``keep``: how many neighbours per query to store (default ``max(ks)``, clamped to the gallery).
     """
-    import time
-
     ks = _check_ks(ks)
     q, g, times = split_features(encoder, manifest, split, clip_cfg, num_clips, pose_cache, device, batch_size,
                                  workers, checkpoint, what="retrieval")

@@ -44,11 +44,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from csvr.config import from_dict
-from csvr.data.index import load_manifest
-from csvr.engine.checkpoint import resolve_checkpoint
+from csvr.data.index import Manifest, load_manifest
+from csvr.engine.checkpoint import Checkpoint, resolve_checkpoint
 from csvr.engine.config import PretrainConfig
+from csvr.engine.model import load_method
 from csvr.errors import CsvrError
+from csvr.eval.finetune import load_classifier
 from csvr.eval.stats import bootstrap_ci, bootstrap_statistic_ci, paired_gain
+from csvr.methods.base import Method
+from csvr.models.csvr_model import CSVRBatch
+from csvr.models.video_gan import video_noise, video_target_from_clip
 
 # csvr.engine.model, csvr.eval.finetune and csvr.models (the methods, the trainer, the networks)
 # are imported where they are used: `csvr --help` imports this module for the command's
@@ -123,8 +128,6 @@ class VideoScorer:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "VideoScorer":
         """The classifier of a ``csvr finetune`` / ``linear-probe`` checkpoint, at its clip size."""
-        from csvr.eval.finetune import load_classifier
-
         classifier, raw = load_classifier(path)
         clip = ((raw.get("config") or {}).get("data") or {}).get("clip") or {}
         if "frames" not in clip or "size" not in clip:
@@ -177,9 +180,6 @@ def measure_quality(method, diagnostics, scorer: VideoScorer, device: torch.devi
     classifier's class index of each clip (None: no top-1). Eval mode; nothing of the model
     changes. ``boot``: bootstrap resamples of the IS and FD intervals; ``keep_probs``: also each
     generator's per-clip class probabilities (``probs``, for an IS over other resamples)."""
-    from csvr.models.csvr_model import CSVRBatch
-    from csvr.models.video_gan import video_noise, video_target_from_clip
-
     device = torch.device(device)
     m = method.model
     was_training = m.training
@@ -233,23 +233,38 @@ def measure_quality(method, diagnostics, scorer: VideoScorer, device: torch.devi
         m.train(was_training)
 
 
-def quality_of_checkpoint(checkpoint: str | Path, classifier: str | Path, videos: int = 10_000,
-                          device: torch.device | str = "cpu", boot: int = 1000) -> dict[str, Any]:
-    """:func:`measure_quality` of a CSVR pretraining checkpoint on one clip of each test video of
-    its split (at most ``videos``), with the classifier checkpoint ``classifier``."""
-    from csvr.engine.model import load_method
-
-    checkpoint, classifier = resolve_checkpoint(checkpoint), resolve_checkpoint(classifier)
+def load_video_branch(checkpoint: str | Path) -> tuple[Method, Checkpoint]:
+    """(the method, the checkpoint) of the CSVR pretraining checkpoint file ``checkpoint``; a
+    :class:`CsvrError` when it is not CSVR or has no video branch."""
     method, ckpt = load_method(checkpoint)
     if getattr(method, "name", "") != "csvr" or not method.cfg.use_video:
         raise CsvrError(f"{checkpoint}: not a CSVR checkpoint with a video branch")
-    if method.model.video_branch_steps() == 0:
-        raise CsvrError(f"{checkpoint}: its video branch has not trained yet (no mean clip to compare with)")
-    scorer = VideoScorer.load(classifier, device)
+    return method, ckpt
+
+
+def video_branch_diagnostics(method: Method, ckpt: Checkpoint, videos: int = 10_000
+                             ) -> tuple[PretrainConfig, Manifest, Any]:
+    """(the checkpoint's config, its manifest, the video branch's
+    :class:`~csvr.methods.csvr.VideoDiagnostics`) on one clip of each test video of the
+    checkpoint's split (at most ``videos``); the diagnostics are None when no clip has poses and a
+    future clip."""
     cfg = from_dict(PretrainConfig, ckpt.config)
     manifest = load_manifest(cfg.data.manifest, allow_outside_root=cfg.data.allow_outside_root)
     diag = method.build_diagnostics(manifest, manifest.select(cfg.data.split, "train"), cfg.data.clip,
                                     cfg.data.pose_cache, cfg.data.split, videos, cfg.train.seed)
+    return cfg, manifest, diag
+
+
+def quality_of_checkpoint(checkpoint: str | Path, classifier: str | Path, videos: int = 10_000,
+                          device: torch.device | str = "cpu", boot: int = 1000) -> dict[str, Any]:
+    """:func:`measure_quality` of a CSVR pretraining checkpoint on one clip of each test video of
+    its split (at most ``videos``), with the classifier checkpoint ``classifier``."""
+    checkpoint, classifier = resolve_checkpoint(checkpoint), resolve_checkpoint(classifier)
+    method, ckpt = load_video_branch(checkpoint)
+    if method.model.video_branch_steps() == 0:
+        raise CsvrError(f"{checkpoint}: its video branch has not trained yet (no mean clip to compare with)")
+    scorer = VideoScorer.load(classifier, device)
+    cfg, manifest, diag = video_branch_diagnostics(method, ckpt, videos)
     if diag is None:
         raise CsvrError(f"{checkpoint}: no usable clips (poses and a future clip) to generate from")
     labels = None
@@ -289,4 +304,5 @@ def format_quality(r: dict[str, Any]) -> str:
 
 
 __all__ = ["ClassifierScores", "TARGETS", "VideoScorer", "derangement", "format_quality", "frechet_distance",
-           "gaussian_frechet", "inception_score", "measure_quality", "quality_of_checkpoint"]
+           "gaussian_frechet", "inception_score", "load_video_branch", "measure_quality", "quality_of_checkpoint",
+           "video_branch_diagnostics"]

@@ -16,6 +16,8 @@ import abc
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from csvr.data.transforms import ColorAugment, ColorAugmentConfig, normalize, to_float_clip
@@ -162,9 +164,6 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
 def pair_top1(a: Tensor, b: Tensor) -> Tensor:
     """Pretext accuracy of two-view methods: fraction of ``a_i`` whose most similar ``b`` is ``b_i``."""
-    import torch
-    import torch.nn.functional as F
-
     with torch.no_grad():
         sim = F.normalize(a.float(), dim=1) @ F.normalize(b.float(), dim=1).T
         return (sim.argmax(dim=1) == torch.arange(sim.shape[0], device=sim.device)).float().mean()

@@ -7,8 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
+from csvr.data.index import load_manifest
 from csvr.errors import CsvrError
+from csvr.pose.job import extract_record, items_from_manifest, run_pose_job
 from csvr.pose.sources import source_names
+from csvr.pose.viz import render
+from csvr.pose_format.cache import load_record
+from csvr.utils.io import check_output_dir, check_output_file
+from csvr.utils.parallel import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +90,6 @@ def register(commands, groups) -> None:
 
 
 def cmd_prepare_poses(args: argparse.Namespace) -> int:
-    from csvr.data.index import load_manifest
-    from csvr.pose.job import items_from_manifest, run_pose_job
-    from csvr.utils.io import check_output_dir
-    from csvr.utils.parallel import default_workers
-
     check_output_dir(args.out)
     # importers of pose files (OpenPose JSON, mmaction2) never open the videos: they need not be here
     manifest = load_manifest(args.manifest, root=args.root, allow_outside_root=args.allow_outside_root,
@@ -119,11 +120,6 @@ def cmd_prepare_poses(args: argparse.Namespace) -> int:
 
 
 def cmd_viz_poses(args: argparse.Namespace) -> int:
-    from csvr.pose_format.cache import load_record
-    from csvr.pose.job import extract_record
-    from csvr.pose.viz import render
-    from csvr.utils.io import check_output_file
-
     check_output_file(args.out)
     if not Path(args.video).is_file():  # before loading any pose model
         raise CsvrError(f"{args.video}: file not found")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 
 
@@ -56,8 +57,6 @@ class FrozenSkeletonSettings:
 def small_gray(rgb: np.ndarray, grid: int) -> np.ndarray:
     """``grid x grid`` float32 grayscale in [0, 1] of an RGB uint8 frame: every k-th pixel (at
     least 4 per cell and side are left), then OpenCV's area filter (1080p: ~1 ms a frame, not ~7)."""
-    import cv2
-
     k = max(1, min(rgb.shape[0], rgb.shape[1]) // (4 * grid))
     gray = cv2.cvtColor(np.ascontiguousarray(rgb[::k, ::k], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
     return cv2.resize(gray, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0

@@ -17,8 +17,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from csvr.data.video import VideoReader
 from csvr.pose_format.base import PoseError, PoseRecord
 from csvr.pose_format.skeleton import LIMBS, NUM_JOINTS
+from csvr.utils.io import atomic_write
 
 # OpenPose's limb colours (RGB), one per limb of LIMBS.
 LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -109,9 +111,6 @@ def render(video_path: str | os.PathLike, poses: np.ndarray | PoseRecord, out: s
     A PNG shows ``num_frames`` frames spread evenly over the video; a GIF shows every frame (or
     every k-th, to keep at most ``max_gif_frames``) at the video's frame rate.
     """
-    from csvr.data.video import VideoReader
-    from csvr.utils.io import atomic_write
-
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".png", ".gif"):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import zipfile
 from collections import OrderedDict
@@ -259,8 +260,6 @@ def check_coverage(cache_dir: str | os.PathLike | None, video_ids: list[str], ke
     cache); partial coverage is a warning naming a few videos without poses (their pose terms
     see zero poses). ``source`` (e.g. the manifest) only makes the messages precise.
     """
-    import logging
-
     log = logging.getLogger(__name__)
     of = f" of {source}" if source else ""
     if not cache_dir:

@@ -133,7 +133,7 @@ def denormalize(normalized: Any, params: NormParams) -> Any:
     center = np.asarray(params.center, dtype=np.float64)
     scale = np.asarray(params.scale, dtype=np.float64)
     if type(normalized).__module__.startswith("torch"):
-        import torch
+        import torch  # loaded already (a tensor came in); the pose format itself needs numpy only
 
         x = normalized
         c = torch.as_tensor(center, dtype=torch.float64, device=x.device)

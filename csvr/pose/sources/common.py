@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from csvr.data.video import VideoReader
+
 
 def to_unit(points: np.ndarray, frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """``(..., J, 3)`` (x, y, confidence) -> x, y in [0, 1], confidence in [0, 1], float32.
@@ -43,8 +45,6 @@ def video_geometry(item) -> tuple[int | None, tuple[int, int] | None]:
     """(num_frames, (w, h)) of a pose job item, probing its video for what the item lacks."""
     n, size = item.num_frames, (item.width, item.height) if item.width and item.height else None
     if (n is None or size is None) and item.path:
-        from csvr.data.video import VideoReader
-
         with VideoReader(item.path) as r:
             n = n if n is not None else r.num_frames
             size = size or (r.width, r.height)

@@ -72,6 +72,7 @@ from typing import Iterable
 
 import numpy as np
 
+from csvr.data.video import VideoReader
 from csvr.pose.consistency import FrozenSkeletonSettings, MotionProbe, frozen_skeleton
 from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, register_source
@@ -79,6 +80,7 @@ from csvr.pose.sources.common import NativeStderr, to_unit
 from csvr.pose.track import TrackSettings, keep_one_identity
 from csvr.pose_format.base import PoseError
 from csvr.pose_format.skeleton import BLAZEPOSE33_TO_COCO18, map_to_coco18
+from csvr.utils.progress import progress as progress_bar
 
 
 class MediaPipeExtractor:
@@ -181,9 +183,6 @@ class MediaPipeExtractor:
     def process_video(self, path: str | os.PathLike, progress: str | None = None) -> RawPoses:
         """Raw poses of every frame of the video at ``path`` (raises VideoError if unreadable);
         ``progress``: show a progress bar over its frames with this label (one video: csvr predict)."""
-        from csvr.data.video import VideoReader
-        from csvr.utils.progress import progress as progress_bar
-
         with VideoReader(path, threads=self.threads) as reader:
             frames = reader.iter_frames()
             bar = None

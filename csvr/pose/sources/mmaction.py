@@ -17,6 +17,9 @@ matched to manifest ids by name: ``frame_dir`` equals the id, or the id's last c
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import collections
 import io
 import os
 import pickle
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy._core.multiarray as ma
+import numpy._core.numeric as nn
 
 from csvr.pose.raw import RawPoses
 from csvr.pose.sources import PoseSource, register_source
@@ -38,34 +43,22 @@ class UnsafePickleError(PoseError):
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
-    import builtins
-    import codecs
-    import collections
-
-    import numpy._core.multiarray as ma
-    import numpy._core.numeric as nn
-
-    return {
-        # numpy arrays, dtypes and scalars (numpy 1.x pickles say numpy.core, 2.x numpy._core)
-        ("numpy.core.multiarray", "_reconstruct"): ma._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): ma._reconstruct,
-        ("numpy.core.multiarray", "scalar"): ma.scalar,
-        ("numpy._core.multiarray", "scalar"): ma.scalar,
-        ("numpy.core.numeric", "_frombuffer"): nn._frombuffer,  # protocol 5 arrays
-        ("numpy._core.numeric", "_frombuffer"): nn._frombuffer,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        # containers and bytes: protocol 2 pickles encode bytes as _codecs.encode(str, "latin1")
-        ("_codecs", "encode"): codecs.encode,
-        ("builtins", "set"): builtins.set,
-        ("builtins", "frozenset"): builtins.frozenset,
-        ("builtins", "bytearray"): builtins.bytearray,
-        ("builtins", "complex"): builtins.complex,
-        ("builtins", "slice"): builtins.slice,
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("__builtin__", "set"): builtins.set,  # Python 2 names
-        ("__builtin__", "frozenset"): builtins.frozenset,
-    }
+    table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                         ("collections", "OrderedDict"): collections.OrderedDict,
+                                         # protocol 2 pickles encode bytes as _codecs.encode(str, "latin1")
+                                         ("_codecs", "encode"): codecs.encode}
+    # numpy arrays and scalars (numpy 1.x pickles say numpy.core, 2.x numpy._core); _frombuffer:
+    # protocol 5 arrays
+    for core in ("numpy.core", "numpy._core"):
+        table[(f"{core}.multiarray", "_reconstruct")] = ma._reconstruct
+        table[(f"{core}.multiarray", "scalar")] = ma.scalar
+        table[(f"{core}.numeric", "_frombuffer")] = nn._frombuffer
+    # containers; Python 2 pickles name the module __builtin__
+    for name in ("set", "frozenset", "bytearray", "complex", "slice"):
+        table[("builtins", name)] = getattr(builtins, name)
+    for name in ("set", "frozenset"):
+        table[("__builtin__", name)] = getattr(builtins, name)
+    return table
 
 
 class RestrictedUnpickler(pickle.Unpickler):
