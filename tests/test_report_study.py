@@ -63,6 +63,25 @@ def _num(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"[-+]?\d+\.\d", text)]
 
 
+def _render_hand_computed(tmp_path: Path, test_name: str) -> dict:
+    """Run test_study's hand-computed study ``test_name`` (it writes tmp_path/res/study.json
+    through benchmarks/study.py) and render it: the report's "Replication study" section."""
+    import importlib.util
+    import sys
+
+    import test_study
+
+    spec = importlib.util.spec_from_file_location("study_bench", Path(test_study.ROOT) / "benchmarks" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study_bench"] = mod
+    spec.loader.exec_module(mod)
+    getattr(test_study, test_name)(mod, tmp_path)
+    build_report([], tmp_path / "out", study=tmp_path / "res" / "study.json")
+    page = _Page()
+    page.feed((tmp_path / "out" / "report.html").read_text())
+    return page.sections["Replication study"]
+
+
 def test_study_section_structure_and_numbers(tmp_path):
     doc = _study()
     sec = _render(tmp_path, doc)
@@ -213,20 +232,8 @@ def test_finetune_gains_panel_leaves_out_rows_without_a_control(tmp_path):
 def test_growth_between_budgets_renders(tmp_path):
     """The short -> long table: test_study's hand-computed growth (kNN gain +16.7 -> +50.0 points,
     long - short +33.3 on one seed) reaches the page with its answer."""
-    import importlib.util
-    import sys
-
-    import test_study
-
-    spec = importlib.util.spec_from_file_location("study_bench", Path(test_study.ROOT) / "benchmarks" / "study.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["study_bench"] = mod
-    spec.loader.exec_module(mod)
-    test_study.test_growth_from_the_short_to_the_long_budget_is_paired_by_seed(mod, tmp_path)
-    build_report([], tmp_path / "out", study=tmp_path / "res" / "study.json")
-    page = _Page()
-    page.feed((tmp_path / "out" / "report.html").read_text())
-    table = next(t for t in page.sections["Replication study"]["tables"] if t[0][0] == "row" and "short" in t[0][1])
+    sec = _render_hand_computed(tmp_path, "test_growth_from_the_short_to_the_long_budget_is_paired_by_seed")
+    table = next(t for t in sec["tables"] if t[0][0] == "row" and "short" in t[0][1])
     full = next(r for r in table[1:] if r[0] == "f_i full CSVR")
     assert full[1].startswith("+16.7 -> +50.0: +33.3 [")
     assert full[1].endswith("(undecided)")  # two of six test videos differ, one seed: the CI reaches 0
@@ -276,20 +283,7 @@ def test_a_measure_outside_the_design_is_not_drawn_as_not_run_yet(tmp_path):
 def test_growth_to_the_longest_budget_renders(tmp_path):
     """Issue 26: test_study's hand-computed long -> xlong growth ("stopped"), the claims at every
     budget, the headline, and one growth figure per gain (a line per row, an error bar per budget)."""
-    import importlib.util
-    import sys
-
-    import test_study
-
-    spec = importlib.util.spec_from_file_location("study_bench", Path(test_study.ROOT) / "benchmarks" / "study.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["study_bench"] = mod
-    spec.loader.exec_module(mod)
-    test_study.test_the_longest_budget_growth_claims_and_headline(mod, tmp_path)
-    build_report([], tmp_path / "out", study=tmp_path / "res" / "study.json")
-    page = _Page()
-    page.feed((tmp_path / "out" / "report.html").read_text())
-    sec = page.sections["Replication study"]
+    sec = _render_hand_computed(tmp_path, "test_the_longest_budget_growth_claims_and_headline")
     late = next(t for t in sec["tables"] if t[0][0] == "row" and "long -> xlong" in t[0][1])
     full = next(r for r in late[1:] if r[0] == "f_i full CSVR")
     assert full[1].startswith("+50.0 -> +50.0: +0.0 [") and full[1].endswith("(stopped)")
