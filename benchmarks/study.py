@@ -674,6 +674,28 @@ def goals(doc: dict) -> list[dict]:
     return out
 
 
+README_START = "<!-- study-headline: written by benchmarks/study.py --report from benchmarks/results/study.json -->"
+README_END = "<!-- /study-headline -->"
+
+
+def readme_headline_block(lines: list[str]) -> str:
+    """The README's headline block: one bullet per claim (:func:`csvr.eval.study.headline_lines`)."""
+    return "\n".join([README_START, *(f"- {line}" for line in lines), README_END])
+
+
+def update_readme_headline(lines: list[str], readme: Path = REPO / "README.md") -> bool:
+    """Replace the README's headline block (between :data:`README_START` and :data:`README_END`)
+    with the study's current headline; False (and nothing written) where the README has no block."""
+    text = readme.read_text()
+    i, j = text.find(README_START), text.find(README_END)
+    if i < 0 or j < i:
+        return False
+    new = text[:i] + readme_headline_block(lines) + text[j + len(README_END):]
+    if new != text:
+        readme.write_text(new)
+    return True
+
+
 def report(st: Settings) -> dict:
     """Aggregate the finished units (:func:`csvr.eval.study.aggregate`), add the issue's goals and
     the markdown table, write ``study.json`` and print the table, the claims and the goals."""
@@ -691,6 +713,8 @@ def report(st: Settings) -> dict:
     doc["headline"] = headline(doc)
     doc["table"] = markdown_table(doc)
     write_json(st.results / "study.json", doc)
+    if st.results == HERE / "results":  # the committed study: README quotes its headline
+        update_readme_headline(headline_lines(doc))
     print(doc["table"])
     for line in headline_lines(doc):
         print(f"headline: {line}")

@@ -341,3 +341,18 @@ def test_the_demo_quotes_the_committed_headline(tmp_path):
     assert len(lines) > 1 and "benchmarks/RESULTS.md" in lines[0]
     missing = study_headline(tmp_path / "none.json")
     assert len(missing) == 1 and "benchmarks/RESULTS.md" in missing[0]
+
+
+def test_the_readme_quotes_the_committed_headline(study, tmp_path):
+    """README's headline block is the committed study.json's headline, line for line (the report
+    rewrites it; a README without the block is left alone)."""
+    from csvr.eval.study import headline_lines, load_study
+
+    lines = headline_lines(load_study(ROOT / "benchmarks" / "results" / "study.json"))
+    assert study.readme_headline_block(lines) in (ROOT / "README.md").read_text()
+    other = tmp_path / "README.md"
+    other.write_text("no block\n")
+    assert not study.update_readme_headline(lines, other) and other.read_text() == "no block\n"
+    other.write_text(f"a\n{study.README_START}\nold\n{study.README_END}\nb\n")
+    assert study.update_readme_headline(["x > y: yes"], other)
+    assert other.read_text() == f"a\n{study.README_START}\n- x > y: yes\n{study.README_END}\nb\n"
