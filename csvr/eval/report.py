@@ -559,8 +559,8 @@ def _designed_out(r: dict, m: str) -> bool:
 
 def _control_cells(r: dict, m: str) -> tuple[str, str]:
     """(control, gain) cells of row ``r`` for measure ``m``: "no control" where the row has the
-    measure but the study has no control for it (a random-init row is its own control; Concat and
-    f_d only have no scratch finetuning of their networks), not "not run yet"."""
+    measure but the study has no control for it (a random-init row is its own control; f_d only
+    has no scratch finetuning of its network), not "not run yet"."""
     if _designed_out(r, m):
         return NOT_IN_DESIGN, NOT_IN_DESIGN
     if _fnum(r.get(m)) is not None and _fnum(r.get(f"{m}_gain")) is None:
@@ -635,8 +635,8 @@ def _study_section(doc: dict, path: Path) -> _Section:
     # against the control's other seeds, the noise floor), never as "not run yet"
     trained = [r for r in rows if r.get("method") != "scratch" or _fnum(r.get(f"{frozen[0]}_gain")) is not None] \
         if frozen else []
-    # a row that measured m but has no control for it (f_d only, Concat: no scratch finetuning of
-    # their networks) is left out of m's panel rather than drawn as "not run yet"
+    # a row that measured m but has no control for it (f_d only: no scratch finetuning of
+    # its network) is left out of m's panel rather than drawn as "not run yet"
     panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None,
                               [r for r in trained if not _designed_out(r, m)
                                and (_fnum(r.get(m)) is None or _fnum(r.get(f"{m}_gain")) is not None)]))

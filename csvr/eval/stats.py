@@ -132,12 +132,14 @@ def sample_size_to_decide(scores, level: float = 0.95, max_n: int = 100_000,
     exclude 0, if the mean and the variance components (:func:`variance_components`) stayed as
     measured: the smallest S' with ``z * sqrt(v_seed / S' + v_item / Q + v_res / (S' Q)) < |mean|``
     and likewise Q'. A normal approximation of :func:`two_level_bootstrap`'s interval, for planning;
-    given that interval (``ci``), every component is scaled so that the approximation's half-width
-    at the measured (S, Q) is the interval's (the two-level bootstrap counts the residual twice, so
-    it is wider than the ANOVA's normal interval), and the numbers needed follow from it.
+    given that interval (``ci``), every component is scaled so that the approximation's bound on
+    the side of 0 at the measured (S, Q) is the interval's (the two-level bootstrap counts the
+    residual twice, so it is wider than the ANOVA's normal interval, and a percentile interval need
+    not be symmetric), and the numbers needed follow from it.
 
     Returns ``mean``, ``half_width`` (the normal interval's now), ``seeds`` and ``items`` (the
-    number needed; the measured number when the interval already excludes 0; ``None`` when no
+    smallest number that decides it, which is at most the measured one when the interval already
+    excludes 0; ``None`` when no
     number of that kind suffices, because the other kind's variance alone is too large, or when
     it cannot be estimated: the seed variance with one seed), ``measured``: (S, Q)."""
     x = np.asarray(scores, dtype=np.float64)
@@ -150,7 +152,8 @@ def sample_size_to_decide(scores, level: float = 0.95, max_n: int = 100_000,
     vs = 0.0 if np.isnan(v_seed) else v_seed
     now = vs / s + v_item / q + v_res / (s * q)
     if ci is not None and now > 0:
-        k = ((ci[1] - ci[0]) / 2 / z) ** 2 / now
+        toward_zero = mean - ci[0] if mean >= 0 else ci[1] - mean  # the bound that decides it
+        k = (max(toward_zero, 0.0) / z) ** 2 / now
         vs, v_item, v_res, now = vs * k, v_item * k, v_res * k, now * k
         v_seed = v_seed * k
 

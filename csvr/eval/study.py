@@ -414,8 +414,11 @@ def to_decide(cells: Cells, design: Design, a: str, b: str, m: str, budget: str)
     if dd is None:
         return None
     n = sample_size_to_decide(dd[0], ci=_ci(dd[0]))
-    return {"seeds": n["seeds"], "test_videos": n["items"], "measured_seeds": n["measured"][0],
-            "measured_test_videos": n["measured"][1]}
+    s, q = n["measured"]
+    # undecided as measured: more than what was measured, whatever the approximation says
+    return {"seeds": None if n["seeds"] is None else max(n["seeds"], s + 1),
+            "test_videos": None if n["items"] is None else max(n["items"], q + 1),
+            "measured_seeds": s, "measured_test_videos": q}
 
 
 def claims(cells: Cells, design: Design) -> list[dict]:
@@ -494,7 +497,8 @@ def headline_lines(doc: dict) -> list[str]:
         if h.get("budget") is None:
             lines.append(f"{h['claim']}: not measured yet")
             continue
-        line = f"{h['claim']}: {h['answer']} at {h['seconds']:.0f} s ({est(h)})"
+        at = f"{h['seconds']:.0f} s" if isinstance(h.get("seconds"), (int, float)) else f"the {h['budget']} budget"
+        line = f"{h['claim']}: {h['answer']} at {at} ({est(h)})"
         need = h.get("to_decide")
         if h["answer"] == "undecided" and need:
             opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
@@ -502,9 +506,10 @@ def headline_lines(doc: dict) -> list[str]:
             opts = [o for o in opts if o]
             line += ("; deciding it would take " + " or ".join(opts) if opts
                      else "; neither more seeds nor more test videos alone would decide it")
-        g = h.get("gain_over_own_network")
-        if g:
-            line += f"; gains over own network: {g['answer']} ({est(g)})"
+        if "gain_over_own_network" in h:  # a claim across networks
+            g = h["gain_over_own_network"]
+            line += (f"; gains over own network: {g['answer']} ({est(g)})" if g
+                     else "; gains over own network: not measured yet")
         lines.append(line)
     return lines
 
