@@ -37,7 +37,7 @@ runs it again from the start (the result is step-counted, so it does not change)
 Rows (``ROWS``): Table I (random init of the f_s network, random init of the f_i network,
 f_d only, f_s only, f_i Concat, f_i AdaIN = CSVR without the video branch, f_i full CSVR; issue 26:
 the Concat network from random weights, the Concat row's own finetuning control, and Concat with 3
-seeds),
+seeds; likewise the f_d (pose-only) network from random weights, and f_d only with 3 seeds),
 Table V (L_r only, L_p only), IIC, CVRL, and the supervised upper bound (the f_i network trained
 from scratch with all labels, for the long budget's seconds plus the finetuning preset's steps).
 3 seeds for the rows that carry the conclusions, 1 for the others; seed s of every row uses
@@ -145,6 +145,7 @@ CONTROL_SEEDS = 3
 
 CSVR_SPLIT = (("pose", 0.20), ("context", 0.25), ("video", 0.20), ("joint", 0.35))
 NOVIDEO_SPLIT = (("pose", 0.30), ("context", 0.35), ("joint", 0.35))
+FD_ONLY = ("model.use_context=false", "model.use_video=false")  # the pose network alone: f_d
 SMALL_BACKBONE = "model={backbone: {name: r3d_18, width: 16, layers: [1, 1, 1, 1]}, proj_dim: 64}"
 
 
@@ -185,13 +186,15 @@ ROWS: list[Row] = [
     Row("random init (f_i network)", "scratch", "fi", 3, True),
     # issue 26: the Concat network finetuned from random weights, the control of the Concat row
     Row("random init (f_i Concat network)", "scratch", "fi", 3, True, ("model.fusion=concat",) + NOVIDEO),
+    # issue 26 item 4 (f_i > f_d, in gains over own network): the pose-only network from random weights
+    Row("random init (f_d network)", "scratch", "fd", 3, True, FD_ONLY),
     Row("f_s only", "csvr", "fs", 3, True, ("model.use_pose=false", "model.use_video=false"), (("context", 1.0),)),
     Row("f_i AdaIN (CSVR without video)", "csvr", "fi", 3, True, ("model.fusion=adain",) + NOVIDEO, NOVIDEO_SPLIT,
         "csvr-novideo", longest=True),
     Row("f_i full CSVR", "csvr", "fi", 3, True, (), CSVR_SPLIT, "csvr-tganv2", longest=True),
     Row("IIC", "iic", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "iic", longest=True),
     Row("CVRL", "cvrl", "backbone", 3, True, (SMALL_BACKBONE,), (("main", 1.0),), "cvrl", longest=True),
-    Row("f_d only", "csvr", "fd", 1, False, ("model.use_context=false", "model.use_video=false"), (("pose", 1.0),)),
+    Row("f_d only", "csvr", "fd", 3, False, FD_ONLY, (("pose", 1.0),)),
     Row("f_i Concat", "csvr", "fi", 3, False, ("model.fusion=concat",) + NOVIDEO, NOVIDEO_SPLIT, "csvr-novideo"),
     # Table V (issue 23 item 7): 3 seeds and both budgets, as the rows they are compared with
     Row("CSVR L_r only", "csvr", "fi", 3, True, ("model.video_targets=reconstruct",), CSVR_SPLIT, "csvr-tganv2"),
@@ -342,7 +345,8 @@ def architecture_checkpoint(st: Settings, data: Data, overrides: tuple[str, ...]
     out = st.work / "runs" / ("_architecture" + (f"-{tag}" if tag else ""))
     if not (out / "summary.json").exists():
         shutil.rmtree(out, ignore_errors=True)
-        pretrain(pretrain_config(st, data, "csvr", overrides, {"context": 1}, out, 0))
+        stage = "pose" if "model.use_context=false" in overrides else "context"  # a stage the network has
+        pretrain(pretrain_config(st, data, "csvr", overrides, {stage: 1}, out, 0))
     return json.loads((out / "summary.json").read_text())["checkpoint"]
 
 

@@ -295,6 +295,9 @@ def test_the_concat_row_is_controlled_by_its_own_random_init_network(study, tmp_
     des = study.design(study.study_settings(tmp_path))
     assert des.scratch_for("f-i-concat") == "random-init-f-i-concat-network"
     assert des.scratch_for("f-i-adain-csvr-without-video") == "random-init-f-i-network"
+    # likewise the pose-only network of "f_d only" (f_i > f_d in gains over own network)
+    assert des.scratch_for("f-d-only") == "random-init-f-d-network"
+    assert des.network_of("f-d-only") not in (des.network_of("f-i-full-csvr"), des.network_of("f-i-concat"))
     assert des.network_of("f-i-concat") != des.network_of("f-i-adain-csvr-without-video")
     assert study.ROW_BY_SLUG["random-init-f-i-concat-network"].overrides == ("model.fusion=concat",
                                                                              "model.use_video=false")
@@ -356,3 +359,23 @@ def test_the_readme_quotes_the_committed_headline(study, tmp_path):
     other.write_text(f"a\n{study.README_START}\nold\n{study.README_END}\nb\n")
     assert study.update_readme_headline(["x > y: yes"], other)
     assert other.read_text() == f"a\n{study.README_START}\n- x > y: yes\n{study.README_END}\nb\n"
+
+
+def test_the_headline_says_when_no_practical_study_would_decide_a_claim():
+    """An undecided claim quotes the seeds or test videos that would decide it when one of them is
+    practical, and otherwise says the difference is too small to decide, with the sizes in brackets."""
+    from csvr.eval.study import PRACTICAL_SEEDS, PRACTICAL_TEST_VIDEOS, headline_lines
+
+    def doc(seeds, videos):
+        return {"headline": [{"claim": "a > b", "budget": "long", "seconds": 480.0, "answer": "undecided",
+                              "diff": 0.2, "ci": [-8.3, 9.3], "seeds": [0, 1, 2],
+                              "to_decide": {"seeds": seeds, "test_videos": videos}}]}
+
+    assert headline_lines(doc(5, 235)) == ["a > b: undecided at 480 s (+0.2 [-8.3, +9.3], 3 seeds); "
+                                           "deciding it would take ~5 seeds or ~235 test videos"]
+    assert headline_lines(doc(PRACTICAL_SEEDS + 1, PRACTICAL_TEST_VIDEOS))[0].endswith(
+        f"deciding it would take ~{PRACTICAL_SEEDS + 1} seeds or ~{PRACTICAL_TEST_VIDEOS} test videos")
+    assert headline_lines(doc(6348, None))[0].endswith(
+        "; as measured, too small a difference to decide with a practical study (~6348 seeds)")
+    assert headline_lines(doc(None, None))[0].endswith(
+        "; neither more seeds nor more test videos alone would decide it")

@@ -483,6 +483,13 @@ def headline(doc: dict) -> list[dict]:
     return out
 
 
+#: Above these, :func:`headline_lines` calls the difference too small to decide with a practical
+#: study instead of quoting the size as a plan (the study runs 3 seeds x 180 test videos; a seed of
+#: a long row costs ~45 min of this machine, a test video ~1 s of each evaluation).
+PRACTICAL_SEEDS = 20
+PRACTICAL_TEST_VIDEOS = 2000
+
+
 def headline_lines(doc: dict) -> list[str]:
     """:func:`headline` as one line per claim (README, the demo's closing lines): the answer, the
     budget it is read at, the paired difference of finetune top-1 in points with its 95 % CI and
@@ -504,8 +511,14 @@ def headline_lines(doc: dict) -> list[str]:
             opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
                     f"~{need['test_videos']} test videos" if need.get("test_videos") else None]
             opts = [o for o in opts if o]
-            line += ("; deciding it would take " + " or ".join(opts) if opts
-                     else "; neither more seeds nor more test videos alone would decide it")
+            practical = ((need.get("seeds") or PRACTICAL_SEEDS + 1) <= PRACTICAL_SEEDS
+                         or (need.get("test_videos") or PRACTICAL_TEST_VIDEOS + 1) <= PRACTICAL_TEST_VIDEOS)
+            if not opts:
+                line += "; neither more seeds nor more test videos alone would decide it"
+            elif practical:
+                line += "; deciding it would take " + " or ".join(opts)
+            else:  # e.g. a +0.2-point difference: say so rather than quote thousands of seeds as a plan
+                line += "; as measured, too small a difference to decide with a practical study (" + " or ".join(opts) + ")"
         if "gain_over_own_network" in h:  # a claim across networks
             g = h["gain_over_own_network"]
             line += (f"; gains over own network: {g['answer']} ({est(g)})" if g
@@ -589,7 +602,7 @@ def markdown_table(doc: dict) -> str:
 
 
 __all__ = ["ANSWER", "ANSWER_GAIN", "BUDGETS", "Cells", "Design", "FINETUNE", "FORMAT_VERSION", "FROZEN", "GROUPS",
-           "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
+           "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "PRACTICAL_SEEDS", "PRACTICAL_TEST_VIDEOS", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
            "TRAINED_BUDGETS", "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
            "finetune_gains", "growth", "headline", "headline_lines", "load_study", "load_units", "markdown_table", "now", "paired", "pct", "stopped", "to_decide",
            "unit_name", "verdict", "write_json"]
