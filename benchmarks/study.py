@@ -136,7 +136,7 @@ from csvr.eval.options import clip_settings
 from csvr.eval.knn import KNN_TAU
 from csvr.eval.retrieval import nearest_neighbors, recall_from_neighbors
 from csvr.eval.study import (FORMAT_VERSION, GROUPS, RECALL_KS, UNIT_FORMAT, Design, aggregate, control_name,
-                             decode_scores, encode_scores, headline, headline_lines, load_units, markdown_table, now,
+                             decode_scores, encode_scores, growth_lines, headline, headline_lines, load_units, markdown_table, now,
                              paired, unit_name, write_json)
 
 HERE = Path(__file__).resolve().parent
@@ -715,6 +715,7 @@ def report(st: Settings) -> dict:
                                  "excluding 0", **({"answer": "not measured"} if not g2["long"] else g2["long"]),
                          "short": g2["short"]})
     doc["headline"] = headline(doc)
+    doc["growth_lines"] = growth_lines(doc)
     doc["table"] = markdown_table(doc)
     write_json(st.results / "study.json", doc)
     if st.results == HERE / "results":  # the committed study: README quotes its headline
@@ -722,6 +723,8 @@ def report(st: Settings) -> dict:
     print(doc["table"])
     for line in headline_lines(doc):
         print(f"headline: {line}")
+    for line in doc["growth_lines"]:
+        print(f"growth: {line}")
     for c in doc["claims"]:
         own = (f" (gain over its own random-init network: {c['answer_gain_over_own_network']})"
                if "answer_gain_over_own_network" in c else "")

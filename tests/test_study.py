@@ -285,6 +285,8 @@ def test_the_longest_budget_growth_claims_and_headline(study, tmp_path):
     lines = study.headline_lines(doc)
     assert lines[0].startswith(f"full CSVR > f_i without the video branch: {x['answer']} at 1920 s (+33.3 [")
     assert "| f_i full CSVR | +50.0 -> +50.0 (+0.0" in doc["table"]
+    words = next(w for w in doc["growth_lines"] if w.startswith("f_i full CSVR, "))
+    assert words.startswith("f_i full CSVR, long -> xlong (2 seeds): stopped: kNN top-1 +0.0 [")
     assert "| claim at every budget" in doc["table"]
 
 

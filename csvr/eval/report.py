@@ -58,7 +58,7 @@ from csvr.eval.plots import (GROUP_ORDER, NOT_RUN, _grouped_order, class_groups_
                              csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart, save_image,
                              study_chart, study_gain_chart, study_growth_chart, top1_chart, training_curves_chart)
 from csvr.eval.stats import bootstrap_ci
-from csvr.eval.study import (ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, TRAINED_BUDGETS, headline_lines,
+from csvr.eval.study import (ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, TRAINED_BUDGETS, growth_lines, headline_lines,
                              load_study)
 from csvr.utils.io import atomic_write, atomic_write_text
 
@@ -717,6 +717,12 @@ def _study_section(doc: dict, path: Path) -> _Section:
                            [[str(g.get("row", "?"))] + [grew_late(g, m) for m in late_ms] for g in late]))
         sec.text.append("Where the gains stop growing: each gain from the long to the xlong budget (4x the "
                         "wall-clock), paired by seed and test video; stopped: the change's CI contains 0.")
+        try:
+            words = growth_lines(doc)
+        except (KeyError, TypeError, ValueError):
+            words = []
+        if words:
+            sec.text.append("Per method: " + " | ".join(words))
     curves = [g for g in grown if isinstance(g.get("curve"), dict) and g["curve"]]
     secs = doc.get("budgets_seconds") if isinstance(doc.get("budgets_seconds"), dict) else {}
     for m in list(GROWTH_MEASURES) + ["finetune_top1_gain"]:

@@ -406,6 +406,40 @@ def growth(cells: Cells, design: Design) -> list[dict]:
     return out
 
 
+def growth_lines(doc: dict) -> list[str]:
+    """Issue 26 item 2 in words: for each row measured at the xlong budget, which gains have
+    stopped growing (the long -> xlong change's CI contains 0), which still grow or shrink, and
+    what the curve suggests: a gain still growing is shown with its previous 4x step (short ->
+    long) beside this one, so that the pace can be read. From a study.json document (its ``growth``)."""
+    def est(p: dict) -> str:
+        return f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}]"
+
+    out = []
+    for g in doc.get("growth") or []:
+        late = g.get("late") or {}
+        if not late:
+            continue
+        seeds = sorted({s for p in late.values() for s in p["seeds"]})
+        by: dict[str, list[str]] = {"stopped": [], "growing": [], "shrinking": []}
+        notes = []
+        for m, p in late.items():
+            name = MEASURE_LABELS.get(m[:-len("_gain")], m)
+            by[(g.get("stopped") or {}).get(m) or stopped(p)].append(f"{name} {est(p)}")
+            early = (g.get("measures") or {}).get(m)
+            if stopped(p) == "growing" and early:  # the two 4x steps, for the reader to judge the pace
+                notes.append(f"{name} {early['diff']:+.1f} then {p['diff']:+.1f}")
+        n = len(seeds)
+        parts = [f"{k}: " + ", ".join(v) for k, v in by.items() if v]
+        line = f"{g['row']}, long -> xlong ({n} seed{'s' if n != 1 else ''}): " + "; ".join(parts)
+        if not by["growing"] and not by["shrinking"]:
+            line += ". Every gain has stopped growing: longer pretraining would not change its answers here"
+        elif by["growing"]:
+            line += (". Not flattened yet" + (f" (per 4x budget: {', '.join(notes)})" if notes else "")
+                     + ": a longer budget is needed to see where these gains stop")
+        out.append(line)
+    return out
+
+
 def to_decide(cells: Cells, design: Design, a: str, b: str, m: str, budget: str) -> dict | None:
     """For an undecided difference a - b of ``m`` at ``budget``: the seeds (at the measured test
     videos) or test videos (at the measured seeds) that would decide it if the difference and its
@@ -604,5 +638,5 @@ def markdown_table(doc: dict) -> str:
 __all__ = ["ANSWER", "ANSWER_GAIN", "BUDGETS", "Cells", "Design", "FINETUNE", "FORMAT_VERSION", "FROZEN", "GROUPS",
            "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "PRACTICAL_SEEDS", "PRACTICAL_TEST_VIDEOS", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
            "TRAINED_BUDGETS", "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
-           "finetune_gains", "growth", "headline", "headline_lines", "load_study", "load_units", "markdown_table", "now", "paired", "pct", "stopped", "to_decide",
+           "finetune_gains", "growth", "growth_lines", "headline", "headline_lines", "load_study", "load_units", "markdown_table", "now", "paired", "pct", "stopped", "to_decide",
            "unit_name", "verdict", "write_json"]
