@@ -693,9 +693,8 @@ def _study_section(doc: dict, path: Path) -> _Section:
             return (f"{_est(p.get('short'), None, signed=True)} -> {_est(p.get('long'), None, signed=True)}: "
                     f"{paired(p)}")
 
-        sec.tables.append((["row", "kNN top-1 gain: short -> long: long - short [95 % CI] (answer)",
-                            "linear top-1 gain: short -> long: long - short", "finetune 10 % gain: short -> long: "
-                            "long - short"],
+        sec.tables.append((["row"] + [f"{MEASURE_LABELS.get(m[:-5], m)} gain: short -> long: long - short [95 % CI] "
+                                      "(answer)" for m in GROWTH_MEASURES],
                            [[str(g.get("row", "?"))] + [grew(g["measures"].get(k)) for k in GROWTH_MEASURES]
                             for g in grown]))
         sec.text.append("Training longer: each row's gain over its control at the short and the long budget, and "
