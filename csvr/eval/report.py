@@ -58,7 +58,7 @@ from csvr.eval.plots import (GROUP_ORDER, NOT_RUN, _grouped_order, class_groups_
                              csvr_sample_pictures, per_class_chart, read_csv_rows, retrieval_examples_chart, save_image,
                              study_chart, study_gain_chart, study_growth_chart, top1_chart, training_curves_chart)
 from csvr.eval.stats import bootstrap_ci
-from csvr.eval.study import (ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, TRAINED_BUDGETS, growth_lines, headline_lines,
+from csvr.eval.study import (ANSWER, BUDGETS, GROWTH_MEASURES, MEASURE_LABELS, TRAINED_BUDGETS, decide_text, growth_lines, headline_lines,
                              load_study)
 from csvr.utils.io import atomic_write, atomic_write_text
 
@@ -662,8 +662,13 @@ def _study_section(doc: dict, path: Path) -> _Section:
         table = []
         for c in claims:
             per = c.get("measures") if isinstance(c.get("measures"), dict) else {}
-            table.append([str(c.get("claim", "?"))]
-                         + [paired(per.get(f"finetune{'10' if b == 'short' else ''}_top1@{b}")) for b in TRAINED_BUDGETS])
+            cells = []
+            for b in TRAINED_BUDGETS:
+                p = per.get(f"finetune{'10' if b == 'short' else ''}_top1@{b}")
+                need = (decide_text(p["to_decide"]) if isinstance(p, dict) and isinstance(p.get("to_decide"), dict)
+                        else "")
+                cells.append(paired(p) + (f"; {need}" if need else ""))
+            table.append([str(c.get("claim", "?"))] + cells)
         sec.tables.append((head, table))
         sec.text.append("Claims at every budget: finetune top-1 with all labels (with 10 % at the short budget, which "
                         "finetunes with 10 % only), paired by seed and test video.")

@@ -406,6 +406,11 @@ def growth(cells: Cells, design: Design) -> list[dict]:
     return out
 
 
+#: the measures whose undecided answers get the seeds / test videos that would decide them: the
+#: answer measure (finetune top-1 with all labels; 10 % at the short budget) and their gains
+DECIDE_MEASURES = ("finetune_top1", "finetune10_top1", "finetune_top1_gain", "finetune10_top1_gain")
+
+
 def growth_lines(doc: dict) -> list[str]:
     """Issue 26 item 2 in words: for each row measured at the xlong budget, which gains have
     stopped growing (the long -> xlong change's CI contains 0), which still grow or shrink, and
@@ -470,7 +475,7 @@ def claims(cells: Cells, design: Design) -> list[dict]:
             for m in ms:
                 p = paired(cells, design, a, b, m, budget)
                 if p:
-                    if p["answer"] == "undecided" and m in (ANSWER.split("@")[0], ANSWER_GAIN.split("@")[0]):
+                    if p["answer"] == "undecided" and m in DECIDE_MEASURES:
                         p["to_decide"] = to_decide(cells, design, a, b, m, budget)
                     per[f"{m}@{budget}"] = p
         for m in ms:  # does the gap between a and b grow from one budget to the next?
@@ -524,6 +529,26 @@ PRACTICAL_SEEDS = 20
 PRACTICAL_TEST_VIDEOS = 2000
 
 
+def decide_text(need: dict | None) -> str:
+    """What would decide an undecided difference (a ``to_decide`` dict), in words: "deciding it
+    would take ~S seeds or ~Q test videos", or, when neither is practical
+    (:data:`PRACTICAL_SEEDS`, :data:`PRACTICAL_TEST_VIDEOS`), that the difference is too small for
+    a practical study; "" without an estimate."""
+    if not need:
+        return ""
+    opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
+            f"~{need['test_videos']} test videos" if need.get("test_videos") else None]
+    opts = [o for o in opts if o]
+    if not opts:
+        return "neither more seeds nor more test videos alone would decide it"
+    practical = ((need.get("seeds") or PRACTICAL_SEEDS + 1) <= PRACTICAL_SEEDS
+                 or (need.get("test_videos") or PRACTICAL_TEST_VIDEOS + 1) <= PRACTICAL_TEST_VIDEOS)
+    if practical:
+        return "deciding it would take " + " or ".join(opts)
+    # e.g. a +0.2-point difference: say so rather than quote thousands of seeds as a plan
+    return "as measured, too small a difference to decide with a practical study (" + " or ".join(opts) + ")"
+
+
 def headline_lines(doc: dict) -> list[str]:
     """:func:`headline` as one line per claim (README, the demo's closing lines): the answer, the
     budget it is read at, the paired difference of finetune top-1 in points with its 95 % CI and
@@ -540,19 +565,9 @@ def headline_lines(doc: dict) -> list[str]:
             continue
         at = f"{h['seconds']:.0f} s" if isinstance(h.get("seconds"), (int, float)) else f"the {h['budget']} budget"
         line = f"{h['claim']}: {h['answer']} at {at} ({est(h)})"
-        need = h.get("to_decide")
-        if h["answer"] == "undecided" and need:
-            opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
-                    f"~{need['test_videos']} test videos" if need.get("test_videos") else None]
-            opts = [o for o in opts if o]
-            practical = ((need.get("seeds") or PRACTICAL_SEEDS + 1) <= PRACTICAL_SEEDS
-                         or (need.get("test_videos") or PRACTICAL_TEST_VIDEOS + 1) <= PRACTICAL_TEST_VIDEOS)
-            if not opts:
-                line += "; neither more seeds nor more test videos alone would decide it"
-            elif practical:
-                line += "; deciding it would take " + " or ".join(opts)
-            else:  # e.g. a +0.2-point difference: say so rather than quote thousands of seeds as a plan
-                line += "; as measured, too small a difference to decide with a practical study (" + " or ".join(opts) + ")"
+        need = decide_text(h.get("to_decide")) if h["answer"] == "undecided" else ""
+        if need:
+            line += f"; {need}"
         if "gain_over_own_network" in h:  # a claim across networks
             g = h["gain_over_own_network"]
             line += (f"; gains over own network: {g['answer']} ({est(g)})" if g
@@ -598,9 +613,13 @@ def markdown_table(doc: dict) -> str:
     if any(f"finetune_top1@{b}" in c["measures"] for c in doc.get("claims") or [] for b in ("short", "xlong")):
         lines += ["", "| claim at every budget (finetune top-1 with all labels, 10 % at the short budget; a - b) | "
                       "short (10 %) | long | xlong |", "|---" * 4 + "|"]
+        def decided(c, key):
+            need = decide_text(c["measures"].get(key, {}).get("to_decide"))
+            return diff(c, key) + (f"; {need}" if need else "")
+
         for c in doc["claims"]:
-            lines.append(f"| {c['claim']} | {diff(c, 'finetune10_top1@short')} | {diff(c, 'finetune_top1@long')} | "
-                         f"{diff(c, 'finetune_top1@xlong')} |")
+            lines.append(f"| {c['claim']} | {decided(c, 'finetune10_top1@short')} | {decided(c, 'finetune_top1@long')} | "
+                         f"{decided(c, 'finetune_top1@xlong')} |")
 
     def grew(p):
         return ("-" if p is None else f"{p['short']:+.1f} -> {p['long']:+.1f} ({p['diff']:+.1f} "
@@ -636,7 +655,7 @@ def markdown_table(doc: dict) -> str:
 
 
 __all__ = ["ANSWER", "ANSWER_GAIN", "BUDGETS", "Cells", "Design", "FINETUNE", "FORMAT_VERSION", "FROZEN", "GROUPS",
-           "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "PRACTICAL_SEEDS", "PRACTICAL_TEST_VIDEOS", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
-           "TRAINED_BUDGETS", "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decode_scores", "encode_scores",
+           "DECIDE_MEASURES", "GROWTH_MEASURES", "GROWTH_STEPS", "MEASURES", "MEASURE_LABELS", "N_BOOT", "PRACTICAL_SEEDS", "PRACTICAL_TEST_VIDEOS", "RECALL_KS", "STUDY_FORMAT", "StudyRow",
+           "TRAINED_BUDGETS", "UNIT_FORMAT", "aggregate", "claims", "control_matrix", "control_name", "decide_text", "decode_scores", "encode_scores",
            "finetune_gains", "growth", "growth_lines", "headline", "headline_lines", "load_study", "load_units", "markdown_table", "now", "paired", "pct", "stopped", "to_decide",
            "unit_name", "verdict", "write_json"]
