@@ -40,7 +40,8 @@ the Concat network from random weights, the Concat row's own finetuning control,
 seeds; likewise the f_d (pose-only) network from random weights, and f_d only with 3 seeds),
 Table V (L_r only, L_p only), IIC, CVRL, and the supervised upper bound (the f_i network trained
 from scratch with all labels, for the long budget's seconds plus the finetuning preset's steps).
-3 seeds for the rows that carry the conclusions, 1 for the others; seed s of every row uses
+3 seeds for every row but the supervised one (1); the rows that carry the conclusions (``key``)
+at every budget, the others (f_d only, f_i Concat) at the long budget only; seed s of every row uses
 ``train.seed=s`` for pretraining (data order, augmentation) and for finetuning (label subset,
 data order): seeds are paired across rows.
 
@@ -62,7 +63,8 @@ Resumability. The unit of work is (row, budget, seed): pretrain, evaluate, write
 strings), and only then delete the run folder. A session on a fresh machine regenerates the data
 (deterministic) and skips every unit whose JSON exists; controls are written as
 ``control__<feature>__<hash>.json`` beside them. Order: conclusion rows at the long budget seed 0,
-then seeds 1-2, then the short budget, then the 1-seed rows (long budget only), then supervised.
+then seeds 1-2, then the short and xlong budgets, then the long-budget-only rows (f_d only, Concat,
+supervised) by seed.
 
 Compute (2 cores). Per pretrained unit: its budget (long 8 min, short 2 min) plus evaluation:
 frozen features of 600 videos x 5 clips (~1.5 min, guessed), finetuning with all labels (the
@@ -158,7 +160,7 @@ class Row:
     method: str
     feature: str
     seeds: int
-    key: bool  # carries a conclusion (3 seeds, both budgets)
+    key: bool  # carries a conclusion: run at the short and long budgets (and xlong if ``longest``)
     overrides: tuple[str, ...] = ()
     split: tuple[tuple[str, float], ...] = ()
     calib: str = "csvr"
@@ -345,7 +347,8 @@ def architecture_checkpoint(st: Settings, data: Data, overrides: tuple[str, ...]
     out = st.work / "runs" / ("_architecture" + (f"-{tag}" if tag else ""))
     if not (out / "summary.json").exists():
         shutil.rmtree(out, ignore_errors=True)
-        stage = "pose" if "model.use_context=false" in overrides else "context"  # a stage the network has
+        no_context = any(o.replace(" ", "").lower() == "model.use_context=false" for o in overrides)
+        stage = "pose" if no_context else "context"  # a stage the network has
         pretrain(pretrain_config(st, data, "csvr", overrides, {stage: 1}, out, 0))
     return json.loads((out / "summary.json").read_text())["checkpoint"]
 

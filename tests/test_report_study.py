@@ -300,3 +300,21 @@ def test_growth_to_the_longest_budget_renders(tmp_path):
     assert ax["xticklabels"] == ["120 s", "480 s", "1920 s"]
     assert {e["label"] for e in ax["legend"]} == {"f_i full CSVR", "f_i AdaIN (CSVR without video)"}
     assert ax["errorbar_points"] == 6  # two rows x three budgets
+
+
+def test_malformed_growth_and_to_decide_do_not_break_the_report(tmp_path):
+    """A hand-edited or truncated study.json: junk growth entries and a to_decide with non-integer
+    sizes render what is usable (the valid row's words) and leave out the rest, no traceback."""
+    doc = _study()
+    late = {"knn_top1_gain": {"long": 5.0, "xlong": 6.0, "diff": 1.0, "ci": [-2.0, 4.0], "seeds": [0],
+                              "answer": "undecided"}}
+    doc["growth"] = [{"row": "f_i full CSVR", "measures": {}, "late": late, "stopped": {"knn_top1_gain": "?"}},
+                     "junk", {"row": "x", "measures": {}, "late": [1]}, {"measures": {}, "late": {"a": "b"}}]
+    doc["claims"][0]["measures"]["finetune_top1@xlong"] = {"diff": 1.0, "ci": [-1.0, 3.0], "seeds": [0],
+                                                           "answer": "undecided", "to_decide": {"seeds": "many"}}
+    doc["claims"][0]["answers"] = {"long": "yes", "xlong": "undecided"}
+    sec = _render(tmp_path, doc)
+    text = (tmp_path / "study" / "report.md").read_text()
+    assert "Per method: f_i full CSVR, long -> xlong (1 seed): stopped: kNN top-1 +1.0 [-2.0, +4.0]. No gain " in text
+    every = next(t for t in sec["tables"] if t[0][0] == "claim (a > b)" and t[0][-1].startswith("xlong"))
+    assert every[1][-1] == "+1.0 [-1.0, +3.0] (undecided)"  # no decide text from a malformed estimate

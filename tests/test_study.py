@@ -382,6 +382,57 @@ def test_the_headline_says_when_no_practical_study_would_decide_a_claim():
     assert headline_lines(doc(PRACTICAL_SEEDS + 1, PRACTICAL_TEST_VIDEOS))[0].endswith(
         f"deciding it would take ~{PRACTICAL_SEEDS + 1} seeds or ~{PRACTICAL_TEST_VIDEOS} test videos")
     assert headline_lines(doc(6348, None))[0].endswith(
-        "; as measured, too small a difference to decide with a practical study (~6348 seeds)")
+        "; as measured, too small a difference for its variance to decide with a practical study (~6348 seeds)")
     assert headline_lines(doc(None, None))[0].endswith(
         "; neither more seeds nor more test videos alone would decide it")
+
+
+def test_growth_lines_say_which_gains_stopped_grow_or_shrink():
+    """Each row at the xlong budget in words: a gain whose long -> xlong CI contains 0 has stopped, one
+    above 0 grows (with its previous 4x step and each step's seeds), one below shrinks."""
+    from csvr.eval.study import growth_lines
+
+    def p(diff, lo, hi, seeds):
+        return {"diff": diff, "ci": [lo, hi], "seeds": seeds, "answer": "yes" if lo > 0 else "no" if hi < 0 else "undecided"}
+
+    doc = {"growth": [
+        {"row": "A", "measures": {"linear_top1_gain": p(10.9, 4.4, 18.3, [0, 1, 2])},
+         "late": {"knn_top1_gain": p(-2.2, -9.4, 5.6, [0]), "linear_top1_gain": p(11.1, 2.8, 19.4, [0]),
+                  "finetune10_top1_gain": p(-8.3, -13.9, -3.3, [0])}},
+        {"row": "B", "measures": {}, "late": {"knn_top1_gain": p(0.0, -3.0, 3.0, [0, 1])}},
+        {"row": "C (short and long only)", "measures": {"knn_top1_gain": p(1.0, 0.5, 1.5, [0])}}]}
+    a, b = growth_lines(doc)
+    assert a == ("A, long -> xlong (1 seed): stopped: kNN top-1 -2.2 [-9.4, +5.6]; growing: linear probe top-1 "
+                 "+11.1 [+2.8, +19.4]; shrinking: finetune top-1, 10 % labels -8.3 [-13.9, -3.3]. Not flattened "
+                 "yet (per 4x budget: linear probe top-1 +10.9 (3 seeds) then +11.1 (1 seed)): a longer budget is "
+                 "needed to see where these gains stop")
+    assert b == ("B, long -> xlong (2 seeds): stopped: kNN top-1 +0.0 [-3.0, +3.0]. No gain changes detectably "
+                 "from the long to the xlong budget (every CI contains 0)")
+
+
+def test_decide_text_and_the_headline_keep_the_best_seeded_budget():
+    """decide_text says when one seed leaves the seed variance unmeasured and ignores malformed
+    estimates; the headline reads a claim at the longest budget with the most seeds and adds a
+    longer one with fewer seeds as "so far"."""
+    from csvr.eval.study import decide_text, headline, headline_lines
+
+    assert decide_text({"test_videos": 1362, "measured_seeds": 1}) == (
+        "deciding it would take ~1362 test videos (seed-to-seed variance unmeasured with 1 seed, taken as 0)")
+    assert decide_text({"seeds": None, "test_videos": None}) == (
+        "neither more seeds nor more test videos alone would decide it")
+    assert decide_text({"seeds": "many"}) == decide_text({"seeds": True, "test_videos": 2.5}) == ""
+    assert decide_text(None) == decide_text([1]) == ""
+
+    def p(diff, seeds):
+        return {"diff": diff, "ci": [diff - 7, diff + 7], "seeds": seeds, "answer": "undecided"}
+
+    doc = {"budgets_seconds": {"short": 120.0, "long": 480.0, "xlong": 1920.0},
+           "claims": [{"claim": "a > b", "measures": {"finetune_top1@long": p(0.4, [0, 1, 2]),
+                                                      "finetune_top1@xlong": p(-2.2, [0])}}]}
+    (h,) = headline(doc)
+    assert h["budget"] == "long" and h["so_far"]["budget"] == "xlong" and h["so_far"]["diff"] == -2.2
+    assert headline_lines({**doc, "headline": [h]}) == [
+        "a > b: undecided at 480 s (+0.4 [-6.6, +7.4], 3 seeds); at 1920 s so far: undecided (-2.2 [-9.2, +4.8], 1 seed)"]
+    doc["claims"][0]["measures"]["finetune_top1@xlong"]["seeds"] = [0, 1, 2]
+    (h,) = headline(doc)
+    assert h["budget"] == "xlong" and "so_far" not in h

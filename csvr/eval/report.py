@@ -635,8 +635,8 @@ def _study_section(doc: dict, path: Path) -> _Section:
     # against the control's other seeds, the noise floor), never as "not run yet"
     trained = [r for r in rows if r.get("method") != "scratch" or _fnum(r.get(f"{frozen[0]}_gain")) is not None] \
         if frozen else []
-    # a row that measured m but has no control for it (f_d only: no scratch finetuning of
-    # its network) is left out of m's panel rather than drawn as "not run yet"
+    # a row that measured m but has no control for it (e.g. a study.json written before the f_d
+    # network had its random-init row) is left out of m's panel rather than drawn as "not run yet"
     panels = [(label[m], bars(m, f"{m}_gain", f"{m}_gain_ci", None,
                               [r for r in trained if not _designed_out(r, m)
                                and (_fnum(r.get(m)) is None or _fnum(r.get(f"{m}_gain")) is not None)]))
@@ -674,7 +674,7 @@ def _study_section(doc: dict, path: Path) -> _Section:
                         "finetunes with 10 % only), paired by seed and test video.")
         try:
             lines = headline_lines(doc)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             lines = []
         if lines:
             sec.text.append("Headline (each claim at the longest budget that measures it): " + " | ".join(lines))
@@ -723,7 +723,7 @@ def _study_section(doc: dict, path: Path) -> _Section:
                         "wall-clock), paired by seed and test video; stopped: the change's CI contains 0.")
         try:
             words = growth_lines(doc)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             words = []
         if words:
             sec.text.append("Per method: " + " | ".join(words))

@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -412,32 +412,44 @@ DECIDE_MEASURES = ("finetune_top1", "finetune10_top1", "finetune_top1_gain", "fi
 
 
 def growth_lines(doc: dict) -> list[str]:
-    """Issue 26 item 2 in words: for each row measured at the xlong budget, which gains have
-    stopped growing (the long -> xlong change's CI contains 0), which still grow or shrink, and
-    what the curve suggests: a gain still growing is shown with its previous 4x step (short ->
-    long) beside this one, so that the pace can be read. From a study.json document (its ``growth``)."""
+    """Issue 26 item 2 in words: for each row measured at the xlong budget, which gains no longer
+    change detectably (the long -> xlong change's CI contains 0: "stopped"), which still grow or
+    shrink, and what the curve suggests: a gain still growing is shown with its previous 4x step
+    (short -> long) beside this one, each with its seeds, so that the pace can be read. From a
+    study.json document (its ``growth``); malformed entries are skipped."""
     def est(p: dict) -> str:
         return f"{p['diff']:+.1f} [{p['ci'][0]:+.1f}, {p['ci'][1]:+.1f}]"
 
+    def nseeds(p: dict) -> str:
+        n = len(p.get("seeds") or [])
+        return f"{n} seed{'s' if n != 1 else ''}"
+
     out = []
     for g in doc.get("growth") or []:
-        late = g.get("late") or {}
+        late = g.get("late") if isinstance(g, dict) else None
+        if not isinstance(late, dict) or not late:
+            continue
+        late = {m: p for m, p in late.items() if isinstance(p, dict) and "diff" in p and "ci" in p}
         if not late:
             continue
-        seeds = sorted({s for p in late.values() for s in p["seeds"]})
+        marks = g.get("stopped") if isinstance(g.get("stopped"), dict) else {}
+        early_all = g.get("measures") if isinstance(g.get("measures"), dict) else {}
+        seeds = sorted({s for p in late.values() for s in p.get("seeds") or []})
         by: dict[str, list[str]] = {"stopped": [], "growing": [], "shrinking": []}
         notes = []
         for m, p in late.items():
             name = MEASURE_LABELS.get(m[:-len("_gain")], m)
-            by[(g.get("stopped") or {}).get(m) or stopped(p)].append(f"{name} {est(p)}")
-            early = (g.get("measures") or {}).get(m)
-            if stopped(p) == "growing" and early:  # the two 4x steps, for the reader to judge the pace
-                notes.append(f"{name} {early['diff']:+.1f} then {p['diff']:+.1f}")
+            mark = marks.get(m) if marks.get(m) in by else stopped(p)
+            by[mark].append(f"{name} {est(p)}")
+            early = early_all.get(m)
+            if mark == "growing" and isinstance(early, dict) and "diff" in early:
+                # the two 4x steps, for the reader to judge the pace (their seeds may differ)
+                notes.append(f"{name} {early['diff']:+.1f} ({nseeds(early)}) then {p['diff']:+.1f} ({nseeds(p)})")
         n = len(seeds)
         parts = [f"{k}: " + ", ".join(v) for k, v in by.items() if v]
-        line = f"{g['row']}, long -> xlong ({n} seed{'s' if n != 1 else ''}): " + "; ".join(parts)
+        line = f"{g.get('row', '?')}, long -> xlong ({n} seed{'s' if n != 1 else ''}): " + "; ".join(parts)
         if not by["growing"] and not by["shrinking"]:
-            line += ". Every gain has stopped growing: longer pretraining would not change its answers here"
+            line += ". No gain changes detectably from the long to the xlong budget (every CI contains 0)"
         elif by["growing"]:
             line += (". Not flattened yet" + (f" (per 4x budget: {', '.join(notes)})" if notes else "")
                      + ": a longer budget is needed to see where these gains stop")
@@ -500,15 +512,20 @@ def claims(cells: Cells, design: Design) -> list[dict]:
 
 def headline(doc: dict) -> list[dict]:
     """The study's headline (issue 26): each claim answered at the longest budget where its answer
-    measure (finetune top-1, all labels) is measured, with the paired difference, its CI, the seeds
-    and, when undecided, what would decide it; also the gain over each side's own network for
-    claims across networks. From a study.json document (``aggregate``'s ``claims``)."""
+    measure (finetune top-1, all labels) is measured with the most seeds, with the paired
+    difference, its CI, the seeds and, when undecided, what would decide it; a longer budget
+    measured with fewer seeds so far is added as ``so_far`` (so that one seed does not replace
+    three). Also the gain over each side's own network for claims across networks. From a
+    study.json document (``aggregate``'s ``claims``)."""
     out = []
     m, mg = ANSWER.split("@")[0], ANSWER_GAIN.split("@")[0]
+    secs = doc.get("budgets_seconds") or {}
     for c in doc.get("claims") or []:
         per = c.get("measures") or {}
-        budget = next((b for b in reversed(TRAINED_BUDGETS) if f"{m}@{b}" in per), None)
-        h = {"claim": c["claim"], "budget": budget, "seconds": (doc.get("budgets_seconds") or {}).get(budget)}
+        have = [b for b in TRAINED_BUDGETS if f"{m}@{b}" in per]
+        most = max((len(per[f"{m}@{b}"]["seeds"]) for b in have), default=0)
+        budget = next((b for b in reversed(have) if len(per[f"{m}@{b}"]["seeds"]) == most), None)
+        h = {"claim": c["claim"], "budget": budget, "seconds": secs.get(budget)}
         if budget is None:
             h["answer"] = "not measured"
         else:
@@ -518,35 +535,49 @@ def headline(doc: dict) -> list[dict]:
             g = per.get(f"{mg}@{budget}")
             if "answer_gain_over_own_network" in c:
                 h["gain_over_own_network"] = ({k: g[k] for k in ("answer", "diff", "ci", "seeds")} if g else None)
+            later = have[have.index(budget) + 1:]
+            if later:
+                q = per[f"{m}@{later[-1]}"]
+                h["so_far"] = {"budget": later[-1], "seconds": secs.get(later[-1]),
+                               **{k: q[k] for k in ("answer", "diff", "ci", "seeds")}}
         out.append(h)
     return out
 
 
 #: Above these, :func:`headline_lines` calls the difference too small to decide with a practical
 #: study instead of quoting the size as a plan (the study runs 3 seeds x 180 test videos; a seed of
-#: a long row costs ~45 min of this machine, a test video ~1 s of each evaluation).
+#: an xlong row costs ~37 min of this machine, a long one 11-16 min).
 PRACTICAL_SEEDS = 20
 PRACTICAL_TEST_VIDEOS = 2000
 
 
-def decide_text(need: dict | None) -> str:
+def decide_text(need: Any) -> str:
     """What would decide an undecided difference (a ``to_decide`` dict), in words: "deciding it
     would take ~S seeds or ~Q test videos", or, when neither is practical
     (:data:`PRACTICAL_SEEDS`, :data:`PRACTICAL_TEST_VIDEOS`), that the difference is too small for
-    a practical study; "" without an estimate."""
-    if not need:
+    its variance to be decided by a practical study; with one measured seed the seed-to-seed
+    variance is unknown and the text says so. "" without a usable estimate."""
+    if not isinstance(need, dict):
         return ""
-    opts = [f"~{need['seeds']} seeds" if need.get("seeds") else None,
-            f"~{need['test_videos']} test videos" if need.get("test_videos") else None]
+
+    def count(k: str) -> int | None:
+        v = need.get(k)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+    seeds, videos = count("seeds"), count("test_videos")
+    if any(need.get(k) is not None and count(k) is None for k in ("seeds", "test_videos")):
+        return ""  # a malformed estimate (hand-edited file): say nothing rather than something wrong
+    opts = [f"~{seeds} seeds" if seeds else None, f"~{videos} test videos" if videos else None]
     opts = [o for o in opts if o]
+    one_seed = need.get("measured_seeds") == 1
     if not opts:
         return "neither more seeds nor more test videos alone would decide it"
-    practical = ((need.get("seeds") or PRACTICAL_SEEDS + 1) <= PRACTICAL_SEEDS
-                 or (need.get("test_videos") or PRACTICAL_TEST_VIDEOS + 1) <= PRACTICAL_TEST_VIDEOS)
-    if practical:
-        return "deciding it would take " + " or ".join(opts)
-    # e.g. a +0.2-point difference: say so rather than quote thousands of seeds as a plan
-    return "as measured, too small a difference to decide with a practical study (" + " or ".join(opts) + ")"
+    if (seeds or PRACTICAL_SEEDS + 1) <= PRACTICAL_SEEDS or (videos or PRACTICAL_TEST_VIDEOS + 1) <= PRACTICAL_TEST_VIDEOS:
+        text = "deciding it would take " + " or ".join(opts)
+    else:  # e.g. a +0.2-point difference: say so rather than quote thousands of seeds as a plan
+        text = "as measured, too small a difference for its variance to decide with a practical study (" + \
+            " or ".join(opts) + ")"
+    return text + (" (seed-to-seed variance unmeasured with 1 seed, taken as 0)" if one_seed else "")
 
 
 def headline_lines(doc: dict) -> list[str]:
@@ -568,6 +599,11 @@ def headline_lines(doc: dict) -> list[str]:
         need = decide_text(h.get("to_decide")) if h["answer"] == "undecided" else ""
         if need:
             line += f"; {need}"
+        later = h.get("so_far")
+        if isinstance(later, dict) and later.get("seeds"):
+            at2 = (f"{later['seconds']:.0f} s" if isinstance(later.get("seconds"), (int, float))
+                   else f"the {later.get('budget')} budget")
+            line += f"; at {at2} so far: {later['answer']} ({est(later)})"
         if "gain_over_own_network" in h:  # a claim across networks
             g = h["gain_over_own_network"]
             line += (f"; gains over own network: {g['answer']} ({est(g)})" if g
