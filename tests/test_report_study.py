@@ -318,3 +318,17 @@ def test_malformed_growth_and_to_decide_do_not_break_the_report(tmp_path):
     assert "Per method: f_i full CSVR, long -> xlong (1 seed): stopped: kNN top-1 +1.0 [-2.0, +4.0]. No gain " in text
     every = next(t for t in sec["tables"] if t[0][0] == "claim (a > b)" and t[0][-1].startswith("xlong"))
     assert every[1][-1] == "+1.0 [-1.0, +3.0] (undecided)"  # no decide text from a malformed estimate
+
+
+def test_growth_figure_legend_says_when_a_budget_has_fewer_seeds(tmp_path):
+    """A growth curve whose longest budget has 1 seed so far (3 at the others) says so in its legend."""
+    doc = _study()
+    doc["budgets_seconds"] = {"short": 120.0, "long": 480.0, "xlong": 1920.0}
+    curve = {"short": {"mean": 1.0, "ci": [0.0, 2.0], "seeds": [0, 1, 2]},
+             "long": {"mean": 5.0, "ci": [3.0, 7.0], "seeds": [0, 1, 2]},
+             "xlong": {"mean": 30.0, "ci": [25.0, 35.0], "seeds": [0]}}
+    doc["growth"] = [{"row": "CVRL", "measures": {}, "curve": {"knn_top1_gain": curve}}]
+    sec = _render(tmp_path, doc)
+    (fig,) = [_axes(im["src"]) for im in sec["images"] if im["alt"].startswith("replication study: kNN top-1 gain")]
+    (ax,) = fig["axes"]
+    assert [e["label"] for e in ax["legend"]] == ["CVRL (seeds 3 / 3 / 1)"]

@@ -736,7 +736,11 @@ def _study_section(doc: dict, path: Path) -> _Section:
                    for b, p in (g["curve"].get(m) or {}).items() if isinstance(p, dict)]
             pts = [p for p in pts if p[0] and p[1] is not None]
             if len(pts) >= 2:
-                lines.append({"label": str(g.get("row", "?")), "points": pts})
+                label = str(g.get("row", "?"))
+                ns = [len(p.get("seeds") or []) for p in (g["curve"].get(m) or {}).values() if isinstance(p, dict)]
+                if len(set(ns)) > 1:  # a budget with fewer seeds so far: say so in the legend
+                    label += f" (seeds {' / '.join(map(str, ns))})"
+                lines.append({"label": label, "points": pts})
         if lines:
             name = MEASURE_LABELS.get(m[:-5], m)
             sec.images.append(_Image(f"study-growth-{_slug(m)}.png",
