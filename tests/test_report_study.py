@@ -291,7 +291,8 @@ def test_growth_to_the_longest_budget_renders(tmp_path):
     row = next(r for r in every[1:] if r[0] == "full CSVR > f_i without the video branch")
     assert row[2].startswith("+33.3 [") and row[3].startswith("+33.3 [")  # long, xlong
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "Headline (each claim at the longest budget that measures it): full CSVR > f_i without the video " in md
+    assert ("Headline (each claim at the longest budget that measures it with the most seeds; a longer one with "
+            "fewer seeds as 'so far'): full CSVR > f_i without the video ") in md
     assert "Per method: f_i AdaIN (CSVR without video), long -> xlong (2 seeds): stopped: kNN top-1 +0.0 [" in md
     assert " | f_i full CSVR, long -> xlong (2 seeds): stopped: kNN top-1 +0.0 [" in md
     figs = {im["alt"]: _axes(im["src"]) for im in sec["images"] if "against the budget" in im["alt"]}

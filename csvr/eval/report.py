@@ -46,7 +46,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -572,6 +572,15 @@ def _study_row_label(r: dict) -> str:
     return str(r.get("name") or r.get("slug") or "?")
 
 
+def _study_words(make: Callable[[dict], list[str]], doc: dict) -> list[str]:
+    """``make(doc)`` (the headline's or the growth's lines), or none where a hand-edited or older
+    study.json lacks what they read: the rest of the section still renders."""
+    try:
+        return make(doc)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return []
+
+
 def _study_section(doc: dict, path: Path) -> _Section:
     """The replication study (:mod:`csvr.eval.study`; benchmarks/study.py runs it): every row's
     measures with their 95 % CIs, the frozen measures' random-init controls and gains, one chart
@@ -672,12 +681,10 @@ def _study_section(doc: dict, path: Path) -> _Section:
         sec.tables.append((head, table))
         sec.text.append("Claims at every budget: finetune top-1 with all labels (with 10 % at the short budget, which "
                         "finetunes with 10 % only), paired by seed and test video.")
-        try:
-            lines = headline_lines(doc)
-        except (AttributeError, KeyError, TypeError, ValueError):
-            lines = []
+        lines = _study_words(headline_lines, doc)
         if lines:
-            sec.text.append("Headline (each claim at the longest budget that measures it): " + " | ".join(lines))
+            sec.text.append("Headline (each claim at the longest budget that measures it with the most seeds; a "
+                            "longer one with fewer seeds as 'so far'): " + " | ".join(lines))
     if claims:
         table = []
         for c in claims:
@@ -721,10 +728,7 @@ def _study_section(doc: dict, path: Path) -> _Section:
                            [[str(g.get("row", "?"))] + [grew_late(g, m) for m in late_ms] for g in late]))
         sec.text.append("Where the gains stop growing: each gain from the long to the xlong budget (4x the "
                         "wall-clock), paired by seed and test video; stopped: the change's CI contains 0.")
-        try:
-            words = growth_lines(doc)
-        except (AttributeError, KeyError, TypeError, ValueError):
-            words = []
+        words = _study_words(growth_lines, doc)
         if words:
             sec.text.append("Per method: " + " | ".join(words))
     curves = [g for g in grown if isinstance(g.get("curve"), dict) and g["curve"]]
